@@ -1,0 +1,41 @@
+"""Exact TPP amounts stored as integer micro-TPP.
+
+SQLite has no exact decimal type (its NUMERIC is a float), so every amount is stored as a 64-bit
+integer count of millionths of a TPP. The largest cap in the rule (5,064,000,000 TPP) is 5e15
+micro-TPP, far inside int64. An amount finer than a millionth is refused, never rounded.
+
+>>> to_micro(Decimal("1979.5"))
+1979500000
+>>> from_micro(1979500000)
+Decimal('1979.5')
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from aiexport.errors import InputError
+
+SCALE = 1_000_000
+_QUANTUM = Decimal(1) / SCALE
+
+
+def to_micro(amount: Decimal | int | str) -> int:
+    """Convert a TPP amount to integer micro-TPP, refusing anything that would need rounding."""
+    value = Decimal(amount)
+    if not value.is_finite():
+        raise InputError(f"TPP amount {amount!r} is not a finite number; give a decimal number")
+    scaled = value * SCALE
+    if scaled != scaled.to_integral_value():
+        raise InputError(
+            f"TPP amount {value} is finer than {_QUANTUM} TPP; round it to 6 decimal places"
+        )
+    return int(scaled)
+
+
+def from_micro(micro: int) -> Decimal:
+    """Convert integer micro-TPP back to an exact `Decimal` in TPP, without trailing zeros."""
+    value = Decimal(micro) / SCALE
+    if value == value.to_integral_value():
+        return value.quantize(Decimal(1))
+    return value.normalize()

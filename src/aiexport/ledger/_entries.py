@@ -1,0 +1,189 @@
+"""Ledger entries: the only facts the ledger stores, and what each kind does to a balance.
+
+Entries are never updated or deleted. A balance is a pure function of an account's entries:
+
+    used = committed + reserved
+    reserve     reserved  += a      a hold, counted at once, that lapses at `expires_at`
+    commit      committed += a      with `ref_seq`, turns that hold into a commitment: reserved -= a
+    release     reserved  -= a      ends a hold (`ref_seq`), by request or on expiry
+    void        committed -= a      reverses a commitment (`ref_seq`)
+    attrition   committed -= a      chips lost, damaged, failed, relocated or resold stop counting
+    adjustment  committed += a      a signed correction by an operator, with its reason as citation
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from aiexport.ledger._amounts import from_micro
+
+EntryKind = Literal["reserve", "commit", "release", "void", "attrition", "adjustment"]
+KINDS: tuple[str, ...] = ("reserve", "commit", "release", "void", "attrition", "adjustment")
+GENESIS = "0" * 64
+
+
+def deltas(kind: str, amount: int, ref_seq: int | None) -> tuple[int, int]:
+    """What an entry adds to (committed, reserved), in micro-TPP."""
+    if kind == "reserve":
+        return 0, amount
+    if kind == "commit":
+        return amount, (-amount if ref_seq is not None else 0)
+    if kind == "release":
+        return 0, -amount
+    if kind in ("void", "attrition"):
+        return -amount, 0
+    if kind == "adjustment":
+        return amount, 0
+    raise ValueError(f"unknown entry kind {kind!r}")
+
+
+_FIELDS = (
+    "seq",
+    "txn",
+    "kind",
+    "account",
+    "amount",
+    "order_id",
+    "actor",
+    "citation",
+    "created_at",
+    "expires_at",
+    "ref_seq",
+    "idem_key",
+)
+
+
+def entry_hash(row: dict[str, Any] | Any, prev_hash: str) -> str:
+    """SHA-256 over the previous hash and every field of the entry, its position included.
+
+    Including `seq` makes a moved entry fail to verify; including `prev_hash` makes an edit break
+    every later link. `None` and the empty string hash differently.
+    """
+    get = row.get if isinstance(row, dict) else row._mapping.get
+    h = hashlib.sha256(prev_hash.encode())
+    for name in _FIELDS:
+        value = get(name)
+        h.update(b"\x1e" if value is None else b"\x1f" + str(value).encode())
+    return h.hexdigest()
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def iso(moment: dt.datetime) -> str:
+    """A fixed-width UTC timestamp that sorts as text the same way it sorts as time."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One recorded entry, as read back from the ledger."""
+
+    seq: int
+    txn: str
+    kind: str
+    account: str
+    amount: Decimal
+    order_id: str | None
+    actor: str
+    citation: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    ref_seq: int | None
+    idem_key: str
+    prev_hash: str
+    hash: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> Entry:
+        m = row._mapping
+        return cls(
+            seq=m["seq"],
+            txn=m["txn"],
+            kind=m["kind"],
+            account=m["account"],
+            amount=from_micro(m["amount"]),
+            order_id=m["order_id"],
+            actor=m["actor"],
+            citation=m["citation"],
+            created_at=parse_iso(m["created_at"]),
+            expires_at=parse_iso(m["expires_at"]) if m["expires_at"] else None,
+            ref_seq=m["ref_seq"],
+            idem_key=m["idem_key"],
+            prev_hash=m["prev_hash"],
+            hash=m["hash"],
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "txn": self.txn,
+            "kind": self.kind,
+            "account": self.account,
+            "amount": str(self.amount),
+            "order_id": self.order_id,
+            "actor": self.actor,
+            "citation": self.citation,
+            "created_at": iso(self.created_at),
+            "expires_at": iso(self.expires_at) if self.expires_at else None,
+            "ref_seq": self.ref_seq,
+            "idem_key": self.idem_key,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """An account's state: what is committed, what is held, and the last limit a draw carried."""
+
+    account: str
+    committed: Decimal
+    reserved: Decimal
+    limit: Decimal | None
+    citation: str | None
+
+    @property
+    def used(self) -> Decimal:
+        return self.committed + self.reserved
+
+    @property
+    def remaining(self) -> Decimal | None:
+        return None if self.limit is None else max(self.limit - self.used, Decimal(0))
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "account": self.account,
+            "committed_tpp": str(self.committed),
+            "reserved_tpp": str(self.reserved),
+            "used_tpp": str(self.used),
+            "limit_tpp": None if self.limit is None else str(self.limit),
+            "remaining_tpp": None if self.remaining is None else str(self.remaining),
+            "citation": self.citation,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a write returns, and what a replay of the same idempotency key returns again."""
+
+    key: str
+    txn: str
+    seqs: tuple[int, ...]
+    created_at: dt.datetime
+    replayed: bool = False
+
+
+def fingerprint(parts: Any) -> str:
+    """A stable digest of a request, to tell a true replay from a reused key."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()

@@ -1,0 +1,476 @@
+"""The quota ledger: append-only, hash-chained entries on SQLite or PostgreSQL.
+
+Invariants (each enforced here and checked by `verify`):
+
+1. Entries are only ever inserted. Corrections are new entries (release, void, attrition,
+   adjustment) that point at what they correct.
+2. Every balance, hold and the chain head are a pure function of the entries.
+3. After every transaction, every account a draw touched is within the limit (and share) that
+   draw carried; a transaction that would break one records nothing.
+4. An idempotency key is used once: a replay returns the original receipt and writes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from aiexport.errors import Conflict, InputError, NotFound
+from aiexport.ledger import _registry as reg
+from aiexport.ledger import _tables as t
+from aiexport.ledger._amounts import from_micro, to_micro
+from aiexport.ledger._db import Database, default_db_url
+from aiexport.ledger._entries import Balance, Entry, Receipt, fingerprint, iso, now_utc, parse_iso
+from aiexport.ledger._migrations import migrate
+from aiexport.ledger._views import live_used_micro
+from aiexport.ledger._writer import Writer
+from aiexport.rules.determination import Draw
+from aiexport.rules.quota import LicenseInfo, VeuInfo
+
+DEFAULT_HOLD = dt.timedelta(minutes=15)
+_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class DrawRequest:
+    """One order's draws, under its own idempotency key, for `Ledger.record_batch`."""
+
+    key: str
+    draws: tuple[Draw, ...]
+    order_id: str | None = None
+
+
+def _draws_fp(kind: str, draws: Sequence[Draw], order_id: str | None) -> str:
+    return fingerprint(
+        (kind, order_id, [(d.account, to_micro(d.amount), d.limit, d.max_share) for d in draws])
+    )
+
+
+def _receipt(row: Any, replayed: bool) -> Receipt:
+    seqs = () if row.first_seq is None else tuple(range(row.first_seq, row.last_seq + 1))
+    return Receipt(row.key, row.txn, seqs, parse_iso(row.created_at), replayed)
+
+
+class Ledger:
+    """A quota ledger on one database. Also a `QuotaView` for the decision engine."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.db = Database(url or default_db_url())
+        migrate(self.db)
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- QuotaView -----------------------------------------------------------------------------
+
+    def used(self, account: str) -> Decimal:
+        """TPP drawn from `account`: committed plus live (unexpired) holds."""
+        with self.db.read() as conn:
+            return from_micro(live_used_micro(conn, account, iso(now_utc())))
+
+    def license(self, license_id: str) -> LicenseInfo | None:
+        with self.db.read() as conn:
+            return reg.get_license(conn, license_id)
+
+    def veu(self, veu_id: str) -> VeuInfo | None:
+        with self.db.read() as conn:
+            return reg.get_veu(conn, veu_id)
+
+    def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
+        with self.db.read() as conn:
+            return reg.veus_for(conn, consignee)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def balance(self, account: str) -> Balance:
+        """The state of one account; `NotFound` if nothing was ever drawn on it."""
+        found = self.balances(account=account)
+        if not found:
+            raise NotFound(f"no entries for account {account!r}; see `aiexport ledger balance`")
+        return found[0]
+
+    def balances(self, *, prefix: str | None = None, account: str | None = None) -> list[Balance]:
+        b = t.balances.c
+        q = select(t.balances).order_by(b.account)
+        if account is not None:
+            q = q.where(b.account == account)
+        elif prefix:
+            q = q.where(b.account.startswith(prefix, autoescape=True))
+        with self.db.read() as conn:
+            return [
+                Balance(
+                    r.account,
+                    from_micro(r.committed),
+                    from_micro(r.reserved),
+                    None if r.limit_micro is None else from_micro(r.limit_micro),
+                    r.citation,
+                )
+                for r in conn.execute(q)
+            ]
+
+    def history(self, account: str) -> list[Entry]:
+        e = t.entries.c
+        with self.db.read() as conn:
+            rows = conn.execute(select(t.entries).where(e.account == account).order_by(e.seq))
+            return [Entry.from_row(r) for r in rows]
+
+    def entries(self, batch: int = 10_000) -> Iterator[Entry]:
+        """Every entry in chain order, read in pages."""
+        for row in self.iter_rows(batch):
+            yield Entry.from_row(row)
+
+    def iter_rows(self, batch: int = 10_000) -> Iterator[Any]:
+        e = t.entries.c
+        last = 0
+        while True:
+            with self.db.read() as conn:
+                q = select(t.entries).where(e.seq > last).order_by(e.seq).limit(batch)
+                rows = conn.execute(q).all()
+            if not rows:
+                return
+            yield from rows
+            last = rows[-1].seq
+
+    def head(self) -> tuple[int, str]:
+        """The chain head: the last entry's position and hash. Publish it to anchor the chain."""
+        with self.db.read() as conn:
+            row = conn.execute(select(t.chain_head.c.seq, t.chain_head.c.hash)).one()
+            return int(row.seq), str(row.hash)
+
+    def licenses(self) -> list[LicenseInfo]:
+        with self.db.read() as conn:
+            return reg.list_licenses(conn)
+
+    def veus(self) -> list[VeuInfo]:
+        with self.db.read() as conn:
+            return reg.list_veus(conn)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def transact(
+        self,
+        key: str,
+        fp: str,
+        body: Callable[[Writer], Sequence[int]],
+        *,
+        now: dt.datetime | None = None,
+    ) -> Receipt:
+        """Run `body` in one locked transaction under idempotency `key`: every write's core."""
+        if not key:
+            raise InputError("an idempotency key is required for every ledger write")
+
+        def work(conn: Connection) -> Receipt:
+            w = Writer(conn, now or now_utc())
+            prior = w.find_request(key)
+            if prior is not None:
+                if prior.fingerprint != fp:
+                    raise Conflict(
+                        f"idempotency key {key!r} was already used for a different request; "
+                        "use a new key for a new request"
+                    )
+                return _receipt(prior, True)
+            w.sweep_expired()
+            start = w.seq + 1
+            seqs = list(body(w))
+            w.record_request(key, fp, seqs, start)
+            w.flush()
+            return Receipt(key, w.txn, tuple(seqs), w.now)
+
+        return self.db.write(work)
+
+    def reserve(
+        self,
+        draws: Sequence[Draw],
+        *,
+        key: str,
+        actor: str,
+        order_id: str | None = None,
+        hold: dt.timedelta = DEFAULT_HOLD,
+        now: dt.datetime | None = None,
+    ) -> Receipt:
+        """Hold TPP on every account in `draws` at once, until `commit_reservation` or expiry."""
+        if hold <= dt.timedelta(0):
+            raise InputError("a reservation needs a positive hold period")
+        when = now or now_utc()
+        expires = iso(when + hold)
+
+        def body(w: Writer) -> list[int]:
+            return w.apply_draws(
+                "reserve", draws, key=key, actor=actor, order_id=order_id, expires_at=expires
+            )
+
+        return self.transact(key, _draws_fp("reserve", draws, order_id), body, now=when)
+
+    def commit(
+        self,
+        draws: Sequence[Draw],
+        *,
+        key: str,
+        actor: str,
+        order_id: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> Receipt:
+        """Draw on every account in `draws` at once, with no hold first."""
+
+        def body(w: Writer) -> list[int]:
+            return w.apply_draws("commit", draws, key=key, actor=actor, order_id=order_id)
+
+        return self.transact(key, _draws_fp("commit", draws, order_id), body, now=now)
+
+    def commit_reservation(
+        self, reservation: str, *, key: str, actor: str, now: dt.datetime | None = None
+    ) -> Receipt:
+        """Turn the live holds of the reservation made under key `reservation` into commitments."""
+        return self._settle(reservation, "commit", key=key, actor=actor, now=now)
+
+    def release(
+        self, reservation: str, *, key: str, actor: str, now: dt.datetime | None = None
+    ) -> Receipt:
+        """End the live holds of the reservation made under key `reservation`."""
+        return self._settle(reservation, "release", key=key, actor=actor, now=now)
+
+    def _settle(
+        self, reservation: str, kind: str, *, key: str, actor: str, now: dt.datetime | None
+    ) -> Receipt:
+        def body(w: Writer) -> list[int]:
+            req = w.find_request(reservation)
+            if req is None:
+                raise NotFound(f"no reservation under key {reservation!r}")
+            h = t.holds.c
+            rows = w.conn.execute(select(t.holds).where(h.txn == req.txn).order_by(h.seq)).all()
+            if not rows:
+                raise Conflict(
+                    f"reservation {reservation!r} has no live holds: it expired, or was already "
+                    "committed or released; reserve again"
+                )
+            seqs = []
+            for i, r in enumerate(rows):
+                src = w.conn.execute(
+                    select(t.entries.c.citation, t.entries.c.order_id).where(
+                        t.entries.c.seq == r.seq
+                    )
+                ).one()
+                seqs.append(
+                    w.append(
+                        kind,
+                        r.account,
+                        r.amount,
+                        actor=actor,
+                        citation=src.citation,
+                        key=f"{key}#{i}",
+                        order_id=src.order_id,
+                        ref_seq=r.seq,
+                    )
+                )
+                w.close_hold(r.seq)
+            return seqs
+
+        return self.transact(key, fingerprint((kind, reservation)), body, now=now)
+
+    def void(
+        self, commitment: str, *, key: str, actor: str, reason: str, now: dt.datetime | None = None
+    ) -> Receipt:
+        """Reverse every commitment recorded under key `commitment`."""
+
+        def body(w: Writer) -> list[int]:
+            req = w.find_request(commitment)
+            if req is None or req.first_seq is None:
+                raise NotFound(f"no commitment under key {commitment!r}")
+            e = t.entries.c
+            rows = w.conn.execute(
+                select(t.entries)
+                .where(e.seq.between(req.first_seq, req.last_seq), e.kind == "commit")
+                .order_by(e.seq)
+            ).all()
+            done = set(
+                w.conn.scalars(
+                    select(e.ref_seq).where(e.kind == "void", e.ref_seq.in_([r.seq for r in rows]))
+                )
+            )
+            if not rows or done:
+                raise Conflict(f"{commitment!r} has no commitments left to void")
+            return [
+                w.append(
+                    "void",
+                    r.account,
+                    r.amount,
+                    actor=actor,
+                    citation=reason,
+                    key=f"{key}#{i}",
+                    order_id=r.order_id,
+                    ref_seq=r.seq,
+                )
+                for i, r in enumerate(rows)
+            ]
+
+        return self.transact(key, fingerprint(("void", commitment, reason)), body, now=now)
+
+    def attrition(
+        self,
+        account: str,
+        amount: Decimal,
+        *,
+        key: str,
+        actor: str,
+        citation: str,
+        order_id: str | None = None,
+        now: dt.datetime | None = None,
+    ) -> Receipt:
+        """Stop counting `amount` TPP of chips lost, damaged, failed, relocated or resold."""
+        micro = to_micro(amount)
+        if micro <= 0:
+            raise InputError("attrition must be a positive amount of TPP")
+
+        def body(w: Writer) -> list[int]:
+            w.load([account])
+            c = int(w.bal[account][0])
+            if micro > c:
+                raise Conflict(
+                    f"attrition of {amount} TPP exceeds the {from_micro(c)} TPP committed on "
+                    f"{account}"
+                )
+            return [
+                w.append(
+                    "attrition",
+                    account,
+                    micro,
+                    actor=actor,
+                    citation=citation,
+                    key=f"{key}#0",
+                    order_id=order_id,
+                )
+            ]
+
+        fp = fingerprint(("attrition", account, micro, citation, order_id))
+        return self.transact(key, fp, body, now=now)
+
+    def adjust(
+        self,
+        account: str,
+        amount: Decimal,
+        *,
+        key: str,
+        actor: str,
+        citation: str,
+        now: dt.datetime | None = None,
+    ) -> Receipt:
+        """Record a signed correction by an operator; `citation` says why."""
+        micro = to_micro(amount)
+        if micro == 0:
+            raise InputError("an adjustment of zero changes nothing; give a non-zero amount")
+
+        def body(w: Writer) -> list[int]:
+            return [
+                w.append(
+                    "adjustment", account, micro, actor=actor, citation=citation, key=f"{key}#0"
+                )
+            ]
+
+        return self.transact(key, fingerprint(("adjustment", account, micro, citation)), body)
+
+    def record_batch(
+        self,
+        requests: Sequence[DrawRequest],
+        *,
+        actor: str,
+        kind: str = "commit",
+        now: dt.datetime | None = None,
+    ) -> list[Receipt]:
+        """Record many orders' draws in ONE transaction: all of them, or none.
+
+        Each request keeps its own idempotency key: requests already recorded are returned as
+        replays and not written again. Caps are checked after each request, in order.
+        """
+        if kind not in ("commit", "reserve"):
+            raise InputError("a batch records commitments or reservations")
+
+        def work(conn: Connection) -> list[Receipt]:
+            w = Writer(conn, now or now_utc())
+            keys = [r.key for r in requests]
+            prior: dict[str, Any] = {}
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                for row in conn.execute(select(t.requests).where(t.requests.c.key.in_(chunk))):
+                    prior[row.key] = row
+            w.sweep_expired()
+            accounts = {d.account for r in requests for d in r.draws}
+            accounts |= {d.share_of for r in requests for d in r.draws if d.share_of}
+            ordered = sorted(accounts)
+            for i in range(0, len(ordered), _CHUNK):
+                w.load(ordered[i : i + _CHUNK])
+            expires = iso(w.now + DEFAULT_HOLD) if kind == "reserve" else None
+            out: list[Receipt] = []
+            for r in requests:
+                fp = _draws_fp(kind, r.draws, r.order_id)
+                if r.key in prior:
+                    if prior[r.key].fingerprint != fp:
+                        raise Conflict(f"idempotency key {r.key!r} was used for another request")
+                    out.append(_receipt(prior[r.key], True))
+                    continue
+                start = w.seq + 1
+                seqs = w.apply_draws(
+                    kind, r.draws, key=r.key, actor=actor, order_id=r.order_id, expires_at=expires
+                )
+                w.record_request(r.key, fp, seqs, start)
+                out.append(Receipt(r.key, w.txn, tuple(seqs), w.now))
+            w.flush()
+            return out
+
+        return self.db.write(work)
+
+    # -- registries ----------------------------------------------------------------------------
+
+    def add_license(
+        self,
+        info: LicenseInfo,
+        *,
+        actor: str,
+        allocation_limit: Decimal | None,
+        citation: str,
+        now: dt.datetime | None = None,
+    ) -> Receipt:
+        """Register a granted license and count its TPP against `allocation/<destination>`.
+
+        `allocation_limit` is the destination's allocation in force (from the rule set), or None
+        where no allocation applies. Registering the same license again changes nothing.
+        """
+        row = reg.license_row(info)
+        draw = Draw(f"allocation/{row['destination']}", info.tpp, allocation_limit, citation)
+        key = f"license:{info.license_id}"
+
+        def body(w: Writer) -> list[int]:
+            seqs = w.apply_draws(
+                "commit", [draw], key=key, actor=actor, order_id=f"license:{info.license_id}"
+            )
+            extra = {"actor": actor, "created_at": w.created_at, "entry_seq": seqs[0]}
+            reg.insert_once(w.conn, t.licenses, "license_id", row, extra)
+            return seqs
+
+        return self.transact(key, fingerprint(("license", sorted(row.items()))), body, now=now)
+
+    def add_veu(self, info: VeuInfo, *, actor: str, now: dt.datetime | None = None) -> bool:
+        """Register a Data Center VEU; return False when the same record was already there."""
+        row = reg.veu_row(info)
+        created = iso(now or now_utc())
+
+        def work(conn: Connection) -> bool:
+            return reg.insert_once(
+                conn, t.veus, "veu_id", row, {"actor": actor, "created_at": created}
+            )
+
+        return self.db.write(work)

@@ -1,0 +1,104 @@
+"""`QuotaView`s over the ledger: live, inside a write transaction, and as of an earlier entry.
+
+The decision engine only reads through `QuotaView`; these adapters let it decide against the
+ledger's committed state (`Ledger` itself), against the state inside a transaction that holds
+the write lock (`TxnView`, used by `commit_screen`), or against the state just before an earlier
+transaction (`AsOfView`, used to reproduce a replayed run's decisions exactly).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import Connection, func, select
+
+from aiexport.ledger import _registry as reg
+from aiexport.ledger import _tables as t
+from aiexport.ledger._amounts import from_micro, to_micro
+from aiexport.ledger._entries import deltas
+from aiexport.ledger._writer import Writer
+from aiexport.rules.determination import Draw
+from aiexport.rules.quota import LicenseInfo, VeuInfo
+
+
+class _Overlay:
+    """Draws the caller has decided but not yet recorded, added on top of a base view.
+
+    A screen run decides orders one after another; each decision must see the draws of the
+    orders before it in the same file. `apply` is the same method `MemoryQuota` has.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[str, int] = defaultdict(int)
+
+    def apply(self, draws: Iterable[Draw]) -> None:
+        for d in draws:
+            self.pending[d.account] += to_micro(d.amount)
+
+
+class TxnView(_Overlay):
+    """The ledger as seen inside a locked write transaction, plus the caller's pending draws."""
+
+    def __init__(self, writer: Writer) -> None:
+        super().__init__()
+        self._w = writer
+
+    def used(self, account: str) -> Decimal:
+        return from_micro(self._w.used_micro(account) + self.pending.get(account, 0))
+
+    def license(self, license_id: str) -> LicenseInfo | None:
+        return reg.get_license(self._w.conn, license_id)
+
+    def veu(self, veu_id: str) -> VeuInfo | None:
+        return reg.get_veu(self._w.conn, veu_id)
+
+    def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
+        return reg.veus_for(self._w.conn, consignee)
+
+
+class AsOfView(_Overlay):
+    """The ledger as it stood just before entry `before_seq` was appended."""
+
+    def __init__(self, conn: Connection, before_seq: int) -> None:
+        super().__init__()
+        self._conn = conn
+        self._before = before_seq
+        self._cache: dict[str, int] = {}
+
+    def used(self, account: str) -> Decimal:
+        if account not in self._cache:
+            e = t.entries.c
+            q = select(e.kind, e.amount, e.ref_seq).where(
+                e.account == account, e.seq < self._before
+            )
+            total = 0
+            for row in self._conn.execute(q):
+                dc, dr = deltas(row.kind, row.amount, row.ref_seq)
+                total += dc + dr
+            self._cache[account] = total
+        return from_micro(self._cache[account] + self.pending.get(account, 0))
+
+    def license(self, license_id: str) -> LicenseInfo | None:
+        return reg.get_license(self._conn, license_id)
+
+    def veu(self, veu_id: str) -> VeuInfo | None:
+        return reg.get_veu(self._conn, veu_id)
+
+    def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
+        return reg.veus_for(self._conn, consignee)
+
+
+def live_used_micro(conn: Connection, account: str, now: str) -> int:
+    """Committed plus held, leaving out holds already past their expiry but not yet swept."""
+    b, h = t.balances.c, t.holds.c
+    row = conn.execute(select(b.committed, b.reserved).where(b.account == account)).first()
+    if row is None:
+        return 0
+    lapsed = conn.scalar(
+        select(func.coalesce(func.sum(h.amount), 0)).where(
+            h.account == account, h.expires_at <= now
+        )
+    )
+    return int(row.committed) + int(row.reserved) - int(lapsed or 0)
