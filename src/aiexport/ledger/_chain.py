@@ -61,6 +61,12 @@ def _find_seq_by_hash(ledger: Any, digest: str) -> int | None:
     return None if found is None else int(found)
 
 
+def _hash_at(ledger: Any, seq: int) -> str | None:
+    with ledger.db.read() as conn:
+        found = conn.scalar(select(t.entries.c.hash).where(t.entries.c.seq == seq))
+    return None if found is None else str(found)
+
+
 def _referenced(ledger: Any, digest: str) -> bool:
     with ledger.db.read() as conn:
         q = select(t.entries.c.seq).where(t.entries.c.prev_hash == digest).limit(1)
@@ -76,13 +82,17 @@ def _classify(ledger: Any, row: Any, expected_seq: int, expected_prev: str) -> P
         return Problem("deleted", expected_seq, f"entry #{missing} was deleted")
     linked_to = _find_seq_by_hash(ledger, row.prev_hash)
     if not self_ok:
-        if (
-            linked_to is not None
-            and _rehash(row, linked_to + 1) == row.hash
-            and seq != linked_to + 1
-        ):
+        moved_from = None if linked_to is None else linked_to + 1
+        if moved_from is not None and moved_from != seq and _rehash(row, moved_from) == row.hash:
+            occupant = _hash_at(ledger, moved_from)
+            if occupant is not None and not _referenced(ledger, occupant):
+                return Problem(
+                    "inserted",
+                    moved_from,
+                    f"entry #{moved_from} was inserted: entry #{seq} was written as #{moved_from}",
+                )
             return Problem(
-                "reordered", seq, f"entry #{seq} was moved: it was written as #{linked_to + 1}"
+                "reordered", seq, f"entry #{seq} was moved: it was written as #{moved_from}"
             )
         if _referenced(ledger, row.hash):
             return Problem("edited", seq, f"entry #{seq} was edited after it was recorded")

@@ -1,0 +1,67 @@
+"""One ledger test suite, every backend: each test taking `url` runs on SQLite and PostgreSQL.
+
+PostgreSQL runs when `AIEXPORT_TEST_PG_URL` is set (`scripts/start-postgres.sh` prints one) and is
+marked `postgres`, so `-m "not postgres"` picks SQLite only. Each PostgreSQL test starts from
+empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from aiexport.ledger import Ledger
+from aiexport.ledger import _tables as tables
+from aiexport.rules.determination import Draw
+
+PG_URL = os.environ.get("AIEXPORT_TEST_PG_URL")
+
+
+def _reset_pg(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        tables.metadata.drop_all(conn)
+    engine.dispose()
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "postgres",
+            marks=[
+                pytest.mark.postgres,
+                pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+            ],
+        ),
+    ]
+)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A URL of an empty ledger database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    assert PG_URL
+    _reset_pg(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def ledger(url: str) -> Iterator[Ledger]:
+    with Ledger(url) as lg:
+        yield lg
+
+
+def draw(account: str, amount: int | str, limit: int | str | None = None, **kw: object) -> Draw:
+    """A draw with a citation, for brevity in tests."""
+    return Draw(
+        account,
+        Decimal(amount),
+        None if limit is None else Decimal(limit),
+        "test § 740.29",
+        **kw,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,161 @@
+"""Entries, balances, holds, caps and idempotency, on every backend."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from aiexport.errors import Conflict, InputError, NotFound, QuotaExceeded
+from aiexport.ledger import Ledger, verify
+from aiexport.rules.quota import QuotaView
+
+from .conftest import draw
+
+T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def test_ledger_is_a_quota_view(ledger: Ledger) -> None:
+    assert isinstance(ledger, QuotaView)
+    assert ledger.used("lpp/nobody/2025") == 0
+
+
+def test_commit_draws_every_account_at_once(ledger: Ledger) -> None:
+    r = ledger.commit(
+        [draw("lpp/acme/2025", "1000.25", 26_000_000), draw("aia/acme", "1000.25")],
+        key="o1",
+        actor="alice",
+        order_id="o1",
+    )
+    assert r.seqs == (1, 2) and not r.replayed
+    assert ledger.used("lpp/acme/2025") == Decimal("1000.25")
+    assert ledger.used("aia/acme") == Decimal("1000.25")
+    b = ledger.balance("lpp/acme/2025")
+    assert b.limit == 26_000_000 and b.remaining == Decimal("25998999.75")
+    [e] = ledger.history("aia/acme")
+    assert (e.kind, e.order_id, e.actor, e.amount) == ("commit", "o1", "alice", Decimal("1000.25"))
+    assert verify(ledger).ok
+
+
+def test_a_draw_over_any_cap_records_nothing(ledger: Ledger) -> None:
+    ledger.commit([draw("a", 60, 100)], key="k1", actor="t")
+    with pytest.raises(QuotaExceeded, match="40 TPP left"):
+        ledger.commit([draw("b", 10, 100), draw("a", 41, 100)], key="k2", actor="t")
+    assert ledger.used("b") == 0 and ledger.used("a") == 60
+    assert ledger.head()[0] == 1
+    ledger.commit([draw("b", 10, 100), draw("a", 40, 100)], key="k2", actor="t")
+    assert ledger.used("a") == 100
+
+
+def test_share_caps_are_checked_after_the_whole_draw(ledger: Ledger) -> None:
+    def order(n: int, key: str) -> None:
+        ledger.commit(
+            [
+                draw("uveu/v1/total", n),
+                draw(
+                    "uveu/v1/outside-tier1",
+                    n,
+                    max_share=Decimal("0.25"),
+                    share_of="uveu/v1/total",
+                ),
+            ],
+            key=key,
+            actor="t",
+        )
+
+    ledger.commit([draw("uveu/v1/total", 300)], key="tier1", actor="t")
+    order(100, "a")  # 100 of 400 = 25 %
+    with pytest.raises(QuotaExceeded, match="25"):
+        order(1, "b")
+    assert ledger.used("uveu/v1/outside-tier1") == 100
+
+
+def test_replay_returns_the_original_receipt_and_writes_nothing(ledger: Ledger) -> None:
+    first = ledger.reserve([draw("a", 5, 10)], key="same", actor="t")
+    again = ledger.reserve([draw("a", 5, 10)], key="same", actor="t")
+    assert again.replayed and again.seqs == first.seqs and again.txn == first.txn
+    assert ledger.used("a") == 5 and ledger.head()[0] == 1
+    with pytest.raises(Conflict, match="different request"):
+        ledger.reserve([draw("a", 6, 10)], key="same", actor="t")
+
+
+def test_reservations_commit_release_and_expire(ledger: Ledger) -> None:
+    hold = dt.timedelta(minutes=10)
+    ledger.reserve([draw("a", 30, 100), draw("b", 30)], key="r1", actor="t", hold=hold, now=T0)
+    ledger.reserve([draw("a", 20, 100)], key="r2", actor="t", hold=hold, now=T0)
+    ledger.reserve([draw("a", 10, 100)], key="r3", actor="t", hold=hold, now=T0)
+    assert ledger.balance("a").reserved == 60
+    ledger.commit_reservation("r1", key="c1", actor="t", now=T0 + dt.timedelta(minutes=1))
+    ledger.release("r2", key="x2", actor="t", now=T0 + dt.timedelta(minutes=2))
+    b = ledger.balance("a")
+    assert (b.committed, b.reserved) == (30, 10)
+    assert ledger.balance("b").committed == 30
+    with pytest.raises(Conflict, match="no live holds"):
+        ledger.commit_reservation("r2", key="c2", actor="t", now=T0 + dt.timedelta(minutes=3))
+    # r3 lapses: the next write sweeps it with a release entry, and nothing else may commit it.
+    later = T0 + dt.timedelta(minutes=11)
+    ledger.commit([draw("a", 70, 100)], key="k", actor="t", now=later)
+    b = ledger.balance("a")
+    assert (b.committed, b.reserved) == (100, 0)
+    kinds = [(e.kind, e.actor) for e in ledger.history("a")]
+    assert ("release", "system:expiry") in kinds
+    with pytest.raises(Conflict):
+        ledger.commit_reservation("r3", key="c3", actor="t", now=later)
+    with pytest.raises(NotFound):
+        ledger.release("nope", key="x9", actor="t")
+    assert verify(ledger).ok
+
+
+def test_used_leaves_out_lapsed_holds_before_any_sweep(ledger: Ledger) -> None:
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    ledger.reserve([draw("a", 7, 10)], key="r", actor="t", hold=dt.timedelta(minutes=1), now=past)
+    assert ledger.balance("a").reserved == 7
+    assert ledger.used("a") == 0
+
+
+def test_void_attrition_and_adjustment_are_new_entries(ledger: Ledger) -> None:
+    ledger.commit([draw("allocation/AE", 500, 1000)], key="lic", actor="t")
+    ledger.attrition("allocation/AE", Decimal(100), key="att", actor="t", citation="lost")
+    assert ledger.used("allocation/AE") == 400
+    with pytest.raises(Conflict):
+        ledger.attrition("allocation/AE", Decimal(401), key="att2", actor="t", citation="x")
+    ledger.adjust("allocation/AE", Decimal(-50), key="adj", actor="t", citation="audit fix")
+    assert ledger.used("allocation/AE") == 350
+    ledger.void("lic", key="v", actor="t", reason="license revoked")
+    assert ledger.used("allocation/AE") == -150
+    with pytest.raises(Conflict):
+        ledger.void("lic", key="v2", actor="t", reason="again")
+    kinds = [e.kind for e in ledger.history("allocation/AE")]
+    assert kinds == ["commit", "attrition", "adjustment", "void"]
+    assert verify(ledger).ok
+
+
+def test_amounts_are_exact_and_never_rounded(ledger: Ledger) -> None:
+    ledger.commit([draw("a", "0.1"), draw("b", "4999.999999")], key="k", actor="t")
+    ledger.commit([draw("a", "0.2")], key="k2", actor="t")
+    assert ledger.used("a") == Decimal("0.3")
+    with pytest.raises(InputError, match="6 decimal places"):
+        ledger.commit([draw("a", "0.0000001")], key="k3", actor="t")
+    with pytest.raises(InputError, match="positive"):
+        ledger.commit([draw("a", 0)], key="k4", actor="t")
+    with pytest.raises(InputError, match="idempotency key"):
+        ledger.commit([draw("a", 1)], key="", actor="t")
+
+
+def test_batch_records_all_or_nothing(ledger: Ledger) -> None:
+    from aiexport.ledger import DrawRequest
+
+    reqs = [DrawRequest(f"b{i}", (draw("a", 10, 100), draw("c", 1)), f"o{i}") for i in range(10)]
+    out = ledger.record_batch(reqs, actor="batch")
+    assert [len(r.seqs) for r in out] == [2] * 10
+    assert ledger.used("a") == 100
+    head = ledger.head()
+    with pytest.raises(QuotaExceeded):
+        ledger.record_batch(
+            [DrawRequest("x", (draw("c", 1),)), DrawRequest("y", (draw("a", 1, 100),))], actor="b"
+        )
+    assert ledger.head() == head and ledger.used("c") == 10
+    again = ledger.record_batch(reqs, actor="batch")
+    assert all(r.replayed for r in again) and [r.seqs for r in again] == [r.seqs for r in out]
+    assert ledger.head() == head
