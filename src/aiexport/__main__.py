@@ -1,0 +1,3 @@
+from aiexport.cli import main
+
+main()
