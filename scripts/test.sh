@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check src tests bench scripts
-.venv/bin/ruff format --check src tests bench scripts
+DIRS=$(for d in src tests bench scripts; do [ -d "$d" ] && echo "$d"; done)
+# shellcheck disable=SC2086
+.venv/bin/ruff check $DIRS
+# shellcheck disable=SC2086
+.venv/bin/ruff format --check $DIRS
 .venv/bin/mypy
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
