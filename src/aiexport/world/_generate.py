@@ -302,7 +302,7 @@ def _background_sampler(book: PartyBook, pl: Planter, nrng: np.random.Generator)
     for ci, c in enumerate(COUNTRIES):
         fwd_start[ci] = len(pl.inter_pool)
         k = 3 if c.hub else 2
-        for _ in range(k):
+        while len(pl.inter_pool) < fwd_start[ci] + k:
             pl.inter(pl.forwarder_name(c.code), c.code)
         fwd_count[ci] = k
     seg_code: dict[str, int] = {s.name: j for j, s in enumerate(SEGMENTS)}

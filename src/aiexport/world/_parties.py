@@ -48,11 +48,36 @@ class Party:
     consignee_id: str = ""
 
 
+_DISAMBIGUATE = (
+    "Global",
+    "Asia",
+    "International",
+    "Advanced",
+    "United",
+    "First",
+    "Smart",
+    "Bright",
+    "New",
+    "Prime",
+    "Grand",
+    "Royal",
+)
+
+
 @dataclass
 class PartyBook:
     parties: list[Party] = field(default_factory=list)
+    _names: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, party: Party) -> int:
+        """Add a party; a registry never holds two companies of one name in one country."""
+        base = party.name
+        k = 0
+        while (party.name.casefold(), party.country) in self._names:
+            word = _DISAMBIGUATE[k % len(_DISAMBIGUATE)]
+            party.name = f"{word} {base}" if k < len(_DISAMBIGUATE) else f"{base} {k}"
+            k += 1
+        self._names.add((party.name.casefold(), party.country))
         self.parties.append(party)
         return len(self.parties) - 1
 

@@ -524,8 +524,9 @@ class Planter:
                 sig.append("SHARED_OFFICER")
             idx = self.add_party(p)
             g.members.append((idx, "consignee", sig))
-            for _ in range(r.randint(0, 2)):
-                on = random_date(r, WORLD_START, lo - dt.timedelta(days=30))
+            early = max(WORLD_START, founded + dt.timedelta(days=14))
+            for _ in range(r.randint(0, 2) if early < lo - dt.timedelta(days=30) else 0):
+                on = random_date(r, early, lo - dt.timedelta(days=30))
                 self.line(
                     g,
                     idx,
