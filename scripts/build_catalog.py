@@ -86,7 +86,11 @@ def main() -> int:
         cid, aliases, dc = IDS[r["chip"]]
         seen.add(r["chip"])
         tops = {}
-        for bits, col in ((16, "fp16_dense_tflops"), (8, "fp8_dense_tflops"), (4, "fp4_dense_tflops")):
+        for bits, col in (
+            (16, "fp16_dense_tflops"),
+            (8, "fp8_dense_tflops"),
+            (4, "fp4_dense_tflops"),
+        ):
             v = _num(r[col])
             if v is not None:
                 tops[bits] = v
@@ -100,7 +104,9 @@ def main() -> int:
         lines.append(f"    vendor: {r['vendor']}")
         if _num(r["year"]):
             lines.append(f"    year: {r['year']}")
-        lines.append("    dense_tops: {" + ", ".join(f"{b}: {v}" for b, v in sorted(tops.items())) + "}")
+        lines.append(
+            "    dense_tops: {" + ", ".join(f"{b}: {v}" for b, v in sorted(tops.items())) + "}"
+        )
         if _num(r["die_area_mm2"]):
             lines.append(f"    die_area_mm2: {r['die_area_mm2']}")
         if _num(r["memory_bw_tbps"]):

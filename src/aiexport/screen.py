@@ -43,7 +43,9 @@ class Summary:
         self.by_status[d.status] += 1
         self.by_authority[d.authority] += 1
         self.by_tier[d.destination_tier] += 1
-        self.tpp_by_tier[d.destination_tier] = self.tpp_by_tier.get(d.destination_tier, Decimal(0)) + d.tpp_total
+        self.tpp_by_tier[d.destination_tier] = (
+            self.tpp_by_tier.get(d.destination_tier, Decimal(0)) + d.tpp_total
+        )
         self.warnings += len(d.warnings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,7 +55,10 @@ class Summary:
             "by_status": dict(sorted(self.by_status.items())),
             "by_authority": dict(sorted(self.by_authority.items())),
             "by_tier": {str(k): v for k, v in sorted(self.by_tier.items())},
-            "tpp_by_tier": {str(k): int(v) if v == v.to_integral_value() else float(v) for k, v in sorted(self.tpp_by_tier.items())},
+            "tpp_by_tier": {
+                str(k): int(v) if v == v.to_integral_value() else float(v)
+                for k, v in sorted(self.tpp_by_tier.items())
+            },
             "warnings": self.warnings,
         }
 

@@ -28,7 +28,18 @@ def test_screen_sample_writes_every_decision(tmp_path: Path) -> None:
 def test_decide_json_prints_contract_record() -> None:
     result = runner.invoke(
         app,
-        ["decide", "--item", "H100-SXM5", "--quantity", "100", "--to", "IN", "--date", "2025-06-01", "--json"],
+        [
+            "decide",
+            "--item",
+            "H100-SXM5",
+            "--quantity",
+            "100",
+            "--to",
+            "IN",
+            "--date",
+            "2025-06-01",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     rec = json.loads(result.stdout)

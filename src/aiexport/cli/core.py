@@ -44,12 +44,20 @@ def sample_orders_path() -> Path:
 
 @app.command()
 def screen(
-    orders: Annotated[Path | None, typer.Argument(help="Orders file: .csv, .parquet or .jsonl (contract §1).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Decisions file: .jsonl, .csv or .parquet.")] = None,
+    orders: Annotated[
+        Path | None, typer.Argument(help="Orders file: .csv, .parquet or .jsonl (contract §1).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Decisions file: .jsonl, .csv or .parquet.")
+    ] = None,
     db: DbOpt = None,
     rules: RulesOpt = DEFAULT_RULE_SET,
-    sample: Annotated[bool, typer.Option("--sample", help="Screen the bundled sample orders.")] = False,
-    summary_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    sample: Annotated[
+        bool, typer.Option("--sample", help="Screen the bundled sample orders.")
+    ] = False,
+    summary_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
 ) -> None:
     """Decide every order of a file, carrying quota state, and write the decisions."""
     if sample:
@@ -66,7 +74,13 @@ def screen(
     if show:
         with _progress() as progress:
             task = progress.add_task("deciding", total=len(parsed))
-            dets = decide_all(parsed, engine, quota, file=str(orders), progress=lambda n: progress.advance(task, n))
+            dets = decide_all(
+                parsed,
+                engine,
+                quota,
+                file=str(orders),
+                progress=lambda n: progress.advance(task, n),
+            )
     else:
         dets = decide_all(parsed, engine, quota, file=str(orders))
     write_records((d.to_record() for d in dets), out)
@@ -105,30 +119,65 @@ def print_summary(summary: Summary, out: Path | None) -> None:
         tiers.add_row(str(tier), f"{summary.by_tier[tier]:,}", f"{tpp:,.0f}", f"{tpp / h100:,.0f}")
     console.print(t, a, tiers)
     if summary.warnings:
-        console.print(f"[yellow]{summary.warnings} warning(s): see the reasons in the decisions file[/]")
+        console.print(
+            f"[yellow]{summary.warnings} warning(s): see the reasons in the decisions file[/]"
+        )
 
 
 @app.command()
 def decide(
-    item: Annotated[str | None, typer.Option(help="Catalog identifier (e.g. H100-SXM5, HGX-H100-8).")] = None,
+    item: Annotated[
+        str | None, typer.Option(help="Catalog identifier (e.g. H100-SXM5, HGX-H100-8).")
+    ] = None,
     quantity: Annotated[int, typer.Option(help="Number of units.")] = 1,
     to: Annotated[str, typer.Option("--to", help="Destination, ISO alpha-2.")] = "",
-    date: Annotated[str | None, typer.Option(help="Export date YYYY-MM-DD (default today).")] = None,
+    date: Annotated[
+        str | None, typer.Option(help="Export date YYYY-MM-DD (default today).")
+    ] = None,
     consignee: Annotated[str, typer.Option(help="Consignee name or id.")] = "Consignee",
-    located: Annotated[str | None, typer.Option("--located", help="Consignee's country if not the destination.")] = None,
-    hq: Annotated[str | None, typer.Option(help="Headquarters (or ultimate parent) country.")] = None,
-    end_use: Annotated[str, typer.Option(help="datacenter, training, inference, development, production, storage, research, resale, unknown.")] = "unknown",
-    authorization: Annotated[str | None, typer.Option(help="LPP, AIA, ACM, ACA, NAC, LICENSE:<id>, UVEU:<id>, NVEU:<id>.")] = None,
-    kind: Annotated[str | None, typer.Option("--kind", help="ic, computer or model_weights.")] = None,
+    located: Annotated[
+        str | None, typer.Option("--located", help="Consignee's country if not the destination.")
+    ] = None,
+    hq: Annotated[
+        str | None, typer.Option(help="Headquarters (or ultimate parent) country.")
+    ] = None,
+    end_use: Annotated[
+        str,
+        typer.Option(
+            help="datacenter, training, inference, development, production, storage, research, resale, unknown."
+        ),
+    ] = "unknown",
+    authorization: Annotated[
+        str | None,
+        typer.Option(help="LPP, AIA, ACM, ACA, NAC, LICENSE:<id>, UVEU:<id>, NVEU:<id>."),
+    ] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="ic, computer or model_weights.")
+    ] = None,
     chips_per_unit: Annotated[int | None, typer.Option(help="ICs per unit.")] = None,
-    tpp: Annotated[float | None, typer.Option("--tpp", help="TPP of one IC (overrides the catalog).")] = None,
-    die_area: Annotated[float | None, typer.Option(help="Applicable die area of one IC, mm².")] = None,
-    datacenter: Annotated[bool | None, typer.Option("--datacenter/--not-datacenter", help="Designed or marketed for datacenters.")] = None,
-    training_ops: Annotated[float | None, typer.Option(help="Training operations (model weights).")] = None,
+    tpp: Annotated[
+        float | None, typer.Option("--tpp", help="TPP of one IC (overrides the catalog).")
+    ] = None,
+    die_area: Annotated[
+        float | None, typer.Option(help="Applicable die area of one IC, mm².")
+    ] = None,
+    datacenter: Annotated[
+        bool | None,
+        typer.Option("--datacenter/--not-datacenter", help="Designed or marketed for datacenters."),
+    ] = None,
+    training_ops: Annotated[
+        float | None, typer.Option(help="Training operations (model weights).")
+    ] = None,
     open_weights: Annotated[bool, typer.Option(help="The weights are published.")] = False,
-    government: Annotated[bool, typer.Option(help="Consignee owned or controlled by a non-U.S. government.")] = False,
-    used_lpp: Annotated[float, typer.Option(help="TPP the consignee already received under LPP this year.")] = 0,
-    used_allocation: Annotated[float, typer.Option(help="TPP already licensed to the destination's allocation.")] = 0,
+    government: Annotated[
+        bool, typer.Option(help="Consignee owned or controlled by a non-U.S. government.")
+    ] = False,
+    used_lpp: Annotated[
+        float, typer.Option(help="TPP the consignee already received under LPP this year.")
+    ] = 0,
+    used_allocation: Annotated[
+        float, typer.Option(help="TPP already licensed to the destination's allocation.")
+    ] = 0,
     db: DbOpt = None,
     rules: RulesOpt = DEFAULT_RULE_SET,
     as_json: Annotated[bool, typer.Option("--json", help="Print the contract §2 record.")] = False,
@@ -171,10 +220,18 @@ def decide(
 
 def explain(det: Determination) -> None:
     """Print a determination as a readable explanation."""
-    colour = {"no_license_required": "green", "license_exception": "cyan", "license_required": "red"}[det.status]
+    colour = {
+        "no_license_required": "green",
+        "license_exception": "cyan",
+        "license_required": "red",
+    }[det.status]
     console.print(
         f"[bold {colour}]{det.status.replace('_', ' ').upper()}[/] — authority [bold]{det.authority}[/]"
-        + (f", review policy [bold]{det.review_policy.replace('_', ' ')}[/]" if det.review_policy else "")
+        + (
+            f", review policy [bold]{det.review_policy.replace('_', ' ')}[/]"
+            if det.review_policy
+            else ""
+        )
     )
     console.print(
         f"{det.eccn} · {det.tpp_total:,} TPP ({det.h100_equivalents:,.1f} H100-eq.) · Tier {det.destination_tier} · rule set {det.rule_set}"
@@ -187,7 +244,10 @@ def explain(det: Determination) -> None:
         console.print("[bold]Obligations:[/] " + ", ".join(det.obligations))
     for q in det.quota:
         limit = "uncapped" if q.limit_tpp is None else f"{q.limit_tpp:,}"
-        console.print(f"[bold]Quota:[/] {q.account}: {q.used_tpp:,} of {limit} TPP" + (" (drawn)" if q.draws else ""))
+        console.print(
+            f"[bold]Quota:[/] {q.account}: {q.used_tpp:,} of {limit} TPP"
+            + (" (drawn)" if q.draws else "")
+        )
 
 
 @app.command("classify")
@@ -195,7 +255,9 @@ def classify_cmd(
     item: Annotated[str | None, typer.Argument(help="Catalog identifier.")] = None,
     date: Annotated[str | None, typer.Option(help="Date YYYY-MM-DD (default today).")] = None,
     rules: RulesOpt = DEFAULT_RULE_SET,
-    list_items: Annotated[bool, typer.Option("--list", help="List every catalog item with its ECCN.")] = False,
+    list_items: Annotated[
+        bool, typer.Option("--list", help="List every catalog item with its ECCN.")
+    ] = False,
 ) -> None:
     """Classify a catalog item: TPP, performance density, ECCN."""
     rule_set = load_rule_set(rules)
@@ -210,7 +272,15 @@ def classify_cmd(
         spec = engine.item_spec(_order_for(entry.item_id, day))
         c = classify(spec, rule_set, day, regime)
         pd = "—" if c.performance_density is None else f"{c.performance_density:.2f}"
-        table.add_row(entry.item_id, entry.kind, f"{c.tpp_per_ic:,}", pd, str(spec.chips_per_unit), "yes" if spec.datacenter else "no", c.eccn)
+        table.add_row(
+            entry.item_id,
+            entry.kind,
+            f"{c.tpp_per_ic:,}",
+            pd,
+            str(spec.chips_per_unit),
+            "yes" if spec.datacenter else "no",
+            c.eccn,
+        )
         if len(ids) == 1:
             console.print(table)
             for r in c.reasons:
@@ -222,20 +292,38 @@ def classify_cmd(
 def _order_for(item_id: str, day: dt.date) -> Any:
     from aiexport.rules.orders import Order
 
-    return Order(order_id="c", order_date=day, exporter="", quantity=1, destination="US", consignee_name="", item=item_id)
+    return Order(
+        order_id="c",
+        order_date=day,
+        exporter="",
+        quantity=1,
+        destination="US",
+        consignee_name="",
+        item=item_id,
+    )
 
 
 @app.command()
 def tiers(
     on: Annotated[str | None, typer.Option("--on", help="Date YYYY-MM-DD (default today).")] = None,
     rules: RulesOpt = DEFAULT_RULE_SET,
-    all_countries: Annotated[bool, typer.Option("--all", help="List Tier 2 countries too.")] = False,
+    all_countries: Annotated[
+        bool, typer.Option("--all", help="List Tier 2 countries too.")
+    ] = False,
 ) -> None:
     """Country tiers and the country groups behind them on a date."""
     rule_set = load_rule_set(rules)
     day = dt.date.fromisoformat(on) if on else dt.date.today()
     countries = Countries(rule_set)
-    table = Table("code", "country", "tier", "groups", "Supp. 5 (b)", "§ 740.2(a)(9)(ii)", title=f"Tiers on {day} ({rule_set.name})")
+    table = Table(
+        "code",
+        "country",
+        "tier",
+        "groups",
+        "Supp. 5 (b)",
+        "§ 740.2(a)(9)(ii)",
+        title=f"Tiers on {day} ({rule_set.name})",
+    )
     for st in countries.table(day):
         if st.tier == 2 and not st.groups and not all_countries:
             continue
@@ -262,9 +350,19 @@ def rules_cmd(
     day = dt.date.fromisoformat(on) if on else dt.date.today()
     rows = rule_set.in_force(day)
     if as_json:
-        print(json.dumps([{"name": p.name, "value": _jsonable(v), "unit": p.unit, "citation": c} for p, v, c in rows], indent=2))
+        print(
+            json.dumps(
+                [
+                    {"name": p.name, "value": _jsonable(v), "unit": p.unit, "citation": c}
+                    for p, v, c in rows
+                ],
+                indent=2,
+            )
+        )
         return
-    table = Table("parameter", "value", "citation", title=f"{rule_set.name} on {day}: {rule_set.description}")
+    table = Table(
+        "parameter", "value", "citation", title=f"{rule_set.name} on {day}: {rule_set.description}"
+    )
     for p, v, c in rows:
         table.add_row(p.name, _show(v), c)
     console.print(table)

@@ -37,7 +37,9 @@ FORMATS = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 def output_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise InputError(f"unknown output type {suffix!r}: give a .jsonl, .csv or .parquet file", file=str(path))
+        raise InputError(
+            f"unknown output type {suffix!r}: give a .jsonl, .csv or .parquet file", file=str(path)
+        )
     return "jsonl" if suffix in (".jsonl", ".ndjson", ".json") else suffix[1:]
 
 
@@ -134,7 +136,14 @@ def _write_parquet(records: Iterable[dict[str, Any]], path: Path) -> int:
         for rec in records:
             q = rec.get("quota")
             row = dict(rec)
-            row["quota"] = None if q is None else {k: q.get(k) for k in ("account", "used_tpp", "limit_tpp", "remaining_tpp", "draws")}
+            row["quota"] = (
+                None
+                if q is None
+                else {
+                    k: q.get(k)
+                    for k in ("account", "used_tpp", "limit_tpp", "remaining_tpp", "draws")
+                }
+            )
             row["quota_accounts"] = None if q is None else json.dumps(q.get("accounts", [q]))
             batch.append(row)
             if len(batch) >= 50_000:

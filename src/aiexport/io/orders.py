@@ -134,7 +134,11 @@ class RowParser:
         if isinstance(v, bool):
             raise self.fail(line, col, f"{v!r} is not a number")
         try:
-            d = Decimal(str(v).strip().replace(",", "")) if not isinstance(v, float) else Decimal(repr(v))
+            d = (
+                Decimal(str(v).strip().replace(",", ""))
+                if not isinstance(v, float)
+                else Decimal(repr(v))
+            )
         except InvalidOperation:
             raise self.fail(line, col, f"{v!r} is not a number") from None
         if not d.is_finite():
@@ -184,7 +188,9 @@ class RowParser:
         if kind is not None:
             kind = kind.lower()
             if kind not in ITEM_KINDS:
-                raise self.fail(line, "item_kind", f"{kind!r} is not one of {', '.join(ITEM_KINDS)}")
+                raise self.fail(
+                    line, "item_kind", f"{kind!r} is not one of {', '.join(ITEM_KINDS)}"
+                )
         if texts["item"] is None and decs["tpp_per_unit"] is None and kind != "model_weights":
             raise self.fail(line, "item", "give `item` (a catalog identifier) or `tpp_per_unit`")
         if kind == "model_weights" and decs["training_ops"] is None:
@@ -270,7 +276,11 @@ def iter_raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise InputError("the file is empty (expected a header row)", file=str(path))
             for row in reader:
                 if None in row:
-                    raise InputError("the row has more cells than the header", file=str(path), line=reader.line_num)
+                    raise InputError(
+                        "the row has more cells than the header",
+                        file=str(path),
+                        line=reader.line_num,
+                    )
                 yield reader.line_num, row
     elif suffix in (".jsonl", ".ndjson", ".json"):
         with path.open(encoding="utf-8") as fh:
