@@ -40,6 +40,7 @@ class CountryStatus:
     tier1: bool
     supp5b: bool
     macau_or_d5: bool
+    b_level_named: bool = False
 
     @property
     def tier(self) -> int:
@@ -52,6 +53,11 @@ class CountryStatus:
         """In D:1, D:4 or D:5 and not also in A:5 or A:6 (§ 740.2(a)(9)(ii), § 742.6(a)(6)(iii)(B))."""
         g = self.groups
         return bool(g & {"d1", "d4", "d5"}) and not (g & {"a5", "a6"})
+
+    @property
+    def b_level_scope(self) -> bool:
+        """Where .b-level items need a license (§ 742.6(a)(6)(iii)(B) and the CCL's named additions)."""
+        return self.restricted_740_2 or self.b_level_named
 
 
 class Countries:
@@ -74,6 +80,7 @@ class Countries:
         macau = governed in self.rules.members("countries.macau", day)
         tier1 = governed in _members_or_empty(self.rules, "countries.tier1", day)
         supp5b = governed in _members_or_empty(self.rules, "countries.supp5b", day)
+        b_named = governed in _members_or_empty(self.rules, "countries.b_level_named", day)
         st = CountryStatus(
             code=code,
             governed_by=governed,
@@ -81,6 +88,7 @@ class Countries:
             tier1=tier1,
             supp5b=supp5b,
             macau_or_d5=macau or "d5" in groups,
+            b_level_named=b_named,
         )
         self._cache[key] = st
         return st

@@ -313,11 +313,13 @@ def _diffusion(ctx: Context, screen: Reason | None) -> Outcome:
         )
     elif cls.level == "a":
         ctx.add("req.a", f"{cls.eccn} items need a license to every destination worldwide.")
-    elif cls.level == "b" and ctx.dest.restricted_740_2:
-        ctx.add(
-            "req.b",
-            f"{cls.eccn} to {order.destination}, in D:1/D:4/D:5 and not A:5/A:6: license required.",
+    elif cls.level == "b" and ctx.dest.b_level_scope:
+        where = (
+            "named in the .b-level CCL entries"
+            if not ctx.dest.restricted_740_2
+            else "in D:1/D:4/D:5 and not A:5/A:6"
         )
+        ctx.add("req.b", f"{cls.eccn} to {order.destination}, {where}: license required.")
     elif cls.level == "b" and ctx.hq.macau_or_d5:
         ctx.add(
             "req.b_hq",
