@@ -1,0 +1,143 @@
+"""Licenses granted by BIS and Data Center VEU authorizations: read (analysts), register (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from aiexport.api import store
+from aiexport.api.auth import Principal
+from aiexport.api.deps import Admin, Analyst, ServicesDep
+from aiexport.api.models import LicenseIn, VeuIn
+from aiexport.api.routers._common import FOUND, WRITE
+from aiexport.api.services import Services
+from aiexport.errors import InputError, NotFound, ParameterNotFound
+from aiexport.ledger import default_valid_until
+from aiexport.rules.quota import LicenseInfo, VeuInfo
+
+router = APIRouter(tags=["registry"])
+
+
+def _license(i: LicenseInfo) -> dict[str, Any]:
+    return {
+        "license_id": i.license_id,
+        "destination": i.destination,
+        "consignee": i.consignee,
+        "tpp": str(i.tpp),
+        "valid_from": i.valid_from.isoformat(),
+        "valid_until": i.valid_until.isoformat(),
+    }
+
+
+def _veu(v: VeuInfo) -> dict[str, Any]:
+    return {
+        "veu_id": v.veu_id,
+        "kind": v.kind,
+        "holder": v.holder,
+        "holder_name": v.holder_name,
+        "hq_country": v.hq_country,
+        "countries": sorted(v.countries),
+        "valid_from": v.valid_from.isoformat(),
+        "valid_until": v.valid_until.isoformat() if v.valid_until else None,
+    }
+
+
+@router.get("/v1/licenses", summary="Registered licenses (analysts)", responses=FOUND)
+def licenses(svc: ServicesDep, who: Analyst) -> dict[str, Any]:
+    return {"licenses": [_license(i) for i in svc.ledger.licenses()]}
+
+
+@router.get(
+    "/v1/licenses/{license_id}", summary="One registered license (analysts)", responses=FOUND
+)
+def license_(
+    license_id: Annotated[str, Path(max_length=200)], svc: ServicesDep, who: Analyst
+) -> dict[str, Any]:
+    info = svc.ledger.license(license_id)
+    if info is None:
+        raise NotFound(f"no registered license {license_id!r}")
+    return _license(info)
+
+
+@router.post(
+    "/v1/licenses",
+    status_code=201,
+    summary="Register a granted license; its TPP counts against the destination's allocation (admins)",
+    responses=WRITE,
+)
+def add_license(body: LicenseIn, svc: ServicesDep, who: Admin) -> dict[str, Any]:
+    dest = body.destination.upper()
+    info = LicenseInfo(
+        license_id=body.license_id.strip(),
+        destination=dest,
+        consignee=body.consignee,
+        tpp=body.tpp,
+        valid_from=body.valid_from,
+        valid_until=body.valid_until or default_valid_until(body.valid_from),
+    )
+    rules = svc.rules()
+    countries = svc.engine().countries
+    try:
+        st = countries.status(dest, body.valid_from)
+        limit = rules.number("allocation.country.limit_tpp", body.valid_from)
+        if st.supp5b:
+            limit *= 1 + rules.number("allocation.country.supp5b_increase", body.valid_from)
+        citation = rules.cite("allocation.country.limit_tpp", body.valid_from)
+    except ParameterNotFound:
+        raise InputError(f"{rules.name} sets no country allocation on {body.valid_from}") from None
+    allocation = None if st.tier1 or st.macau_or_d5 else limit
+    receipt = svc.ledger.add_license(
+        info, actor=who.actor, allocation_limit=allocation, citation=citation
+    )
+    _audit(
+        svc,
+        who,
+        "license.register",
+        info.license_id,
+        {"tpp": str(info.tpp), "destination": dest, "replayed": receipt.replayed},
+    )
+    return {"license": _license(info), "replayed": receipt.replayed, "entries": list(receipt.seqs)}
+
+
+@router.get("/v1/veus", summary="Registered Data Center VEUs (analysts)", responses=FOUND)
+def veus(svc: ServicesDep, who: Analyst) -> dict[str, Any]:
+    return {"veus": [_veu(v) for v in svc.ledger.veus()]}
+
+
+@router.get("/v1/veus/{veu_id}", summary="One registered VEU (analysts)", responses=FOUND)
+def veu(
+    veu_id: Annotated[str, Path(max_length=200)], svc: ServicesDep, who: Analyst
+) -> dict[str, Any]:
+    info = svc.ledger.veu(veu_id)
+    if info is None:
+        raise NotFound(f"no registered VEU {veu_id!r}")
+    return _veu(info)
+
+
+@router.post(
+    "/v1/veus",
+    status_code=201,
+    summary="Register a Data Center VEU authorization (admins)",
+    responses=WRITE,
+)
+def add_veu(body: VeuIn, svc: ServicesDep, who: Admin) -> dict[str, Any]:
+    info = VeuInfo(
+        veu_id=body.veu_id.strip(),
+        kind=body.kind,
+        holder=body.holder.strip(),
+        hq_country=body.hq_country.upper(),
+        countries=frozenset(c.upper() for c in body.countries),
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        holder_name=body.holder_name,
+    )
+    created = svc.ledger.add_veu(info, actor=who.actor)
+    _audit(svc, who, "veu.register", info.veu_id, {"kind": info.kind, "created": created})
+    return {"veu": _veu(info), "created": created}
+
+
+def _audit(svc: Services, who: Principal, action: str, target: str, detail: dict[str, Any]) -> None:
+    svc.ledger.db.write(
+        lambda conn: store.log(conn, who.actor, who.role, action, target, detail), lock=False
+    )

@@ -1,0 +1,7 @@
+"""placeholder"""
+
+from fastapi import FastAPI
+
+
+def mount(app: FastAPI) -> None:
+    return None
