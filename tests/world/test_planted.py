@@ -64,6 +64,8 @@ def test_structuring_shells_stay_under_while_the_ring_is_far_above(
             ic = catalog.lookup(row["item"]).ic
             assert st.tier == 2 and not st.restricted_740_2 and ic.datacenter
             per_shell[(row["consignee_id"], day.year)] += _tpp(row)
+        first = min(by_id[o]["order_date"] for o in ring["order_ids"])
+        assert first > dt.date(2025, 5, 15), "rings start once LPP is in force"
         ring_year: dict[int, int] = defaultdict(int)
         for (_, year), tpp in per_shell.items():
             assert tpp < _lpp_limit(diffusion, year), "each shell stays under the allowance"

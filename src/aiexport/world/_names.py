@@ -332,7 +332,7 @@ PROFILES: dict[str, Profile] = {
         "66",
         9,
         "co.th",
-        ("Co., Ltd.", "Public Company Limited"),
+        ("Co., Ltd.", "Company Limited"),
         ("Bangkok", "Chonburi", "Chiang Mai"),
         ("Sukhumvit Road", "Rama IV Road", "Silom Road", "Bang Na-Trat Road"),
         "th",
@@ -342,7 +342,7 @@ PROFILES: dict[str, Profile] = {
         "62",
         10,
         "co.id",
-        ("PT", "Tbk"),
+        ("PT", "PT", "P.T."),
         ("Jakarta", "Batam", "Surabaya"),
         ("Jalan Sudirman", "Jalan Gatot Subroto", "Batam Centre"),
         "ms",
@@ -902,7 +902,13 @@ def suffix_variant(rng: random.Random, suffix: str) -> str:
     return suffix
 
 
+PREFIX_FORMS = ("PT", "P.T.")
+"""Legal forms written before the name (Indonesia's Perseroan Terbatas)."""
+
+
 def company_name(stem: str, word: str, suffix: str) -> str:
+    if suffix.upper().replace(".", "") == "PT":
+        return f"{suffix} {stem} {word}".strip()
     return f"{stem} {word} {suffix}".strip()
 
 
@@ -963,8 +969,10 @@ def street_address(rng: random.Random, country: str) -> tuple[str, str, str]:
     prof = PROFILES[country]
     number = rng.randrange(1, 400)
     unit = ""
-    if country in ("SG", "HK", "MY") or rng.random() < 0.2:
+    if country in ("SG", "MY"):
         unit = f"#{rng.randrange(2, 40):02d}-{rng.randrange(1, 30):02d} "
+    elif country == "HK" or rng.random() < 0.2:
+        unit = f"Floor {rng.randrange(2, 40)}, "
     street = f"{unit}{number} {pick(rng, prof.streets)}".strip()
     post = "".join(rng.choices("0123456789", k=prof.postcode_digits))
     return street, pick(rng, prof.cities), post

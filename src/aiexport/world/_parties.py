@@ -48,7 +48,7 @@ class Party:
     consignee_id: str = ""
 
 
-_DISAMBIGUATE = (
+DISAMBIGUATE = (
     "Global",
     "Asia",
     "International",
@@ -74,8 +74,8 @@ class PartyBook:
         base = party.name
         k = 0
         while (party.name.casefold(), party.country) in self._names:
-            word = _DISAMBIGUATE[k % len(_DISAMBIGUATE)]
-            party.name = f"{word} {base}" if k < len(_DISAMBIGUATE) else f"{base} {k}"
+            word = DISAMBIGUATE[k % len(DISAMBIGUATE)]
+            party.name = f"{word} {base}" if k < len(DISAMBIGUATE) else f"{base} {k}"
             k += 1
         self._names.add((party.name.casefold(), party.country))
         self.parties.append(party)

@@ -22,7 +22,7 @@ from aiexport.world._core import (
     LineBuffer,
     day_of,
 )
-from aiexport.world._parties import Party, PartyBook, make_party, random_date
+from aiexport.world._parties import DISAMBIGUATE, Party, PartyBook, make_party, random_date
 from aiexport.world.calibration import (
     COMPLIANCE_DATE,
     COUNTRY_BY_CODE,
@@ -178,7 +178,7 @@ class Planter:
     def forwarder_name(self, country: str) -> str:
         stem = nm.company_stem(self.r, country)
         suffix = nm.pick(self.r, nm.PROFILES[country].suffixes)
-        return f"{stem} {nm.pick(self.r, nm.FORWARDER_WORDS)} {suffix}"
+        return nm.company_name(stem, nm.pick(self.r, nm.FORWARDER_WORDS), suffix)
 
     # --- typologies ----------------------------------------------------------------------------
 
@@ -194,7 +194,11 @@ class Planter:
         countries = r.sample(hubs, k=r.choice((1, 1, 2)))
         n_shells = r.randint(4, 10)
         year = r.choice((2025, 2026))
-        start = random_date(r, max(dt.date(year, 1, 20), EFFECTIVE_DATE), dt.date(year, 9, 30))
+        start = random_date(
+            r,
+            max(dt.date(year, 1, 10), COMPLIANCE_DATE + dt.timedelta(days=7)),
+            dt.date(year, 9, 30),
+        )
         end = min(start + dt.timedelta(days=r.randint(60, 300)), WORLD_END)
         people = r.choice(("zh", "zh", "hk", nm.PROFILES[countries[0]].people))
         officers = [nm.person(r, people) for _ in range(r.randint(2, 3))]
@@ -611,7 +615,9 @@ class Planter:
             )
             if "name" in clues:
                 cname = COUNTRY_BY_CODE[country].name
-                p.name = f"{stem} {word} ({cname}) {nm.pick(r, nm.PROFILES[country].suffixes)}"
+                p.name = nm.company_name(
+                    stem, f"{word} ({cname})", nm.pick(r, nm.PROFILES[country].suffixes)
+                )
             declared = r.random() < 0.15
             p.hq_country = pc if declared else country
             sig = ["HQ_IN_TIER3", *("CLUE_" + c.upper() for c in clues)]
@@ -678,7 +684,9 @@ class Planter:
                 word=word,
                 founded=random_date(r, dt.date(2005, 1, 1), dt.date(2022, 1, 1)),
             )
-            p.name = f"{stem} {word} {cname} {nm.pick(r, nm.PROFILES[country].suffixes)}"
+            p.name = nm.company_name(
+                stem, f"{word} {cname}", nm.pick(r, nm.PROFILES[country].suffixes)
+            )
             p.email = f"procurement.{country.lower()}@{domain}"
             p.website = f"https://www.{domain}/{country.lower()}"
             p.hq_country = hq
@@ -809,7 +817,13 @@ def plant_lookalikes(pl: Planter, bg: list[int], counts: dict[str, int]) -> None
     for g in pl.groups:
         if g.is_scheme:
             for idx, _, _ in g.members[:2]:
-                stems.append(pl.book.parties[idx].name.split()[0])
+                words = [
+                    w
+                    for w in pl.book.parties[idx].name.split()
+                    if w not in nm.PREFIX_FORMS and w not in DISAMBIGUATE
+                ]
+                if words:
+                    stems.append(words[0])
     n_sim = counts.get("similar_name", 0)
     if stems and n_sim:
         pl.similar_names(stems[:n_sim])
