@@ -83,6 +83,7 @@ class Context:
     loc: CountryStatus
     hq: CountryStatus
     tier: int
+    effective: dt.date
     reasons: list[Reason] = field(default_factory=list)
 
     def cite(self, rule_id: str) -> str:
@@ -97,8 +98,7 @@ class Context:
 
     def veu_hq_tier1(self, country: str) -> bool:
         """Whether a VEU holder's headquarters is in Supp. No. 5 para (a) (as first published)."""
-        day = max(self.day, _date(self.rules.value("controls.effective_date", self.day)))
-        return country in self.rules.members("countries.tier1", day)
+        return country in self.rules.members("countries.tier1", max(self.day, self.effective))
 
     @property
     def restricted(self) -> bool:
@@ -121,6 +121,9 @@ class Engine:
         self.party_screen = party_screen
         ref = str(rules.param("items.reference_chip").values[-1].value)
         self.h100_tpp = self.catalog.lookup(ref).ic.tpp
+        # A fixed date, not a value read "as of" the order: orders dated under the earlier
+        # controls (from 2023-11-17) come before it and must still find it.
+        self.effective = _date(rules.param("controls.effective_date").values[-1].value)
 
     # -- inputs -------------------------------------------------------------------------
     def item_spec(self, order: Order) -> ItemSpec:
@@ -185,7 +188,7 @@ class Engine:
         tpp_total = Decimal(order.quantity) * spec.chips_per_unit * cls.tpp_per_ic
         if spec.kind == "model_weights":
             tpp_total = ZERO
-        tier_day = max(day, _date(self.rules.value("controls.effective_date", day)))
+        tier_day = max(day, self.effective)
         dest = self.countries.status(order.destination, tier_day)
         loc = self.countries.status(order.location, tier_day)
         hq = self.countries.status(order.hq, tier_day)
@@ -206,6 +209,7 @@ class Engine:
             loc=loc_now,
             hq=hq_now,
             tier=tier,
+            effective=self.effective,
         )
         if regime == "diffusion":
             ctx.add(
