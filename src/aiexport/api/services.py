@@ -8,6 +8,7 @@ decision log, and the audit row for every change.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -94,11 +95,12 @@ def parse_order(
             column="exporter",
         )
     try:
-        return RowParser(file).parse(row, line, line - 1)
+        order = RowParser(file).parse(row, line, line - 1)
     except OrderError as exc:
         if file != "request":
             raise
         raise OrderError(exc.detail, column=exc.column) from None
+    return order if file != "request" else dataclasses.replace(order, line=None)
 
 
 def digest(raw: Mapping[str, Any], rule_set: str) -> str:
