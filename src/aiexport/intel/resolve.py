@@ -1,0 +1,224 @@
+"""Entity resolution of consignees with Splink on DuckDB.
+
+Each distinct consignee (contract §1 identity: `consignee_id`, else normalised name + country)
+becomes one record carrying its identifiers in normal form: name without legal forms, address
+tokens, phone digits, e-mail domain, website, registry number and directors. Splink
+(Fellegi-Sunter, m by expectation maximisation, u by random sampling, DuckDB backend) scores
+the pairs that share a blocking key; pairs above `MATCH_THRESHOLD` are links, and the connected
+components of the links are the resolved parties ("one ultimate consignee").
+
+Generic values are demoted before any of this, as Senzing does: an identifier shared by more
+consignees than a ring could plausibly have (a free-mail domain, a serviced-office address, a
+common director name written as surname + initial) says nothing about who is linked, so it is
+dropped from blocking and comparison. Without it one busy value would chain thousands of
+unrelated buyers into a giant component.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from aiexport.intel._normalize import (
+    FREE_MAIL,
+    address_key,
+    compact_key,
+    email_domain,
+    name_key,
+    officer_keys,
+    phone_key,
+    website_domain,
+)
+
+MATCH_THRESHOLD = 0.9
+"""Match probability from which two consignee records are linked."""
+GENERIC_SHARE = 12
+"""An identifier value held by more consignees than this is generic and ignored."""
+IDENTIFIERS = ("phone", "address", "email_domain", "website", "registration")
+
+
+@dataclass(frozen=True)
+class Link:
+    """Two consignees resolved as linked, with the evidence."""
+
+    left: str
+    right: str
+    probability: float
+    shared: tuple[str, ...]
+
+
+def party_records(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Identifier normal forms of consignee rows (ckey, name, country, address, phone, ...)."""
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "unique_id",
+            "name_key",
+            "compact",
+            "country",
+            "address",
+            "phone",
+            "email_domain",
+            "website",
+            "registration",
+            "officers",
+        )
+    }
+    for r in rows:
+        dom = email_domain(r.get("email"))
+        cols["unique_id"].append(r["ckey"])
+        cols["name_key"].append(name_key(r["name"]) or None)
+        cols["compact"].append(compact_key(r["name"]) or None)
+        cols["country"].append(r.get("country"))
+        cols["address"].append(address_key(_strip_country(r.get("address"), r.get("country_name"))))
+        cols["phone"].append(phone_key(r.get("phone")))
+        cols["email_domain"].append(None if dom in FREE_MAIL else dom)
+        cols["website"].append(website_domain(r.get("website")))
+        reg = r.get("registration")
+        cols["registration"].append(reg.strip().upper() if reg else None)
+        cols["officers"].append(officer_keys(r.get("officers")) or None)
+    return pa.table(cols, schema=_SCHEMA)
+
+
+_SCHEMA = pa.schema(
+    [
+        ("unique_id", pa.string()),
+        ("name_key", pa.string()),
+        ("compact", pa.string()),
+        ("country", pa.string()),
+        ("address", pa.string()),
+        ("phone", pa.string()),
+        ("email_domain", pa.string()),
+        ("website", pa.string()),
+        ("registration", pa.string()),
+        ("officers", pa.list_(pa.string())),
+    ]
+)
+
+
+def _strip_country(address: str | None, country_name: str | None) -> str | None:
+    if not address or not country_name:
+        return address
+    head, sep, tail = address.rpartition(",")
+    return head if sep and tail.strip().lower() == country_name.lower() else address
+
+
+def demote_generic(
+    con: duckdb.DuckDBPyConnection, table: str, limit: int = GENERIC_SHARE
+) -> dict[str, int]:
+    """Null out identifier values shared by more than `limit` records; return counts demoted."""
+    demoted: dict[str, int] = {}
+    for col in IDENTIFIERS:
+        n = con.execute(
+            f"SELECT count(*) FROM (SELECT {col} FROM {table} WHERE {col} IS NOT NULL "
+            f"GROUP BY 1 HAVING count(*) > {limit})"
+        ).fetchall()
+        demoted[col] = int(n[0][0]) if n else 0
+        con.execute(
+            f"UPDATE {table} SET {col} = NULL WHERE {col} IN (SELECT {col} FROM {table} "
+            f"WHERE {col} IS NOT NULL GROUP BY 1 HAVING count(*) > {limit})"
+        )
+    generic = con.execute(
+        f"SELECT o FROM (SELECT unnest(officers) AS o FROM {table}) GROUP BY 1 HAVING count(*) > {limit}"
+    ).fetchall()
+    demoted["officers"] = len(generic)
+    if generic:
+        con.execute(
+            f"UPDATE {table} SET officers = list_filter(officers, lambda x: NOT list_contains($g, x))",
+            {"g": [g[0] for g in generic]},
+        )
+    con.execute(f"UPDATE {table} SET officers = NULL WHERE len(officers) = 0")
+    return demoted
+
+
+def _settings() -> Any:
+    import splink.comparison_library as cl
+    from splink import SettingsCreator, block_on
+
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="unique_id",
+        comparisons=[
+            cl.JaroWinklerAtThresholds("compact", [0.95, 0.88]),
+            cl.ExactMatch("address").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("phone").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("email_domain").configure(term_frequency_adjustments=True),
+            cl.ExactMatch("website"),
+            cl.ExactMatch("registration"),
+            cl.ArrayIntersectAtSizes("officers", [2, 1]),
+            cl.ExactMatch("country"),
+        ],
+        blocking_rules_to_generate_predictions=[
+            block_on("phone"),
+            block_on("address"),
+            block_on("email_domain"),
+            block_on("website"),
+            block_on("registration"),
+            block_on("compact"),
+            block_on("officers", arrays_to_explode=["officers"]),
+        ],
+        retain_matching_columns=True,
+        retain_intermediate_calculation_columns=False,
+        max_iterations=20,
+    )
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    records: pa.Table,
+    *,
+    threshold: float = MATCH_THRESHOLD,
+    generic_share: int = GENERIC_SHARE,
+) -> tuple[list[Link], dict[str, int]]:
+    """Link consignee records; return the links above `threshold` and the demoted counts."""
+    from splink import DuckDBAPI, Linker, block_on
+
+    con.register("_party_arrow", records)
+    con.execute("CREATE OR REPLACE TABLE er_parties AS SELECT * FROM _party_arrow")
+    con.unregister("_party_arrow")
+    demoted = demote_generic(con, "er_parties", generic_share)
+    n = con.execute("SELECT count(*) FROM er_parties").fetchall()
+    if not n or n[0][0] < 2:
+        return [], demoted
+    db = DuckDBAPI(con)
+    sdf = db.register("er_parties", dataset_display_name="consignees")
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    linker = Linker(sdf, _settings(), log_level=logging.ERROR)
+    linker.training.estimate_probability_two_random_records_match(
+        [block_on("phone"), block_on("address"), block_on("registration")], recall=0.7
+    )
+    linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
+    for rule in ("phone", "address"):
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                block_on(rule), estimate_without_term_frequencies=True
+            )
+        except Exception:  # too few pairs under this rule to train on: keep the defaults
+            logging.getLogger(__name__).debug("EM skipped on %s", rule)
+    pred = linker.inference.predict(threshold_match_probability=threshold)
+    tbl = pred.physical_name
+    rows = con.execute(
+        f"""
+        SELECT unique_id_l, unique_id_r, match_probability,
+               phone_l = phone_r, address_l = address_r, email_domain_l = email_domain_r,
+               website_l = website_r, registration_l = registration_r,
+               len(list_intersect(officers_l, officers_r)) > 0, jaro_winkler_similarity(compact_l, compact_r) >= 0.88
+        FROM {tbl}
+        """
+    ).fetchall()
+    names = ("phone", "address", "email domain", "website", "registration", "director", "name")
+    links = [
+        Link(
+            str(a),
+            str(b),
+            float(p),
+            tuple(nm for nm, hit in zip(names, hits, strict=True) if hit),
+        )
+        for a, b, p, *hits in rows
+    ]
+    return links, demoted
