@@ -831,25 +831,20 @@ def _veu(ctx: Context, v: VeuInfo) -> Option:
 
 
 def _allocation_country(ctx: Context) -> str | None:
-    """The country whose allocation a license for .a-level items counts against.
+    """The country whose allocation a license for .a-level items counts against, if any.
 
-    § 742.6(b)(10)(iii)(B) covers destinations *or* headquarters outside Supp. No. 5 paras (a)
-    and (b) and D:5/Macau, while (A)(2) gives Tier 1 destinations *or* Tier-1-headquartered
-    entities a presumption of approval; the text does not say which wins where both apply
-    (rule-facts §10.10). We take the stricter reading: the allocation of the destination when
-    it is outside Tier 1, else of the headquarters country when that is outside Tier 1.
+    BIS counts "the TPP of 3A090.a, 4A090.a, and corresponding .z items licensed to each
+    destination" (§ 742.6(b)(10)(iii)(B)(1)): the destination's allocation, whoever the
+    consignee is. Tier 1 and Macau/D:5 destinations have none.
     """
     if not ctx.dest.tier1 and not ctx.dest.macau_or_d5:
         return ctx.dest.governed_by
-    if not ctx.hq.tier1 and not ctx.hq.macau_or_d5:
-        return ctx.hq.governed_by
     return None
 
 
-def _allocation_limit(ctx: Context, country: str) -> tuple[Decimal, str]:
+def _allocation_limit(ctx: Context) -> tuple[Decimal, str]:
     limit = ctx.rules.number("allocation.country.limit_tpp", ctx.day)
-    st = ctx.dest if ctx.dest.governed_by == country else ctx.hq
-    if st.supp5b:
+    if ctx.dest.supp5b:
         increase = ctx.rules.number("allocation.country.supp5b_increase", ctx.day)
         return limit * (
             1 + increase
@@ -858,7 +853,16 @@ def _allocation_limit(ctx: Context, country: str) -> tuple[Decimal, str]:
 
 
 def _license_policy(ctx: Context) -> tuple[ReviewPolicy, Option | None]:
-    """The review policy an individual license application would get."""
+    """The review policy an individual license application would get.
+
+    For .a-level items § 742.6(b)(10)(iii) gives (A)(1) presumption of denial for Macau/D:5 or
+    their headquarters, (A)(2) presumption of approval for Supp. No. 5 para (a) destinations *or*
+    entities headquartered there, and (B), the allocation policy, for "all other destinations".
+    Read with (B)'s heading, (B) is the residual case (rule-facts §10.10; see
+    law/allocation/country.yaml): a Tier-1-headquartered entity in a Tier 2 country, or a Tier 2
+    entity in a Tier 1 country, gets (A)(2). Licensed TPP to a Tier 2 destination still counts
+    toward its allocation, so the option carries the destination's account either way.
+    """
     cls = ctx.cls
     if cls.eccn == "4E091":
         if ctx.hq.tier1:
@@ -891,30 +895,40 @@ def _license_policy(ctx: Context) -> tuple[ReviewPolicy, Option | None]:
         )
         return "presumption_of_denial", None
     country = _allocation_country(ctx)
-    if country is None:
+    account = f"allocation/{country}"
+    if ctx.dest.tier1 or ctx.hq.tier1:
+        where = (
+            f"to a Supp. No. 5 para (a) destination ({ctx.order.destination})"
+            if ctx.dest.tier1
+            else f"for an entity headquartered in Supp. No. 5 para (a) ({ctx.order.hq})"
+        )
         ctx.add(
             "lic.a_t1",
-            "License review to a Supp. No. 5 para (a) destination for an entity headquartered there: presumption of approval.",
+            f"License review {where}: presumption of approval, whatever the country allocation.",
         )
-        return "presumption_of_approval", None
-    limit, raised = _allocation_limit(ctx, country)
-    account = f"allocation/{country}"
+        if country is None:
+            return "presumption_of_approval", None
+        limit, _ = _allocation_limit(ctx)
+        opt = Option("LICENSE", True)
+        opt.quota.append(QuotaUse(account, ctx.quota.used(account), limit, False))
+        return "presumption_of_approval", opt
+    assert country is not None
+    limit, raised = _allocation_limit(ctx)
     used = ctx.quota.used(account)
     after = used + ctx.tpp_total
     opt = Option("LICENSE", True)
+    opt.quota.append(QuotaUse(account, used, limit, False))
     if after <= limit:
         ctx.add(
             "lic.alloc_ok",
             f"{country}'s country allocation: {used:,} TPP licensed so far; with this order {after:,} of {limit:,}{raised}: presumption of approval.",
         )
-        opt.quota.append(QuotaUse(account, used, limit, False))
         _po_reason(ctx)
         return "presumption_of_approval", opt
     ctx.add(
         "lic.alloc_met",
         f"{country}'s country allocation: {used:,} TPP licensed so far; this order would bring it to {after:,}, over {limit:,}{raised}: policy of denial.",
     )
-    opt.quota.append(QuotaUse(account, used, limit, False))
     return "policy_of_denial", opt
 
 
@@ -969,14 +983,18 @@ def _cited_license(ctx: Context) -> Outcome:
         use = alloc.quota[0]
         limit = use.limit_tpp or ZERO
         after = use.used_tpp + ctx.tpp_total
-        if after > limit:
+        # (A)(2) licenses (Tier-1-headquartered consignee) count toward the allocation but are
+        # not refused by it, so their draw carries no cap.
+        exempt = ctx.hq.tier1
+        if after > limit and not exempt:
             ctx.add(
                 "lic.alloc_met",
                 f"The country allocation is met ({use.used_tpp:,} of {limit:,}); the cited license cannot be counted against it. Verify the license with BIS.",
             )
             opt.quota.append(QuotaUse(use.account, use.used_tpp, limit, False))
             return "license_required", "LICENSE", policy, opt
-        opt.draws.append(Draw(use.account, ctx.tpp_total, limit, ctx.cite("lic.alloc_ok")))
+        cap = None if exempt else limit
+        opt.draws.append(Draw(use.account, ctx.tpp_total, cap, ctx.cite("lic.alloc_ok")))
         opt.quota.append(QuotaUse(use.account, after, limit, True))
         ctx.add(
             "lic.counted", f"Licensed TPP counts against {use.account}: {after:,} of {limit:,}."
