@@ -56,7 +56,8 @@ Each scheme::
                   LINE_OF_BUSINESS_MISMATCH for fronts
     consignees    [{consignee_id, consignee_name, country, role, signals}] — role is shell,
                   consignee, front, subsidiary or parent; `signals` lists what *this* member
-                  shows, e.g. SHARED_ADDRESS_OFFICER (which identifiers it shares with the ring),
+                  shows, e.g. SHARED_ADDRESS, SHARED_OFFICER, SHARED_PHONE, SHARED_EMAIL (which
+                  identifiers it shares with the ring, each as it was written, i.e. with noise),
                   NEW_ENTITY, FREE_MAIL, SIMILAR_NAME, PAYER_MISMATCH, UNDERVALUED, THIN_FOOTPRINT,
                   CLUE_OFFICER / CLUE_PHONE / CLUE_DOMAIN / CLUE_PAYER / CLUE_NAME (how a hidden
                   Tier 3 parent shows), HQ_DECLARED (the rare member that states it)
@@ -66,9 +67,10 @@ Each scheme::
     lpp           structuring only: {by_consignee_year: [{consignee_id, year, lpp_tpp,
                   limit_tpp, share}], ring_by_year: {year: tpp}, ring_over_limit: {year: ratio}}
                   — every `share` < 1 and the ring's ratio well above 1
-    officers, payers, forwarders, parent, window
-                  optional: the shared officers, third-country payers, forwarders, the hidden
-                  parent (consignee id, name, country) and a surge's date window
+    officers, shared, payers, forwarders, parent, window
+                  optional: a ring's officers and the canonical form of its shared addresses,
+                  phones and e-mail domain (`shared`), third-country payers, forwarders, the
+                  hidden parent (consignee id, name, country) and a surge's date window
 
 Each decoy group has the same shape with `decoy_id` ("D0001"...) instead of `scheme_id`, kind one
 of corporate_group, similar_name, new_big_buyer, legit_burst, legit_pre_deadline_buyer,

@@ -906,6 +906,34 @@ PREFIX_FORMS = ("PT", "P.T.")
 """Legal forms written before the name (Indonesia's Perseroan Terbatas)."""
 
 
+def legal_suffix(rng: random.Random, country: str) -> str:
+    """A legal form of `country`, written as invoices write it (often not canonically)."""
+    suffix = pick(rng, PROFILES[country].suffixes)
+    return suffix_variant(rng, suffix) if rng.random() < 0.5 else suffix
+
+
+EMAIL_LOCALS: tuple[str, ...] = ("info", "procurement", "purchasing", "it", "sales", "admin",
+                                 "order", "ops", "contact", "office")  # fmt: skip
+
+
+def handle_for(stem: str) -> str:
+    return (
+        "".join(ch for ch in stem.lower() if ch.isalnum()).encode("ascii", "ignore").decode()[:10]
+    )
+
+
+def email_local(rng: random.Random, stem: str) -> str:
+    """The part before the @ of a company address: a role mailbox, sometimes the company's name."""
+    if rng.random() < 0.15:
+        return handle_for(stem) or "info"
+    return pick(rng, EMAIL_LOCALS)
+
+
+def free_mail_address(rng: random.Random, stem: str) -> str:
+    sep = pick(rng, ("", ".", "_"))
+    return f"{handle_for(stem) or 'trade'}{sep}{rng.randint(1, 99)}@{pick(rng, FREE_MAIL)}"
+
+
 def company_name(stem: str, word: str, suffix: str) -> str:
     if suffix.upper().replace(".", "") == "PT":
         return f"{suffix} {stem} {word}".strip()
@@ -950,7 +978,7 @@ def registration(rng: random.Random, country: str, founded: dt.date) -> str:
     if country == "SG":
         return f"{founded.year}{n:07d}{pick(rng, tuple('ABCDEGHKMNRWZ'))}"[:10]
     if country == "MY":
-        return f"{founded.year}01{n:06d}"
+        return f"{founded.year}01{n % 10**6:06d}"
     if country == "IN":
         return f"U72900KA{founded.year}PTC{n % 1000000:06d}"
     if country == "GB":
@@ -996,6 +1024,6 @@ def format_address(
         elif r == 2:
             return f"{street.upper()}, {city.upper()} {post}".strip()
         elif r == 3:
-            return f"{street}, {post} {city}".strip()
+            return f"{street}, {post} {city}".replace("  ", " ").replace(",  ", ", ").strip()
     tail = f" {post}" if post else ""
     return f"{street}, {city}{tail}, {country_name}"

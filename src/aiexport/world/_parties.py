@@ -159,28 +159,31 @@ def make_party(
         suffix = ""
     else:
         word = word or nm.pick(rng, nm.SEGMENT_WORDS[segment])
-        suffix = nm.pick(rng, prof.suffixes)
+        suffix = nm.legal_suffix(rng, country)
         name = nm.company_name(stem, word, suffix)
+        if rng.random() < 0.03:
+            name = name.upper()
     domain = nm.domain_for(name.split()[0] if segment == "research" else stem, word, country)
     street, city, post = nm.street_address(rng, country)
     cname = COUNTRY_BY_CODE[country].name if country in COUNTRY_BY_CODE else country
     if founded is None:
         founded = random_date(rng, dt.date(1975, 1, 1), dt.date(2023, 6, 30))
     k = n_officers if n_officers is not None else rng.randint(1, 3)
-    officers = [nm.format_person(rng, s, g, noisy=False) for s, g in new_officers(rng, country, k)]
+    # Registries and invoices write the same facts in many ways; the background is as noisy as
+    # the planted parties, so formatting alone never gives a scheme away.
+    officers = [nm.format_person(rng, s, g, noisy=True) for s, g in new_officers(rng, country, k)]
     if free_mail:
-        handle = "".join(ch for ch in stem.lower() if ch.isalnum())[:10] + str(rng.randint(1, 99))
-        email = f"{handle}@{nm.pick(rng, nm.FREE_MAIL)}"
+        email = nm.free_mail_address(rng, stem)
     else:
-        email = f"{nm.pick(rng, ('info', 'procurement', 'purchasing', 'it', 'sales'))}@{domain}"
+        email = f"{nm.email_local(rng, stem)}@{domain}"
     return Party(
         name=name,
         country=country,
         segment=segment,
-        address=nm.format_address(rng, street, city, post, cname, noisy=False),
+        address=nm.format_address(rng, street, city, post, cname, noisy=True),
         hq_country=country,
         government=False,
-        phone=nm.format_phone(rng, country, nm.phone_number(rng, country), noisy=False),
+        phone=nm.format_phone(rng, country, nm.phone_number(rng, country), noisy=True),
         email=email,
         website=f"https://www.{domain}" if website and not free_mail else "",
         registration=nm.registration(rng, country, founded),

@@ -207,7 +207,6 @@ class Planter:
         stem = r.choice(nm.PROFILES["CN"].stems + nm.TECH_STEMS)
         shared_domain = r.random() < 0.5
         domain = nm.domain_for(stem, "trading", countries[0])
-        handle = "".join(ch for ch in stem.lower() if ch.isalnum())[:8]
         payer_cc = r.choice(("HK", "CN", "HK", "AE"))
         payer_name = (
             f"{nm.company_stem(r, payer_cc)} {r.choice(('Trading', 'Holdings', 'Investment'))} "
@@ -223,6 +222,14 @@ class Planter:
             ["STRUCTURING", "SHARED_IDENTIFIERS"],
         )
         g.extra["officers"] = [f"{g_} {s}" for s, g_ in officers]
+        g.extra["shared"] = {
+            "addresses": [
+                nm.format_address(r, st, ci_, po, COUNTRY_BY_CODE[c].name, noisy=False)
+                for (st, ci_, po), c in zip(base_addr, countries, strict=True)
+            ],
+            "phones": [nm.format_phone(r, c, d, noisy=False) for c, d in base_phone],
+            "email": f"@{domain}" if shared_domain else f"{nm.handle_for(stem)}…@free-mail",
+        }
         if use_payer:
             g.extra["payers"] = [{"name": payer_name, "country": payer_cc}]
         for _ in range(n_shells):
@@ -256,7 +263,7 @@ class Planter:
                     "Cloud",
                 )
             )
-            suffix = nm.suffix_variant(r, nm.pick(r, nm.PROFILES[country].suffixes))
+            suffix = nm.legal_suffix(r, country)
             p = make_party(
                 r,
                 country,
@@ -284,14 +291,12 @@ class Planter:
                 p.phone = nm.format_phone(r, pc, digits, noisy=True)
             if "email" in links:
                 if shared_domain:
-                    p.email = f"{r.choice(('sales', 'admin', 'order', 'ops', handle))}@{domain}"
+                    p.email = f"{nm.email_local(r, stem)}@{domain}"
                 else:
-                    p.email = f"{handle}{r.choice(('', '.', '_'))}{r.randint(1, 99)}@" + r.choice(
-                        ("gmail.com", "163.com", "qq.com", "outlook.com")
-                    )
+                    p.email = nm.free_mail_address(r, stem)
                     p.website = ""
                     sig.append("FREE_MAIL")
-            sig.append("SHARED_" + "_".join(sorted(links)).upper())
+            sig.extend("SHARED_" + k.upper() for k in links)
             idx = self.add_party(p)
             g.members.append((idx, "shell", sig))
             # Orders: per calendar year, a budget under the allowance, split over a few lines.
