@@ -457,6 +457,11 @@ def _aia(ctx: Context) -> Option:
 
 
 def _aia_weights(ctx: Context) -> Option:
+    """AIA for 4E091 weights: § 740.27(a)(2)(ii) makes them eligible only "subject to the
+    additional requirements in paragraph (a)(3)", and (a)'s own scope covers (a)(1) and (a)(2)(i)
+    items only. So every AIA export of weights, to a Tier 1 location too, needs (a)(3): Tier 1
+    headquarters, a location outside Macau/D:5, and storage meeting Supp. No. 10 paras 14, 15 and
+    18 once their delayed compliance date has passed (see law/exceptions/aia.yaml)."""
     o = ctx.order
     if not ctx.hq.tier1:
         return _no(
@@ -465,16 +470,6 @@ def _aia_weights(ctx: Context) -> Option:
             "aia.weights",
             f"the consignee is headquartered outside Supp. No. 5 para (a) ({o.hq}).",
         )
-    if ctx.dest.tier1 and ctx.loc.tier1:
-        opt = Option("AIA", True)
-        opt.reasons.append(
-            Reason(
-                "aia.scope",
-                ctx.cite("aia.scope"),
-                "AIA applies to 4E091: the consignee is located in and headquartered in Supp. No. 5 para (a) destinations.",
-            )
-        )
-        return opt
     if ctx.dest.macau_or_d5 or ctx.loc.macau_or_d5:
         return _no(ctx, "AIA", "aia.weights", "the consignee is located in Macau or D:5.")
     security_due = bool(ctx.rules.value("controls.supp10_security_in_force", ctx.day))
