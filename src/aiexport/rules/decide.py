@@ -364,6 +364,10 @@ def _diffusion(ctx: Context, screen: Reason | None) -> Outcome:
             "auth.requested_ineligible",
             f"The order names {order.authorization}, which is not available: {why}",
         )
+        if chosen is not None:
+            # Keep the failed condition as its own step, with its own citation.
+            ctx.reasons.extend(chosen.reasons)
+            chosen.reasons = []
     for name in PREFERENCE:
         opt = options.get(name)
         if opt is None:
