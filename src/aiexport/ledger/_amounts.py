@@ -22,15 +22,18 @@ _QUANTUM = Decimal(1) / SCALE
 
 def to_micro(amount: Decimal | int | str) -> int:
     """Convert a TPP amount to integer micro-TPP, refusing anything that would need rounding."""
+    if type(amount) is int:
+        return amount * SCALE
     value = Decimal(amount)
     if not value.is_finite():
         raise InputError(f"TPP amount {amount!r} is not a finite number; give a decimal number")
-    scaled = value * SCALE
-    if scaled != scaled.to_integral_value():
+    scaled = value.scaleb(6)
+    micro = int(scaled)
+    if micro != scaled:
         raise InputError(
             f"TPP amount {value} is finer than {_QUANTUM} TPP; round it to 6 decimal places"
         )
-    return int(scaled)
+    return micro
 
 
 def from_micro(micro: int) -> Decimal:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from aiexport.errors import InputError
 from aiexport.ledger._amounts import from_micro
 
 EntryKind = Literal["reserve", "commit", "release", "void", "attrition", "adjustment"]
@@ -61,14 +62,29 @@ def entry_hash(row: dict[str, Any] | Any, prev_hash: str) -> str:
     """SHA-256 over the previous hash and every field of the entry, its position included.
 
     Including `seq` makes a moved entry fail to verify; including `prev_hash` makes an edit break
-    every later link. `None` and the empty string hash differently.
+    every later link.
     """
     get = row.get if isinstance(row, dict) else row._mapping.get
-    h = hashlib.sha256(prev_hash.encode())
-    for name in _FIELDS:
-        value = get(name)
-        h.update(b"\x1e" if value is None else b"\x1f" + str(value).encode())
-    return h.hexdigest()
+    return hash_fields(prev_hash, tuple(get(name) for name in _FIELDS))
+
+
+def hash_fields(prev_hash: str, values: tuple[Any, ...]) -> str:
+    """`entry_hash` over field values given in `_FIELDS` order (the write path's fast form).
+
+    The preimage is the previous hash and the fields, each preceded by the unit separator
+    (U+001F), with `None` as the empty string. It is unambiguous because no text field may be
+    empty or contain U+001F (`check_text`), and any language can recompute it.
+    """
+    return hashlib.sha256(
+        (prev_hash + "\x1f%s" * 12 % tuple("" if v is None else v for v in values)).encode()
+    ).hexdigest()
+
+
+def check_text(*values: str | None) -> None:
+    """Refuse text the hash preimage could not keep apart: empty, or holding U+001F."""
+    for v in values:
+        if v is not None and (not v or "\x1f" in v):
+            raise InputError(f"text field {v!r} must be non-empty and free of control characters")
 
 
 def now_utc() -> dt.datetime:

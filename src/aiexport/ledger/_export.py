@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from aiexport.ledger._amounts import SCALE
+from aiexport.ledger._entries import parse_iso
 
-_SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("txn", pa.string()),
-        ("kind", pa.string()),
-        ("account", pa.string()),
-        ("amount_tpp", pa.decimal128(24, 6)),
-        ("order_id", pa.string()),
-        ("actor", pa.string()),
-        ("citation", pa.string()),
-        ("created_at", pa.timestamp("us", tz="UTC")),
-        ("expires_at", pa.timestamp("us", tz="UTC")),
-        ("ref_seq", pa.int64()),
-        ("idem_key", pa.string()),
-        ("prev_hash", pa.string()),
-        ("hash", pa.string()),
-    ]
+_COLUMNS = (
+    ("seq", "int64"),
+    ("txn", "string"),
+    ("kind", "string"),
+    ("account", "string"),
+    ("amount_tpp", "decimal"),
+    ("order_id", "string"),
+    ("actor", "string"),
+    ("citation", "string"),
+    ("created_at", "timestamp"),
+    ("expires_at", "timestamp"),
+    ("ref_seq", "int64"),
+    ("idem_key", "string"),
+    ("prev_hash", "string"),
+    ("hash", "string"),
 )
 
 
@@ -35,18 +32,24 @@ def export_parquet(ledger: Any, out: str | Path, *, batch: int = 50_000) -> int:
 
     Amounts are exact `decimal128(24, 6)` TPP, so the file sums to the same balances.
     """
-    from decimal import Decimal
+    import pyarrow as pa  # imported here: it is heavy, and only exports need it
+    import pyarrow.parquet as pq
 
-    from aiexport.ledger._entries import parse_iso
-
-    names = _SCHEMA.names
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "decimal": pa.decimal128(24, 6),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }
+    schema = pa.schema([(name, types[kind]) for name, kind in _COLUMNS])
+    names = schema.names
     written = 0
-    with pq.ParquetWriter(str(out), _SCHEMA) as writer:
+    with pq.ParquetWriter(str(out), schema) as writer:
         cols: dict[str, list[Any]] = {n: [] for n in names}
 
         def flush() -> None:
             if cols["seq"]:
-                writer.write_table(pa.table(cols, schema=_SCHEMA))
+                writer.write_table(pa.table(cols, schema=schema))
                 for v in cols.values():
                     v.clear()
 

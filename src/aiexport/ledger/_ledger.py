@@ -27,13 +27,14 @@ from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import Balance, Entry, Receipt, fingerprint, iso, now_utc, parse_iso
 from aiexport.ledger._migrations import migrate
+from aiexport.ledger._sql import REQUESTS_IN
 from aiexport.ledger._views import live_used_micro
-from aiexport.ledger._writer import Writer
+from aiexport.ledger._writer import RequestRow, Writer
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import LicenseInfo, VeuInfo
 
 DEFAULT_HOLD = dt.timedelta(minutes=15)
-_CHUNK = 2000
+_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,8 @@ class DrawRequest:
 
 def _draws_fp(kind: str, draws: Sequence[Draw], order_id: str | None) -> str:
     return fingerprint(
-        (kind, order_id, [(d.account, to_micro(d.amount), d.limit, d.max_share) for d in draws])
+        f"{kind}|{order_id}|"
+        + ";".join(f"{d.account},{d.amount},{d.limit},{d.max_share},{d.share_of}" for d in draws)
     )
 
 
@@ -175,8 +177,8 @@ class Ledger:
             raise InputError("an idempotency key is required for every ledger write")
 
         def work(conn: Connection) -> Receipt:
-            w = Writer(conn, now or now_utc())
-            prior = w.find_request(key)
+            w = Writer(conn, now or now_utc(), self.db.dialect, key)
+            prior = w.prior
             if prior is not None:
                 if prior.fingerprint != fp:
                     raise Conflict(
@@ -252,7 +254,10 @@ class Ledger:
             if req is None:
                 raise NotFound(f"no reservation under key {reservation!r}")
             h = t.holds.c
-            rows = w.conn.execute(select(t.holds).where(h.txn == req.txn).order_by(h.seq)).all()
+            rows: list[Any] = []
+            if req.first_seq is not None:
+                q = select(t.holds).where(h.seq.between(req.first_seq, req.last_seq))
+                rows = list(w.conn.execute(q.order_by(h.seq)))
             if not rows:
                 raise Conflict(
                     f"reservation {reservation!r} has no live holds: it expired, or was already "
@@ -400,13 +405,14 @@ class Ledger:
             raise InputError("a batch records commitments or reservations")
 
         def work(conn: Connection) -> list[Receipt]:
-            w = Writer(conn, now or now_utc())
+            w = Writer(conn, now or now_utc(), self.db.dialect)
             keys = [r.key for r in requests]
             prior: dict[str, Any] = {}
             for i in range(0, len(keys), _CHUNK):
                 chunk = keys[i : i + _CHUNK]
-                for row in conn.execute(select(t.requests).where(t.requests.c.key.in_(chunk))):
-                    prior[row.key] = row
+                sql = REQUESTS_IN.format(", ".join(["%s"] * len(chunk)))
+                for row in w.sql.all(sql, tuple(chunk)):
+                    prior[row[0]] = RequestRow(*row)
             w.sweep_expired()
             accounts = {d.account for r in requests for d in r.draws}
             accounts |= {d.share_of for r in requests for d in r.draws if d.share_of}

@@ -60,8 +60,8 @@ def commit_screen(
     """
 
     def work(conn: Connection) -> ScreenCommit:
-        w = Writer(conn, now or now_utc())
-        prior = w.find_request(key)
+        w = Writer(conn, now or now_utc(), ledger.db.dialect, key)
+        prior = w.prior
         if prior is not None:
             results = run(AsOfView(conn, int(prior.start_seq)))
             receipt = _receipt(prior, True)

@@ -1,7 +1,8 @@
 """The ledger's tables (SQLAlchemy Core), written once for SQLite and PostgreSQL.
 
 Amounts are integer micro-TPP (`_amounts`), times are ISO-8601 UTC strings: both hash and compare
-the same way on every backend. `entries` is the only source of truth; `balances`, `holds` and
+the same way on every backend. Every write transaction touches few B-trees on purpose
+(each is a page written and synced per commit). `entries` is the only source of truth; `balances`, `holds` and
 `chain_head` are materialised from it and `Ledger.verify` proves they agree.
 """
 
@@ -19,6 +20,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# BIGINT on PostgreSQL; INTEGER on SQLite, where an INTEGER PRIMARY KEY *is* the rowid, saving a
+# B-tree (and a page write per commit) for every table keyed by position.
+Seq = BigInteger().with_variant(Integer(), "sqlite")
+
 schema_migrations = Table(
     "ledger_migrations",
     metadata,
@@ -30,7 +35,7 @@ schema_migrations = Table(
 entries = Table(
     "ledger_entries",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", Seq, primary_key=True, autoincrement=False),
     Column("txn", Text, nullable=False),
     Column("kind", Text, nullable=False),
     Column("account", Text, nullable=False),
@@ -41,11 +46,10 @@ entries = Table(
     Column("created_at", Text, nullable=False),
     Column("expires_at", Text),
     Column("ref_seq", BigInteger),
-    Column("idem_key", Text, nullable=False, unique=True),
+    Column("idem_key", Text, nullable=False),
     Column("prev_hash", Text, nullable=False),
     Column("hash", Text, nullable=False),
     Index("ix_ledger_entries_account", "account", "seq"),
-    Index("ix_ledger_entries_txn", "txn"),
 )
 
 balances = Table(
@@ -57,18 +61,18 @@ balances = Table(
     Column("limit_micro", BigInteger),
     Column("citation", Text),
     Column("last_seq", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 holds = Table(
     "ledger_holds",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", Seq, primary_key=True, autoincrement=False),
     Column("txn", Text, nullable=False),
     Column("account", Text, nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("expires_at", Text, nullable=False),
     Index("ix_ledger_holds_expires", "expires_at"),
-    Index("ix_ledger_holds_txn", "txn"),
 )
 
 requests = Table(
@@ -81,6 +85,7 @@ requests = Table(
     Column("first_seq", BigInteger),
     Column("last_seq", BigInteger),
     Column("created_at", Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 chain_head = Table(

@@ -1,0 +1,96 @@
+"""The ledger's hot-path SQL, written once; the only place that knows paramstyles and dialects.
+
+The write path runs a handful of fixed statements per transaction. Going through the DB-API
+cursor directly (rather than compiling SQLAlchemy constructs each time) keeps the ledger's own
+cost per reservation well under the cost of the commit it waits for. Statements use `%s`
+placeholders; `Sql` turns them into `?` for sqlite3. The SQL itself is plain enough to run
+unchanged on SQLite ≥ 3.24 and PostgreSQL (`ON CONFLICT … DO UPDATE` on both).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ENTRY_COLS = (
+    "seq",
+    "txn",
+    "kind",
+    "account",
+    "amount",
+    "order_id",
+    "actor",
+    "citation",
+    "created_at",
+    "expires_at",
+    "ref_seq",
+    "idem_key",
+    "prev_hash",
+    "hash",
+)
+REQUEST_COLS = ("key", "txn", "fingerprint", "start_seq", "first_seq", "last_seq", "created_at")
+
+
+def _ph(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+STATE = (
+    "SELECT h.seq, h.hash, (SELECT min(expires_at) FROM ledger_holds), "
+    "(SELECT fingerprint FROM ledger_requests WHERE key = %s) "
+    "FROM ledger_chain_head h WHERE h.id = 1"
+)
+REQUEST = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key = %s"
+REQUESTS_IN = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key IN ({{}})"
+EXPIRED = "SELECT seq, account, amount FROM ledger_holds WHERE expires_at <= %s ORDER BY seq"
+BALANCES = (
+    "SELECT account, committed, reserved, limit_micro, citation FROM ledger_balances "
+    "WHERE account IN ({})"
+)
+INSERT_ENTRY = f"INSERT INTO ledger_entries ({', '.join(ENTRY_COLS)}) VALUES ({_ph(14)})"
+INSERT_HOLD = (
+    "INSERT INTO ledger_holds (seq, txn, account, amount, expires_at) VALUES (%s, %s, %s, %s, %s)"
+)
+DELETE_HOLD = "DELETE FROM ledger_holds WHERE seq = %s"
+UPSERT_BALANCE = (
+    "INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq) "
+    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (account) DO UPDATE SET "
+    "committed = excluded.committed, reserved = excluded.reserved, "
+    "limit_micro = excluded.limit_micro, citation = excluded.citation, "
+    "last_seq = excluded.last_seq"
+)
+INSERT_REQUEST = f"INSERT INTO ledger_requests ({', '.join(REQUEST_COLS)}) VALUES ({_ph(7)})"
+UPDATE_HEAD = "UPDATE ledger_chain_head SET seq = %s, hash = %s WHERE id = 1"
+
+
+class Sql:
+    """Run the statements above on one DB-API connection of either dialect."""
+
+    def __init__(self, dbapi_conn: Any, dialect: str) -> None:
+        self.sqlite = dialect == "sqlite"
+        self.cur = dbapi_conn.cursor()
+        self._cache: dict[str, str] = {}
+
+    def _q(self, sql: str) -> str:
+        if not self.sqlite:
+            return sql
+        out = self._cache.get(sql)
+        if out is None:
+            out = self._cache[sql] = sql.replace("%s", "?")
+        return out
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        self.cur.execute(self._q(sql), params)
+        return self.cur.fetchone()
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        self.cur.execute(self._q(sql), params)
+        return list(self.cur.fetchall())
+
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        self.cur.execute(self._q(sql), params)
+
+    def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if len(rows) == 1:
+            self.cur.execute(self._q(sql), rows[0])
+        elif rows:
+            self.cur.executemany(self._q(sql), rows)
