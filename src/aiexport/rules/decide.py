@@ -84,6 +84,7 @@ class Context:
     hq: CountryStatus
     tier: int
     effective: dt.date
+    countries: Countries
     reasons: list[Reason] = field(default_factory=list)
 
     def cite(self, rule_id: str) -> str:
@@ -210,6 +211,7 @@ class Engine:
             hq=hq_now,
             tier=tier,
             effective=self.effective,
+            countries=self.countries,
         )
         if regime == "diffusion":
             ctx.add(
@@ -727,6 +729,13 @@ def _veu(ctx: Context, v: VeuInfo) -> Option:
         return _no(ctx, name, "veu.use", f"{v.veu_id} is not valid on {ctx.day}.")
     if ctx.dest.macau_or_d5:
         return _no(ctx, name, "veu.use", "Data Center VEU facilities may not be in Macau or D:5.")
+    if ctx.hq.macau_or_d5 or ctx.countries.status(v.hq_country, ctx.day).macau_or_d5:
+        return _no(
+            ctx,
+            name,
+            "veu.hq",
+            "a Data Center VEU may not be headquartered (or have its ultimate parent) in Macau or D:5.",
+        )
     tpp = ctx.tpp_total
     if v.kind == "NVEU":
         if o.destination not in v.countries:
