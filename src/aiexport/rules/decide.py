@@ -850,8 +850,12 @@ def _allocation_country(ctx: Context) -> str | None:
     return None
 
 
-def _allocation_limit(ctx: Context) -> tuple[Decimal, str]:
-    limit = ctx.rules.number("allocation.country.limit_tpp", ctx.day)
+def _allocation_limit(ctx: Context) -> tuple[Decimal | None, str]:
+    """The destination's allocation on the order's date; None where the rule sets none (2028-)."""
+    try:
+        limit = ctx.rules.number("allocation.country.limit_tpp", ctx.day)
+    except ParameterNotFound:
+        return None, ""
     if ctx.dest.supp5b:
         increase = ctx.rules.number("allocation.country.supp5b_increase", ctx.day)
         return limit * (
@@ -914,14 +918,20 @@ def _license_policy(ctx: Context) -> tuple[ReviewPolicy, Option | None]:
             "lic.a_t1",
             f"License review {where}: presumption of approval, whatever the country allocation.",
         )
-        if country is None:
-            return "presumption_of_approval", None
         limit, _ = _allocation_limit(ctx)
+        if country is None or limit is None:
+            return "presumption_of_approval", None
         opt = Option("LICENSE", True)
         opt.quota.append(QuotaUse(account, ctx.quota.used(account), limit, False))
         return "presumption_of_approval", opt
     assert country is not None
     limit, raised = _allocation_limit(ctx)
+    if limit is None:
+        ctx.add(
+            "lic.alloc_unset",
+            f"The rule sets no country allocation for {ctx.day.year} (BIS reviews allocations for later years annually): reviewed case by case.",
+        )
+        return "case_by_case", None
     used = ctx.quota.used(account)
     after = used + ctx.tpp_total
     opt = Option("LICENSE", True)
