@@ -30,3 +30,13 @@ def test_exact_order_count_even_when_tiny(tmp_path: Path) -> None:
         assert s.orders == n
         lines = (tmp_path / str(n) / "orders.csv").read_text(encoding="utf-8").splitlines()
         assert len(lines) == n + 1
+
+
+def test_chunk_size_changes_no_row(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate_world(a, seed=9, orders=4_000, chunk_size=1_000)
+    generate_world(b, seed=9, orders=4_000, chunk_size=250_000)
+    assert (a / "orders.csv").read_bytes() == (b / "orders.csv").read_bytes()
+    assert pq.read_table(a / "orders.parquet").equals(pq.read_table(b / "orders.parquet"))

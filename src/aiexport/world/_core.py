@@ -66,6 +66,14 @@ ITEM_DECLINE = np.array([f.decline_per_year for f in ITEMS], dtype=np.float64)
 ITEM_SXM = np.array([f.form == "sxm" for f in ITEMS], dtype=np.bool_)
 ITEM_SERVER = np.array([max(1, f.server_gpus) for f in ITEMS], dtype=np.int64)
 ITEM_LPP = np.array([f.lpp_eligible for f in ITEMS], dtype=np.bool_)
+SEG_LOG_MEDIAN = np.log(np.array([s.gpus_median for s in SEGMENTS]))
+SEG_SIGMA = np.array([s.gpus_sigma for s in SEGMENTS])
+_eu = np.cumsum(
+    np.array([[dict(s.end_uses).get(e, 0.0) for e in END_USES] for s in SEGMENTS]), axis=1
+)
+END_USE_CDF = _eu / _eu[:, -1:]
+_ex = np.cumsum([w for _, w in EXPORTERS])
+EXPORTER_CDF = _ex / _ex[-1]
 
 
 def day_of(d: dt.date) -> int:
@@ -269,7 +277,7 @@ class Background:
     party_has_default: B
     fwd_start: I64
     fwd_count: I64
-    item_table: F64 = field(default_factory=_item_table)
+    item_cdf: F64 = field(default_factory=lambda: np.cumsum(_item_table(), axis=1))
     months: I64 = field(default_factory=lambda: month_index(np.arange(N_DAYS)))
 
     def sample(self, nrng: np.random.Generator, day: I64) -> Lines:
@@ -282,30 +290,23 @@ class Background:
 
         item = np.zeros(n, dtype=np.int64)
         key = self.months[day] * 2 + china.astype(np.int64)
-        for k in np.unique(key):
+        u = nrng.random(n)
+        for k in np.unique(key).tolist():
             mask = key == k
-            p = self.item_table[k]
-            item[mask] = np.searchsorted(np.cumsum(p), nrng.random(int(mask.sum())), side="right")
+            item[mask] = np.searchsorted(self.item_cdf[k], u[mask], side="right")
         item = np.minimum(item, len(ITEMS) - 1)
 
-        med = np.log(np.array([s.gpus_median for s in SEGMENTS]))[seg]
-        sig = np.array([s.gpus_sigma for s in SEGMENTS])[seg]
-        gpus = np.ceil(np.exp(nrng.normal(med, sig))).astype(np.int64)
+        gpus = np.ceil(np.exp(nrng.normal(SEG_LOG_MEDIAN[seg], SEG_SIGMA[seg]))).astype(np.int64)
         gpus = np.clip(gpus, 1, MAX_GPUS_PER_LINE)
         computer = ITEM_SXM[item] & (gpus >= 4) & (nrng.random(n) < SERVER_SHARE_SXM)
         chips = np.where(computer, ITEM_SERVER[item], 1)
         quantity = np.where(computer, np.maximum(1, np.rint(gpus / chips)), gpus).astype(np.int64)
         price = unit_price(nrng, item, day, computer, chips, quantity * chips)
 
-        cum = np.cumsum(
-            np.array([[dict(s.end_uses).get(e, 0.0) for e in END_USES] for s in SEGMENTS]), axis=1
-        )
-        cum = cum / cum[:, -1:]
-        end_use = (nrng.random(n)[:, None] > cum[seg]).sum(axis=1)
+        end_use = (nrng.random(n)[:, None] > END_USE_CDF[seg]).sum(axis=1)
         end_use = np.minimum(end_use, len(END_USES) - 1)
 
-        exp_p = np.cumsum([w for _, w in EXPORTERS])
-        exporter = np.searchsorted(exp_p / exp_p[-1], nrng.random(n), side="right")
+        exporter = np.searchsorted(EXPORTER_CDF, nrng.random(n), side="right")
         exporter = np.minimum(exporter, len(EXPORTERS) - 1)
 
         ci = self.party_country[pick]
