@@ -58,6 +58,14 @@ def screen(
     summary_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
+    commit: Annotated[
+        bool,
+        typer.Option(
+            "--commit",
+            help="Record the quota draws in the ledger (--db) in one transaction; "
+            "a re-run of the same file records nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Decide every order of a file, carrying quota state, and write the decisions."""
     if sample:
@@ -69,20 +77,27 @@ def screen(
     rule_set = load_rule_set(rules)
     parsed = read_orders(orders)
     engine = Engine(rule_set)
-    quota = MemoryQuota()
     show = len(parsed) >= 20_000 and console.is_terminal and not summary_json
-    if show:
-        with _progress() as progress:
-            task = progress.add_task("deciding", total=len(parsed))
-            dets = decide_all(
-                parsed,
-                engine,
-                quota,
-                file=str(orders),
-                progress=lambda n: progress.advance(task, n),
-            )
+
+    def run(quota: Any) -> list[Determination]:
+        if show:
+            with _progress() as progress:
+                task = progress.add_task("deciding", total=len(parsed))
+                return decide_all(
+                    parsed,
+                    engine,
+                    quota,
+                    file=str(orders),
+                    progress=lambda n: progress.advance(task, n),
+                )
+        return decide_all(parsed, engine, quota, file=str(orders))
+
+    if commit or db:  # against the ledger: a dry run, or recorded with --commit
+        from aiexport.cli.ledger import screen_on_ledger
+
+        dets = screen_on_ledger(db, commit, run, orders, rule_set.name)
     else:
-        dets = decide_all(parsed, engine, quota, file=str(orders))
+        dets = run(MemoryQuota())
     write_records((d.to_record() for d in dets), out)
     summary = summarise(dets, rule_set.name)
     if summary_json:

@@ -448,26 +448,39 @@ class Ledger:
         actor: str,
         allocation_limit: Decimal | None,
         citation: str,
+        allocation_country: str | None = None,
+        counts: bool = True,
         now: dt.datetime | None = None,
     ) -> Receipt:
-        """Register a granted license and count its TPP against `allocation/<destination>`.
+        """Register a granted license and count its TPP against `allocation/<country>`.
 
-        `allocation_limit` is the destination's allocation in force (from the rule set), or None
-        where no allocation applies. Registering the same license again changes nothing.
+        `allocation_country` is the country whose allocation the license counts against (the
+        destination unless the rule set aliases it); `allocation_limit` is that allocation in
+        force (from the rule set), or None when the license counts without being capped.
+        `counts=False` registers a license that no allocation concerns (Tier 1, D:5).
+        Registering the same license again changes nothing and returns the first receipt.
         """
         row = reg.license_row(info)
-        draw = Draw(f"allocation/{row['destination']}", info.tpp, allocation_limit, citation)
+        country = (allocation_country or row["destination"]).upper()
+        draw = Draw(f"allocation/{country}", info.tpp, allocation_limit, citation)
         key = f"license:{info.license_id}"
 
         def body(w: Writer) -> list[int]:
-            seqs = w.apply_draws(
-                "commit", [draw], key=key, actor=actor, order_id=f"license:{info.license_id}"
-            )
-            extra = {"actor": actor, "created_at": w.created_at, "entry_seq": seqs[0]}
+            seqs: list[int] = []
+            if counts:
+                seqs = w.apply_draws(
+                    "commit", [draw], key=key, actor=actor, order_id=f"license:{info.license_id}"
+                )
+            extra = {
+                "actor": actor,
+                "created_at": w.created_at,
+                "entry_seq": seqs[0] if seqs else None,
+            }
             reg.insert_once(w.conn, t.licenses, "license_id", row, extra)
             return seqs
 
-        return self.transact(key, fingerprint(("license", sorted(row.items()))), body, now=now)
+        fp = fingerprint(("license", sorted(row.items()), counts, country))
+        return self.transact(key, fp, body, now=now)
 
     def add_veu(self, info: VeuInfo, *, actor: str, now: dt.datetime | None = None) -> bool:
         """Register a Data Center VEU; return False when the same record was already there."""

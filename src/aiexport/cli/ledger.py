@@ -1,0 +1,441 @@
+"""Commands of the quota ledger: `ledger balance|history|verify|export`, `license add|list`,
+`veu add|list`, and the ledger side of `screen --commit`.
+
+Each command parses, calls one `aiexport.ledger` function and prints. `--db` defaults to
+`$AIEXPORT_DB`, else `aiexport.db` in the working directory; a PostgreSQL URL works the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aiexport.cli import app
+from aiexport.errors import InputError, LedgerIntegrityError, NotFound, ParameterNotFound
+from aiexport.ledger import (
+    Ledger,
+    LiveView,
+    commit_screen,
+    default_db_url,
+    default_valid_until,
+    export_parquet,
+    verify,
+)
+from aiexport.rules.determination import Determination
+from aiexport.rules.quota import LicenseInfo, QuotaView, VeuInfo
+from aiexport.rules.ruleset import DEFAULT_RULE_SET, load_rule_set
+
+console = Console()
+err = Console(stderr=True)
+
+ledger_app = typer.Typer(
+    help="The quota ledger: balances, history, hash-chain verification, export.",
+    no_args_is_help=True,
+)
+license_app = typer.Typer(
+    help="Individual licenses granted by BIS, registered so that orders can cite them.",
+    no_args_is_help=True,
+)
+veu_app = typer.Typer(
+    help="Data Center Validated End-User authorizations (UVEU, NVEU; 15 CFR 748.15).",
+    no_args_is_help=True,
+)
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(license_app, name="license")
+app.add_typer(veu_app, name="veu")
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option("--db", help="Ledger database URL (default: $AIEXPORT_DB, else ./aiexport.db)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ActorOpt = Annotated[
+    str | None,
+    typer.Option("--actor", help="Who records this (default: $AIEXPORT_ACTOR, else the user)."),
+]
+
+
+def open_ledger(db: str | None) -> Ledger:
+    return Ledger(db or default_db_url())
+
+
+def actor_name(actor: str | None) -> str:
+    return actor or os.environ.get("AIEXPORT_ACTOR") or getpass.getuser()
+
+
+def _date(text: str | None, name: str) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{name} must be a date YYYY-MM-DD, not {text!r}") from None
+
+
+def _tpp(text: str) -> Decimal:
+    try:
+        value = Decimal(text.replace(",", "").replace("_", ""))
+    except InvalidOperation:
+        raise InputError(f"TPP must be a number, not {text!r}") from None
+    if not value.is_finite() or value <= 0:
+        raise InputError(f"TPP must be a positive number, not {text!r}")
+    return value
+
+
+# -- ledger ------------------------------------------------------------------------------------
+
+
+@ledger_app.command("balance")
+def balance(
+    account: Annotated[
+        str | None, typer.Argument(help="An account, or a prefix ending in '/' (default: all).")
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show what each account has committed, holds, and has left under its limit."""
+    with open_ledger(db) as ledger:
+        if account and not account.endswith("/"):
+            rows = [ledger.balance(account)]
+        else:
+            rows = ledger.balances(prefix=account)
+    if as_json:
+        print(json.dumps([b.to_record() for b in rows], indent=2))
+        return
+    t = Table("account", "committed", "reserved", "limit", "remaining", "citation")
+    for b in rows:
+        t.add_row(
+            b.account,
+            f"{b.committed:,}",
+            f"{b.reserved:,}",
+            "—" if b.limit is None else f"{b.limit:,}",
+            "—" if b.remaining is None else f"{b.remaining:,}",
+            b.citation or "",
+        )
+    console.print(t)
+
+
+@ledger_app.command("history")
+def history(
+    account: Annotated[str, typer.Argument(help="The account, e.g. lpp/<consignee>/2025.")],
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List every entry of one account, oldest first."""
+    with open_ledger(db) as ledger:
+        entries = ledger.history(account)
+    if not entries:
+        raise NotFound(f"no entries for account {account!r}; see `aiexport ledger balance`")
+    if as_json:
+        print(json.dumps([e.to_record() for e in entries], indent=2))
+        return
+    t = Table("#", "time (UTC)", "kind", "TPP", "order", "actor", "citation")
+    for e in entries:
+        t.add_row(
+            str(e.seq),
+            e.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            e.kind,
+            f"{e.amount:,}",
+            e.order_id or "",
+            e.actor,
+            e.citation,
+        )
+    console.print(t)
+
+
+@ledger_app.command("verify")
+def verify_cmd(
+    db: DbOpt = None,
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            help="SEQ:HASH published earlier (from a previous verify); the chain must still hold it.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the hash chain and that balances equal the sum of entries; exit 1 on any problem."""
+    anchor = None
+    if expect_head:
+        seq, _, digest = expect_head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise InputError("--expect-head must look like SEQ:HASH (64 hex digits)")
+        anchor = (int(seq), digest)
+    with open_ledger(db) as ledger:
+        report = verify(ledger, anchor)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "entries": report.entries,
+                    "head": f"{report.head_seq}:{report.head_hash}",
+                    "problems": [
+                        {"kind": p.kind, "seq": p.seq, "message": p.message}
+                        for p in report.problems
+                    ],
+                },
+                indent=2,
+            )
+        )
+    if not report.ok:
+        first = report.problems[0]
+        raise LedgerIntegrityError(
+            f"ledger does not verify: {first.message}"
+            + (f" (+{len(report.problems) - 1} more)" if len(report.problems) > 1 else "")
+            + "; restore from a backup or investigate the entries named"
+        )
+    if not as_json:
+        console.print(
+            f"[green]ok[/]: {report.entries:,} entries, chain intact, balances match. "
+            f"Head {report.head_seq}:{report.head_hash}"
+        )
+
+
+@ledger_app.command("export")
+def export(
+    out: Annotated[Path, typer.Argument(help="Parquet file to write.")],
+    db: DbOpt = None,
+) -> None:
+    """Write every entry, in chain order, to a Parquet file (exact decimal amounts)."""
+    with open_ledger(db) as ledger:
+        n = export_parquet(ledger, out)
+    err.print(f"{n:,} entries → {out}")
+
+
+# -- licenses ----------------------------------------------------------------------------------
+
+
+@license_app.command("add")
+def license_add(
+    license_id: Annotated[str, typer.Argument(help="The license number BIS issued.")],
+    destination: Annotated[str, typer.Option("--destination", help="ISO alpha-2 country.")],
+    tpp: Annotated[str, typer.Option("--tpp", help="Total TPP the license authorizes.")],
+    consignee: Annotated[
+        str | None, typer.Option("--consignee", help="Consignee id the license names.")
+    ] = None,
+    valid_from: Annotated[
+        str | None, typer.Option("--valid-from", help="YYYY-MM-DD (default: today).")
+    ] = None,
+    valid_until: Annotated[
+        str | None, typer.Option("--valid-until", help="YYYY-MM-DD (default: one year).")
+    ] = None,
+    uncapped: Annotated[
+        bool,
+        typer.Option(
+            "--uncapped",
+            help="Count it without the allocation cap (e.g. a § 742.6(b)(10)(iii)(A)(2) license "
+            "to a Tier-1-headquartered consignee).",
+        ),
+    ] = False,
+    rules: Annotated[str, typer.Option("--rules", help="Rule set for the allocation.")] = (
+        DEFAULT_RULE_SET
+    ),
+    db: DbOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Register a granted license; its TPP counts against the destination's country allocation."""
+    start = _date(valid_from, "--valid-from") or dt.date.today()
+    until = _date(valid_until, "--valid-until") or default_valid_until(start)
+    info = LicenseInfo(license_id, destination.upper(), consignee, _tpp(tpp), start, until)
+    country, limit, citation, counts = allocation_for(info.destination, start, rules)
+    with open_ledger(db) as ledger:
+        receipt = ledger.add_license(
+            info,
+            actor=actor_name(actor),
+            allocation_limit=None if uncapped else limit,
+            citation=citation,
+            allocation_country=country,
+            counts=counts,
+        )
+    what = f"counts against allocation/{country}" if counts else "no country allocation applies"
+    again = " (already registered: nothing changed)" if receipt.replayed else ""
+    console.print(f"license {license_id}: {info.tpp:,} TPP, {start} to {until}; {what}{again}")
+
+
+def allocation_for(destination: str, day: dt.date, rules: str) -> tuple[str, Decimal, str, bool]:
+    """The allocation a license to `destination` counts against: country, limit, citation, counts.
+
+    § 742.6(b)(10)(iii)(B): licensed TPP counts against the destination's allocation, raised for
+    Supp. No. 5 para (b) destinations (C); Tier 1 and Macau/D:5 destinations have none.
+    """
+    from aiexport.rules.countries import Countries
+
+    rule_set = load_rule_set(rules)
+    st = Countries(rule_set).status(destination, day)
+    try:
+        limit = rule_set.number("allocation.country.limit_tpp", day)
+        citation = rule_set.cite("allocation.country.limit_tpp", day)
+        if st.supp5b:
+            limit *= 1 + rule_set.number("allocation.country.supp5b_increase", day)
+    except ParameterNotFound:
+        return st.governed_by, Decimal(0), "", False
+    return st.governed_by, limit, citation, not (st.tier1 or st.macau_or_d5)
+
+
+@license_app.command("list")
+def license_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """List registered licenses."""
+    with open_ledger(db) as ledger:
+        rows = ledger.licenses()
+    if as_json:
+        print(json.dumps([_license_record(i) for i in rows], indent=2))
+        return
+    t = Table("license", "destination", "consignee", "TPP", "valid from", "valid until")
+    for i in rows:
+        t.add_row(
+            i.license_id,
+            i.destination,
+            i.consignee or "",
+            f"{i.tpp:,}",
+            str(i.valid_from),
+            str(i.valid_until),
+        )
+    console.print(t)
+
+
+def _license_record(i: LicenseInfo) -> dict[str, Any]:
+    return {
+        "license_id": i.license_id,
+        "destination": i.destination,
+        "consignee": i.consignee,
+        "tpp": str(i.tpp),
+        "valid_from": i.valid_from.isoformat(),
+        "valid_until": i.valid_until.isoformat(),
+    }
+
+
+# -- VEUs --------------------------------------------------------------------------------------
+
+
+@veu_app.command("add")
+def veu_add(
+    veu_id: Annotated[str, typer.Argument(help="Authorization id.")],
+    kind: Annotated[str, typer.Option("--kind", help="UVEU or NVEU.")],
+    holder: Annotated[str, typer.Option("--holder", help="Holder's consignee id.")],
+    hq: Annotated[str, typer.Option("--hq", help="Holder's headquarters country (alpha-2).")],
+    country: Annotated[
+        list[str],
+        typer.Option("--country", help="Country where its data centers may be; repeat for more."),
+    ],
+    valid_from: Annotated[
+        str | None, typer.Option("--valid-from", help="YYYY-MM-DD (default: today).")
+    ] = None,
+    valid_until: Annotated[
+        str | None, typer.Option("--valid-until", help="YYYY-MM-DD (default: open-ended).")
+    ] = None,
+    holder_name: Annotated[str | None, typer.Option("--holder-name")] = None,
+    db: DbOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Register a UVEU or NVEU so orders shipped under it are decided and drawn correctly."""
+    kind = kind.upper()
+    if kind not in ("UVEU", "NVEU"):
+        raise InputError(f"--kind must be UVEU or NVEU, not {kind!r}")
+    info = VeuInfo(
+        veu_id=veu_id,
+        kind=kind,  # type: ignore[arg-type]
+        holder=holder,
+        hq_country=hq.upper(),
+        countries=frozenset(c.upper() for c in country),
+        valid_from=_date(valid_from, "--valid-from") or dt.date.today(),
+        valid_until=_date(valid_until, "--valid-until"),
+        holder_name=holder_name,
+    )
+    with open_ledger(db) as ledger:
+        created = ledger.add_veu(info, actor=actor_name(actor))
+    note = "" if created else " (already registered: nothing changed)"
+    console.print(f"{kind} {veu_id} for {holder}: {', '.join(sorted(info.countries))}{note}")
+
+
+@veu_app.command("list")
+def veu_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """List registered VEU authorizations."""
+    with open_ledger(db) as ledger:
+        rows = ledger.veus()
+    if as_json:
+        print(json.dumps([_veu_record(v) for v in rows], indent=2))
+        return
+    t = Table("VEU", "kind", "holder", "HQ", "countries", "valid from", "valid until")
+    for v in rows:
+        t.add_row(
+            v.veu_id,
+            v.kind,
+            v.holder_name or v.holder,
+            v.hq_country,
+            ", ".join(sorted(v.countries)),
+            str(v.valid_from),
+            str(v.valid_until or "—"),
+        )
+    console.print(t)
+
+
+def _veu_record(v: VeuInfo) -> dict[str, Any]:
+    return {
+        "veu_id": v.veu_id,
+        "kind": v.kind,
+        "holder": v.holder,
+        "holder_name": v.holder_name,
+        "hq_country": v.hq_country,
+        "countries": sorted(v.countries),
+        "valid_from": v.valid_from.isoformat(),
+        "valid_until": v.valid_until.isoformat() if v.valid_until else None,
+    }
+
+
+# -- screen --commit ---------------------------------------------------------------------------
+
+
+def screen_key(orders: Path, rule_set: str) -> str:
+    """The idempotency key of a screening run: the file's bytes and the rule set."""
+    h = hashlib.sha256()
+    with open(orders, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return f"screen:{h.hexdigest()}:{rule_set}"
+
+
+def screen_on_ledger(
+    db: str | None,
+    commit: bool,
+    decide: Callable[[Any], Sequence[Determination]],
+    orders: Path,
+    rule_set: str,
+    actor: str | None = None,
+) -> list[Determination]:
+    """Decide against the ledger; with `commit`, record the whole file's draws atomically.
+
+    `decide(view)` is the screen's own loop (`aiexport.screen.decide_all`); `view` carries the
+    draws of earlier orders in the file via `apply`. Without `commit` it is a dry run against
+    the current state; with it, the decisions are made under the ledger's write lock and all
+    draws are recorded in one transaction, once per (file, rule set).
+    """
+    with open_ledger(db) as ledger:
+        if not commit:
+            return list(decide(LiveView(ledger)))
+        out: list[Determination] = []
+
+        def run(view: QuotaView) -> list[tuple[str, Sequence[Any]]]:
+            out[:] = decide(view)
+            return [(d.order_id, d.draws) for d in out]
+
+        result = commit_screen(
+            ledger, run, actor=actor_name(actor), key=screen_key(orders, rule_set)
+        )
+    if result.replayed:
+        err.print(f"already recorded: this file was committed before ({result.entries} entries)")
+    else:
+        err.print(f"recorded {result.entries} ledger entries for {result.orders} orders")
+    return out
