@@ -285,32 +285,27 @@ def address_key(address: str | None) -> str | None:
 
 
 def person_keys(name: str) -> frozenset[str]:
-    """Keys of a director's name, surname plus first initial, whatever the written order.
+    """Keys of a director's name that do not depend on the written order.
 
-    Registries write 'WANG Wei', 'Wang, Wei', 'W. Wang', 'Wei Wang' and 'Wang Wei'. A comma or an
-    all-capitals token marks the surname; otherwise the order is unknown and both readings are
-    kept, so two spellings of one person share at least one key.
+    Registries write 'WANG Wei', 'Wang, Wei', 'Wei Wang' and 'Wang Wei': with two full words the
+    key is the sorted pair ('wang~wei'), the same in every order. An initial ('W. Wang') only
+    gives surname plus initial ('wang|w'), a weaker key that matches other initials only.
 
-    >>> sorted(person_keys("Wang Wei")), sorted(person_keys("WANG Wei"))
-    (['wang|w', 'wei|w'], ['wang|w'])
+    >>> sorted(person_keys("Wang Wei")) == sorted(person_keys("WANG Wei")) == ["wang~wei"]
+    True
+    >>> sorted(person_keys("W. Wang"))
+    ['wang|w']
     """
-    if "," in name:
-        surname, _, given = name.partition(",")
-        surname, given = ascii_fold(surname), ascii_fold(given)
-        if surname and given:
-            return frozenset({f"{surname.replace(' ', '')}|{given[0]}"})
-    tokens = ascii_fold(name).split()
+    tokens = [t for t in ascii_fold(name).split() if t]
     if not tokens:
         return frozenset()
-    if len(tokens) == 1:
-        return frozenset({tokens[0]})
-    upper = [ascii_fold(t) for t in name.split() if len(t) > 1 and t.isalpha() and t.isupper()]
-    if upper:
-        rest = [t for t in tokens if t != upper[0]]
-        return frozenset({f"{upper[0]}|{rest[0][0]}" if rest else upper[0]})
-    if len(tokens[0]) == 1:
-        return frozenset({f"{tokens[-1]}|{tokens[0]}"})
-    return frozenset({f"{tokens[-1]}|{tokens[0][0]}", f"{tokens[0]}|{tokens[-1][0]}"})
+    full = [t for t in tokens if len(t) > 1]
+    initials = [t for t in tokens if len(t) == 1]
+    if len(full) >= 2:
+        return frozenset({"~".join(sorted(full[:1] + full[-1:]))})
+    if full and initials:
+        return frozenset({f"{full[0]}|{initials[0]}"})
+    return frozenset({tokens[0]})
 
 
 def officer_keys(officers: str | None) -> list[str]:

@@ -231,16 +231,17 @@ class Relation:
 def _relations(
     con: duckdb.DuckDBPyConnection, parties: dict[str, dict[str, Any]]
 ) -> list[Relation]:
-    """Consignees tied by a third-country payer or a forwarder that few others use, or paid for
-    by another consignee of the data (a parent paying for a subsidiary)."""
+    """Consignees tied by a third-country payer that few others use, or paid for by another
+    consignee of the data (a parent paying for a subsidiary).
+
+    Shared freight forwarders are not links: on generated worlds even forwarders used by two to
+    six buyers were mostly shared by unrelated, legitimate ones. They stay a signal.
+    """
     rows = con.execute(
         """
         SELECT DISTINCT ckey, 'payer' AS kind, payer_name AS name, payer_country AS cc
         FROM lines WHERE payer_name IS NOT NULL
           AND coalesce(payer_country, loc_country) NOT IN (loc_country, hq_country)
-        UNION ALL
-        SELECT DISTINCT ckey, 'forwarder', intermediate_name, intermediate_country
-        FROM lines WHERE intermediate_name IS NOT NULL
         """
     ).fetchall()
     by_value: dict[tuple[str, str, str], set[str]] = defaultdict(set)

@@ -35,11 +35,14 @@ from aiexport.intel._normalize import (
     website_domain,
 )
 
-MATCH_THRESHOLD = 0.9
+MATCH_THRESHOLD = 0.15
 """Match probability from which two consignee records are linked."""
 GENERIC_SHARE = 12
 """An identifier value held by more consignees than this is generic and ignored."""
 IDENTIFIERS = ("phone", "address", "email_domain", "website", "registration")
+STRONG = frozenset({"phone", "address", "email domain", "website", "registration"})
+"""A link needs one of these, or two agreeing fields: a director's name alone (written as
+registries write it, often surname and initial) or a similar name alone does not resolve."""
 
 
 @dataclass(frozen=True)
@@ -212,13 +215,9 @@ def resolve(
         """
     ).fetchall()
     names = ("phone", "address", "email domain", "website", "registration", "director", "name")
-    links = [
-        Link(
-            str(a),
-            str(b),
-            float(p),
-            tuple(nm for nm, hit in zip(names, hits, strict=True) if hit),
-        )
-        for a, b, p, *hits in rows
-    ]
+    links = []
+    for a, b, p, *hits in rows:
+        shared = tuple(nm for nm, hit in zip(names, hits, strict=True) if hit)
+        if set(shared) & STRONG or len(shared) >= 2:
+            links.append(Link(str(a), str(b), float(p), shared))
     return links, demoted
