@@ -26,6 +26,7 @@ from aiexport.cli import core  # noqa: E402,F401
 from aiexport.cli import world as _world  # noqa: E402,F401
 from aiexport.cli import serve as _serve  # noqa: E402,F401
 from aiexport.cli import ledger as _ledger  # noqa: E402,F401
+from aiexport.cli import simulate as _simulate  # noqa: E402,F401
 
 
 def main() -> None:
