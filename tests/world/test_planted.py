@@ -116,3 +116,16 @@ def test_transshipment_uses_forwarders_and_foreign_payers(world: World) -> None:
         assert sum(r["intermediate_name"] is not None for r in rows) / len(rows) > 0.5
         foreign = [r for r in rows if r["payer_country"] not in (None, r["consignee_country"])]
         assert foreign
+
+
+def test_heavy_lpp_users_stay_under_alone(world: World, diffusion: RuleSet) -> None:
+    by_id = {r["order_id"]: r for r in world.rows}
+    heavy = [d for d in world.truth["decoys"] if d["kind"] == "lpp_heavy_user"]
+    assert heavy
+    for d in heavy:
+        rows = [by_id[o] for o in d["order_ids"]]
+        assert len({r["consignee_id"] for r in rows}) == 1
+        assert all(r["authorization"] == "LPP" for r in rows)
+        year = rows[0]["order_date"].year
+        total = sum(_tpp(r) for r in rows)
+        assert 0.5 * _lpp_limit(diffusion, year) < total < _lpp_limit(diffusion, year)

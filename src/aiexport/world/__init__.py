@@ -26,7 +26,7 @@ compliance date; `hidden_tier3_hq` subsidiaries of a Chinese or Hong Kong parent
 local headquarters. Members show different subsets of signals, and legitimate **decoys** show
 single signals on purpose: corporate groups sharing domains and payers, big buyers, established
 hub distributors, similar names, forwarder users, free-mail buyers, legitimate bursts, new but
-legitimate big buyers.
+legitimate big buyers, single companies that lawfully use most of their LPP allowance.
 
 truth.json (format ``aiexport.world.truth/1``)
 ----------------------------------------------
@@ -72,12 +72,13 @@ Each scheme::
                   phones and e-mail domain (`shared`), third-country payers, forwarders, the
                   hidden parent (consignee id, name, country) and a surge's date window
 
-Each decoy group has the same shape with `decoy_id` ("D0001"...) instead of `scheme_id`, kind one
-of corporate_group, similar_name, new_big_buyer, legit_burst, legit_pre_deadline_buyer,
-big_buyer, hub_distributor, forwarder_user, free_mail_buyer, and `signals` naming the single
-signal it shows. Decoy `order_ids` list only lines generated for the decoy itself (bursts, the
-new buyer's clusters); their background orders are not listed. A consignee never appears in both
-a scheme and a decoy.
+Each decoy group has the same shape with `decoy_id` ("D0001"...) instead of `scheme_id`, and
+kind one of corporate_group, similar_name, new_big_buyer, lpp_heavy_user, legit_burst,
+legit_pre_deadline_buyer, big_buyer, hub_distributor, forwarder_user, free_mail_buyer; `signals`
+names the one signal it shows on purpose (NEAR_LPP_LIMIT, MANY_ORDERS, LEGIT_BURST, ... or a
+contract §3 code). Decoy `order_ids` list only lines generated for the decoy itself (bursts, the
+new buyer's clusters, the heavy LPP user's orders); background orders of decoy consignees are not
+listed. A consignee never appears in both a scheme and a decoy.
 
 Choices the contract leaves open: `consignee_id` is always filled and random-looking; the
 destination is the consignee's country; `tpp_per_unit`, `die_area_mm2`, `datacenter`,

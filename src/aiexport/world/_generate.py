@@ -141,6 +141,7 @@ def default_counts(orders: int) -> tuple[dict[str, int], dict[str, int]]:
         "corporate_group": k(5000, 1, 60),
         "similar_name": k(500, 4, 200),
         "new_big_buyer": k(5000, 1, 60),
+        "lpp_heavy_user": k(3000, 1, 100),
         "legit_burst": k(3000, 1, 100),
         "legit_pre_deadline_buyer": k(6000, 1, 30),
     }

@@ -754,6 +754,41 @@ class Planter:
             )
         return g
 
+    def lpp_heavy_user(self) -> Group:
+        """One established Tier 2 company that uses most of its LPP allowance, alone and lawfully."""
+        r = self.r
+        country = r.choice(("IN", "IL", "PL", "MX", "BR", "SG", "MY", "TR", "CH", "PT"))
+        p = make_party(
+            r,
+            country,
+            r.choice(("enterprise", "cloud", "research")),
+            founded=random_date(r, dt.date(1990, 1, 1), dt.date(2018, 1, 1)),
+        )
+        idx = self.add_party(p)
+        year = r.choice((2025, 2026))
+        lo = max(dt.date(year, 1, 5), COMPLIANCE_DATE + dt.timedelta(days=1))
+        share = r.uniform(0.6, 0.95)
+        g = self.group(
+            "lpp_heavy_user",
+            False,
+            f"{p.name} ({country}) takes {share:.0%} of its {year} LPP allowance in a few "
+            "lawful orders; no other party is involved",
+            ["NEAR_LPP_LIMIT"],
+        )
+        g.members.append((idx, "buyer", ["NEAR_LPP_LIMIT"]))
+        n = r.randint(3, 10)
+        cuts = sorted(r.random() for _ in range(n - 1))
+        shares = [b - a for a, b in zip([0.0, *cuts], [*cuts, 1.0], strict=True)]
+        item = r.choice(("H100-SXM5", "H200", "L40S", "MI300X"))
+        for part in shares:
+            on = random_date(r, lo, dt.date(year, 12, 20))
+            gpus = int(self.lpp_limit[year] * share * part // ITEM_BY_ID[item].tpp)
+            if gpus >= 1:
+                self.line(g, idx, on, item, gpus, server=r.random() < 0.5,
+                          end_use=r.choice(("training", "inference", "research")),
+                          payer=PAYER_SELF, auth=self.auth("LPP"))  # fmt: skip
+        return g
+
     def new_big_buyer(self) -> Group:
         """A young, well-funded AI lab in a Tier 1 country buying big: new, large, legitimate."""
         r = self.r
@@ -834,6 +869,8 @@ def plant_lookalikes(pl: Planter, bg: list[int], counts: dict[str, int]) -> None
         pl.similar_names(stems[:n_sim])
     for _ in range(counts.get("new_big_buyer", 0)):
         pl.new_big_buyer()
+    for _ in range(counts.get("lpp_heavy_user", 0)):
+        pl.lpp_heavy_user()
     clouds = [i for i in bg if pl.book.parties[i].segment == "cloud"]
     my = [i for i in clouds if pl.book.parties[i].country in ("MY", "SG", "TH")]
     for _ in range(counts.get("legit_burst", 0)):
