@@ -66,6 +66,14 @@ def screen(
             "a re-run of the same file records nothing.",
         ),
     ] = False,
+    lists: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--lists",
+            help="Restricted-party list (CSL JSON or CSV); a confident Entity List match "
+            "requires a license (§ 744.11). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Decide every order of a file, carrying quota state, and write the decisions."""
     if sample:
@@ -76,7 +84,7 @@ def screen(
         out = Path("decisions.jsonl")
     rule_set = load_rule_set(rules)
     parsed = read_orders(orders)
-    engine = Engine(rule_set)
+    engine = Engine(rule_set, party_screen=_party_screen(lists))
     show = len(parsed) >= 20_000 and console.is_terminal and not summary_json
 
     def run(quota: Any) -> list[Determination]:
@@ -104,6 +112,18 @@ def screen(
         print(json.dumps(summary.to_dict(), indent=2))
     else:
         print_summary(summary, out)
+
+
+def _party_screen(paths: list[Path] | None) -> Any:
+    """The Entity List hook of `aiexport.intel` for the given lists (None without lists)."""
+    if not paths:
+        return None
+    from aiexport.intel import Screener, load_lists, party_screen
+
+    loaded = load_lists(paths)
+    for w in loaded.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    return party_screen(Screener(loaded))
 
 
 def _progress() -> Progress:
