@@ -125,8 +125,19 @@ def _construct_float(loader: _StrictLoader, node: yaml.ScalarNode) -> Decimal:
     return Decimal(text)
 
 
+def _construct_timestamp(loader: _StrictLoader, node: yaml.ScalarNode) -> Any:
+    """YAML dates, with impossible ones (2025-13-01) reported as YAML errors at their line."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is not a date YYYY-MM-DD ({exc})", node.start_mark
+        ) from exc
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _StrictLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def read_yaml(path: Path) -> Any:
