@@ -128,9 +128,7 @@ def test_adding_a_present_member_is_refused(tmp_path: Path) -> None:
 
 
 def test_removing_an_absent_member_is_refused(tmp_path: Path) -> None:
-    refused(
-        write(tmp_path, "d5.yaml", SET % "remove: [NI]"), "cannot remove absent members ['NI']"
-    )
+    refused(write(tmp_path, "d5.yaml", SET % "remove: [NI]"), "cannot remove absent members ['NI']")
 
 
 def test_a_delta_needs_an_earlier_set(tmp_path: Path) -> None:
