@@ -160,6 +160,8 @@ def _load_file(path: Path, chain: tuple[str, ...]) -> RuleSet:
         base_path = Path(str(base_name))
         if base_path.suffix not in {".yaml", ".yml"}:
             base_path = law_root() / "rulesets" / f"{base_name}.yaml"
+            if not base_path.exists():  # a bundled scenario (law/scenarios/) may serve as base
+                base_path = law_root() / "scenarios" / f"{base_name}.yaml"
         elif not base_path.is_absolute():
             base_path = path.parent / base_path
         if not base_path.exists():
