@@ -118,3 +118,10 @@ def test_scenario_on_scenario_merges_assumptions(tmp_path: Path) -> None:
 def test_unknown_scenario_name() -> None:
     with pytest.raises(NotFound):
         load_scenario("no-such-scenario")
+
+
+def test_scenario_based_on_a_bundled_scenario_by_name(tmp_path: Path) -> None:
+    path = _write(tmp_path, "name: mine\ndescription: t\nbase: refinements-2025\n")
+    sc = load_scenario(str(path))
+    assert sc.rules.number("exceptions.lpp.annual_limit_tpp", DAY) == 10_000_000
+    assert sc.cases_per_year == load_scenario("refinements-2025").cases_per_year
