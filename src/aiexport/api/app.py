@@ -22,7 +22,7 @@ from aiexport.api.job_kinds import KINDS
 from aiexport.api.jobs import JobRunner
 from aiexport.api.routers import admin, decisions, health, jobs, ledger, reference, registry
 from aiexport.api.services import Services
-from aiexport.errors import AiexportError, AuthError
+from aiexport.errors import AiexportError, AuthError, ParameterNotFound
 from aiexport.ledger import Ledger
 from aiexport.rules.ruleset import DEFAULT_RULE_SET
 
@@ -54,6 +54,12 @@ async def aiexport_error(request: Request, exc: Exception) -> Response:
             }
         ]
     return _error(exc.status, type(exc).__name__, exc.message, details)
+
+
+async def outside_the_law(request: Request, exc: Exception) -> Response:
+    """In the service every date comes from the request: one the law does not cover is bad input."""
+    assert isinstance(exc, ParameterNotFound)
+    return _error(422, "InputError", exc.message)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:
@@ -90,6 +96,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, Any, Response]]] = {
     AiexportError: aiexport_error,
+    ParameterNotFound: outside_the_law,
     RequestValidationError: validation_error,
     StarletteHTTPException: http_error,
     Exception: internal_error,
@@ -110,7 +117,6 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         runner.shutdown()
-        led.close()
 
     app = FastAPI(
         title="aiexport",

@@ -59,7 +59,7 @@ class JobRunner:
         self.ledger = ledger
         self.rule_set = rule_set
         self.kinds = kinds
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiexport-job")
+        self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
         self._fail_interrupted()
@@ -97,8 +97,10 @@ class JobRunner:
             store.log(conn, who.actor, who.role, f"job.{kind}.start", job_id, {"params": params})
 
         self.ledger.db.write(work, lock=False)
-        fut = self._pool.submit(self._run, job_id, k, params)
         with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiexport-job")
+            fut = self._pool.submit(self._run, job_id, k, params)
             self._futures[job_id] = fut
         if wait:
             fut.result()
@@ -168,8 +170,12 @@ class JobRunner:
 
         self.ledger.db.write(work, lock=False)
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def shutdown(self, wait: bool = False) -> None:
+        """Stop taking jobs; queued ones are dropped (and marked failed at the next start)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
 def job_record(row: Any) -> dict[str, Any]:
