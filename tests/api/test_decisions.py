@@ -92,7 +92,7 @@ def test_a_batch_carries_quota_from_order_to_order_and_records_all(client: Any, 
     got = r.json()
     assert got["recorded"] and len(got["decisions"]) == 3
     # 1,000 H100s is ~15.8M TPP: the first fits the 26.9M LPP allowance, the second does not.
-    assert [d["authority"] for d in got["decisions"]][0] == "LPP"
+    assert got["decisions"][0]["authority"] == "LPP"
     assert got["decisions"][1]["authority"] != "LPP"
     assert client.get("/v1/decisions", headers=keys.acme).json()["total"] == 3
 
