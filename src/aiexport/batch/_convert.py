@@ -1,0 +1,275 @@
+"""Validation and conversion of raw columns, once per distinct value.
+
+Each column is factorised (Arrow `dictionary_encode`, or a dict for Python values) and the
+reference parser's own method (`io.orders.RowParser`) is applied to each distinct raw value. A
+row is marked bad when any of its values fails or a cross-column rule of `RowParser.parse` fails;
+the message of the first bad row in file order is then produced by `RowParser.parse` itself on
+that raw row, so messages, lines and columns are the reference's by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aiexport.errors import OrderError
+from aiexport.io.orders import (
+    BOOL_COLUMNS,
+    COUNTRY_COLUMNS,
+    DECIMAL_COLUMNS,
+    REQUIRED,
+    RowParser,
+    _authorization,
+    _blank,
+)
+from aiexport.rules.items import ITEM_KINDS
+from aiexport.rules.orders import END_USES
+
+from ._read import RawColumn, RawTable
+
+
+@dataclass
+class Col:
+    """A converted column: `values[codes[i]]` is row i's value (as `RowParser` converts it)."""
+
+    codes: np.ndarray
+    values: list[Any]
+
+    def at(self, i: int) -> Any:
+        return self.values[int(self.codes[i])]
+
+    def mask(self, pred: Callable[[Any], bool]) -> np.ndarray:
+        table = np.fromiter((pred(v) for v in self.values), dtype=bool, count=len(self.values))
+        result: np.ndarray = table[self.codes]
+        return result
+
+
+@dataclass
+class Orders:
+    """Every order of a file as converted columns, validated."""
+
+    file: str
+    n: int
+    order_id: pa.Array
+    cols: dict[str, Col]
+    lines: np.ndarray
+    raw: RawTable
+    day_ordinal: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def factorize(raw: RawColumn | None, n: int) -> tuple[np.ndarray, list[Any]]:
+    """(codes, distinct raw values); nulls get a code of their own holding None."""
+    if raw is None:
+        return np.zeros(n, dtype=np.int32), [None]
+    if isinstance(raw, list):
+        index: dict[Any, int] = {}
+        uniques: list[Any] = []
+        codes = np.empty(n, dtype=np.int32)
+        for i, v in enumerate(raw):
+            key = _hash_key(v)
+            c = index.get(key)
+            if c is None:
+                c = index[key] = len(uniques)
+                uniques.append(v)
+            codes[i] = c
+        return codes, uniques
+    enc = raw.dictionary_encode()
+    uniques = enc.dictionary.to_pylist()
+    idx = enc.indices
+    if idx.null_count:
+        codes = idx.fill_null(len(uniques)).to_numpy().astype(np.int32)
+        uniques.append(None)
+    else:
+        codes = idx.to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, uniques
+
+
+def _hash_key(v: Any) -> Any:
+    if isinstance(v, float):
+        return ("f", repr(v))
+    try:
+        hash(v)
+    except TypeError:
+        return ("u", type(v).__name__, repr(v))
+    return (type(v).__name__, v)
+
+
+def _convert(
+    raw: RawColumn | None, n: int, fn: Callable[[Any], Any]
+) -> tuple[Col, np.ndarray | None]:
+    """Apply `fn` to each distinct raw value; rows whose value raised `OrderError` are bad."""
+    codes, uniques = factorize(raw, n)
+    values: list[Any] = []
+    bad_u = np.zeros(len(uniques), dtype=bool)
+    for k, u in enumerate(uniques):
+        try:
+            values.append(fn(u))
+        except OrderError:
+            values.append(None)
+            bad_u[k] = True
+    return Col(codes, values), (bad_u[codes] if bad_u.any() else None)
+
+
+def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
+    """Convert every column; returns the orders and the mask of rows that may be bad."""
+    n = raw.n
+    p = RowParser(raw.file)
+    bad = np.zeros(n, dtype=bool)
+    cols: dict[str, Col] = {}
+
+    def add(name: str, fn: Callable[[Any], Any]) -> Col:
+        col, b = _convert(raw.columns.get(name), n, fn)
+        if b is not None:
+            bad[:] |= b
+        cols[name] = col
+        return col
+
+    def method(m: Callable[[dict[str, Any], str, int], Any], name: str) -> Callable[[Any], Any]:
+        return lambda v: m({name: v}, name, 0)
+
+    for name in REQUIRED:
+        if name == "order_id":
+            continue
+        col, _ = _convert(raw.columns.get(name), n, lambda v: v)
+        bad |= col.mask(_blank)
+        if name == "exporter":
+            continue
+    add("order_date", method(p.date, "order_date"))
+    add("quantity", method(p.positive_int, "quantity"))
+    for c in COUNTRY_COLUMNS:
+        add(c, method(p.country, c))
+    for c in BOOL_COLUMNS:
+        add(c, method(p.boolean, c))
+    for c in DECIMAL_COLUMNS:
+        add(c, method(p.decimal, c))
+    for c in ("item", "consignee_id", "consignee_name"):
+        add(c, method(p.text, c))
+
+    def kind(v: Any) -> str | None:
+        t = p.text({"k": v}, "k", 0)
+        if t is None:
+            return None
+        t = t.lower()
+        if t not in ITEM_KINDS:
+            raise OrderError("bad item_kind")
+        return t
+
+    add("item_kind", kind)
+
+    def end_use(v: Any) -> str:
+        t = (p.text({"e": v}, "e", 0) or "unknown").lower()
+        if t not in END_USES:
+            raise OrderError("bad end_use")
+        return t
+
+    add("end_use", end_use)
+
+    def auth(v: Any) -> str | None:
+        t = p.text({"a": v}, "a", 0)
+        if t is None:
+            return None
+        a = _authorization(t)
+        if a is None:
+            raise OrderError("bad authorization")
+        return a
+
+    add("authorization", auth)
+    add("chips_per_unit", method(p.positive_int, "chips_per_unit"))
+    add("consignee_founded", method(p.date, "consignee_founded"))
+
+    # Cross-column rules of `RowParser.parse`.
+    no_item = cols["item"].mask(lambda v: v is None)
+    no_tpp = cols["tpp_per_unit"].mask(lambda v: v is None)
+    weights = cols["item_kind"].mask(lambda v: v == "model_weights")
+    bad |= no_item & no_tpp & ~weights
+    bad |= weights & cols["training_ops"].mask(lambda v: v is None)
+    bad |= cols["die_area_mm2"].mask(lambda v: v is not None and v == 0)
+
+    order_id, oid_bad = _order_ids(raw.columns.get("order_id"), n)
+    bad |= oid_bad
+    orders = Orders(raw.file, n, order_id, cols, raw.lines, raw)
+    dates = cols["order_date"]
+    ordinals = np.array(
+        [v.toordinal() if isinstance(v, dt.date) else 0 for v in dates.values], dtype=np.int64
+    )
+    orders.day_ordinal = ordinals[dates.codes] if n else np.zeros(0, dtype=np.int64)
+    return orders, bad
+
+
+def _order_ids(raw: RawColumn | None, n: int) -> tuple[pa.Array, np.ndarray]:
+    """`str(raw["order_id"]).strip()` for every row, vectorised for string columns."""
+    if raw is None:
+        return pa.nulls(n, pa.string()), np.ones(n, dtype=bool)
+    if (
+        (isinstance(raw, pa.Array)
+        and pa.types.is_string(raw.type))
+        or (isinstance(raw, pa.Array)
+        and pa.types.is_large_string(raw.type))
+    ):
+        arr = raw.cast(pa.string())
+        # Values that may hold whitespace (by Python's definition) at either end, or be blank.
+        odd = pc.fill_null(pc.match_substring_regex(arr, r"^[^!-~]|[^!-~]$|^$"), True)
+        odd_np = odd.to_numpy(zero_copy_only=False)
+        if not odd_np.any():
+            return arr, np.zeros(n, dtype=bool)
+        values = arr.to_pylist()
+        bad = np.zeros(n, dtype=bool)
+        for i in np.flatnonzero(odd_np).tolist():
+            v = values[i]
+            bad[i] = _blank(v)
+            values[i] = None if bad[i] else str(v).strip()
+        return pa.array(values, type=pa.string()), bad
+    values_py = raw.to_pylist() if isinstance(raw, pa.Array) else list(raw)
+    bad = np.fromiter((_blank(v) for v in values_py), dtype=bool, count=n)
+    out = [None if b else str(v).strip() for v, b in zip(values_py, bad.tolist(), strict=True)]
+    return pa.array(out, type=pa.string()), bad
+
+
+def first_error(orders: Orders, bad: np.ndarray) -> None:
+    """Raise the reference's error for the first bad row in file order, if any."""
+    dup = _duplicates(orders.order_id)
+    suspects = np.flatnonzero(bad | (dup >= 0))
+    if not suspects.size:
+        return
+    parser = RowParser(orders.file)
+    for i in suspects.tolist():
+        raw = orders.raw.raw_row(i)
+        line = int(orders.lines[i])
+        parser.parse(raw, line, i)  # raises the reference's message for a bad row
+        if dup[i] >= 0:
+            oid = orders.order_id[i].as_py()
+            raise OrderError(
+                f"order_id {oid!r} repeats line {int(orders.lines[dup[i]])}; order ids are unique within a file",
+                file=orders.file,
+                line=line,
+                column="order_id",
+            )
+    return
+
+
+def _duplicates(order_id: pa.Array) -> np.ndarray:
+    """For each row, the index of an earlier row with the same id, else -1."""
+    n = len(order_id)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    enc = order_id.dictionary_encode()
+    codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first = np.unique(codes, return_index=True)
+    first_of = np.full(len(enc.dictionary) + 1, -1, dtype=np.int64)
+    uniq = codes[first]
+    first_of[uniq] = first
+    firsts = first_of[codes]
+    out = np.where(firsts != np.arange(n), firsts, -1)
+    out[codes < 0] = -1
+    return out
+
+
+def decimal_key(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)

@@ -1,0 +1,591 @@
+"""Decision templates from the real engine, and the exact quota pass.
+
+For every decision key the real `Engine.decide` runs once on a representative order against a
+*probe* quota view that records which accounts the engine reads. A key whose decision reads no
+quota (or reads quota that cannot change its output) is *pure*: its template is the decision.
+Otherwise the key gets a *program* naming the quota-dependent step the engine takes — AIA's
+running total, LPP's allowance (and what follows when it is refused), the country allocation read
+by a license's review policy or drawn by a cited license — and the orders of such keys are run,
+in (order_date, input position) order, through a small kernel that does that step's exact
+`Decimal` arithmetic. The first order of every (key, outcome) is decided by the real engine
+against the same state; its decision becomes the outcome's template, and is checked: the kernel's
+draws and quota lines must equal the engine's, and the reasons that carry numbers must be
+reproduced by the kernel's texts. Anything unexpected sends the key to the real engine, order by
+order, which is always exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from aiexport.errors import AiexportError, ParameterNotFound
+from aiexport.io.orders import RowParser
+from aiexport.rules.decide import Engine
+from aiexport.rules.determination import Determination, QuotaUse, Reason
+from aiexport.rules.orders import Order, consignee_key
+from aiexport.rules.quota import LicenseInfo, QuotaView, VeuInfo
+
+from ._convert import Orders
+
+ZERO = Decimal(0)
+HUGE = Decimal(10) ** 40
+# Stands for the reference of `LICENSE:<id>`, `UVEU:<id>`, `NVEU:<id>` in templates.
+TOKEN = "\u2063ref\u2063"
+
+
+class Probe:
+    """A quota view with fixed balances per account family that records what is read."""
+
+    def __init__(self, values: dict[str, Decimal] | None = None) -> None:
+        self.values = values or {}
+        self.reads: list[str] = []
+
+    def used(self, account: str) -> Decimal:
+        self.reads.append(account)
+        return self.values.get(account.split("/", 1)[0], ZERO)
+
+    def license(self, license_id: str) -> LicenseInfo | None:
+        return None
+
+    def veu(self, veu_id: str) -> VeuInfo | None:
+        return None
+
+    def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
+        return []
+
+    def families(self) -> set[str]:
+        return {a.split("/", 1)[0] for a in self.reads}
+
+
+class StateView:
+    """The kernel's balances over the caller's quota view (registries come from the caller)."""
+
+    def __init__(self, state: dict[str, Decimal], base: QuotaView) -> None:
+        self.state = state
+        self.base = base
+
+    def used(self, account: str) -> Decimal:
+        v = self.state.get(account)
+        if v is None:
+            v = self.state[account] = self.base.used(account)
+        return v
+
+    def license(self, license_id: str) -> LicenseInfo | None:
+        return self.base.license(license_id)
+
+    def veu(self, veu_id: str) -> VeuInfo | None:
+        return self.base.veu(veu_id)
+
+    def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
+        return self.base.veus_for(consignee)
+
+
+# --- templates --------------------------------------------------------------------------------
+
+STATIC, REGIME, REF, SLOT = 0, 1, 2, 3
+
+
+@dataclass
+class Template:
+    """A decision with holes: the order's date, its authorization reference, its numbers."""
+
+    eccn: str
+    tier: int
+    status: str
+    authority: str
+    policy: str | None
+    obligations: tuple[str, ...]
+    warnings: int
+    # (STATIC, Reason) | (REGIME, Reason of the representative) | (REF, Reason with TOKEN)
+    # | (SLOT, (rule, citation, formatter))
+    items: list[tuple[int, Any]]
+    day: str = ""
+
+
+Formatter = Callable[[dict[str, Any]], str]
+
+
+def _fmt_lpp_fit(n: dict[str, Any]) -> str:
+    return f"LPP applies: the consignee's {n['year']} LPP total becomes {n['lpp_after']:,} of {n['lpp_limit']:,} TPP (all exporters)."
+
+
+def _fmt_lpp_over(n: dict[str, Any]) -> str:
+    return f"LPP not available: the consignee has received {n['lpp_used']:,} TPP under LPP in {n['year']}; this order's {n['tpp']:,} would bring it to {n['lpp_after']:,}, over the {n['lpp_limit']:,} allowance. The order draws nothing."
+
+
+def _fmt_req_lpp_over(n: dict[str, Any]) -> str:
+    return "The order names LPP, which is not available: " + _fmt_lpp_over(n)
+
+
+def _fmt_notice(n: dict[str, Any]) -> str:
+    return f"The shipment's aggregate TPP {n['tpp']:,} is {n['notice']:,} or more: notify BIS ('LPP Shipment') before export."
+
+
+def _fmt_aia(n: dict[str, Any]) -> str:
+    return f"The consignee's cumulative AIA receipts reach {n['aia_after']:,} TPP (>= {n['aia_thr']:,}): submit its certification to BIS (subject 'AIA Certification') before the first export."
+
+
+def _alloc_ok(raised: str) -> Formatter:
+    return lambda n: (
+        f"{n['country']}'s country allocation: {n['al_used']:,} TPP licensed so far; with this order {n['al_after']:,} of {n['al_limit']:,}{raised}: presumption of approval."
+    )
+
+
+def _alloc_met(raised: str) -> Formatter:
+    return lambda n: (
+        f"{n['country']}'s country allocation: {n['al_used']:,} TPP licensed so far; this order would bring it to {n['al_after']:,}, over {n['al_limit']:,}{raised}: policy of denial."
+    )
+
+
+def _fmt_cited_met(n: dict[str, Any]) -> str:
+    return f"The country allocation is met ({n['al_used']:,} of {n['al_limit']:,}); the cited license cannot be counted against it. Verify the license with BIS."
+
+
+def _fmt_counted(n: dict[str, Any]) -> str:
+    return f"Licensed TPP counts against {n['al_acc']}: {n['al_after']:,} of {n['al_limit']:,}."
+
+
+def _formatters(rule: str, raised: Sequence[str]) -> list[Formatter]:
+    table: dict[str, list[Formatter]] = {
+        "lpp.limit": [_fmt_lpp_fit, _fmt_lpp_over],
+        "lpp.notice": [_fmt_notice],
+        "auth.requested_ineligible": [_fmt_req_lpp_over],
+        "aia.report": [_fmt_aia],
+        "lic.alloc_ok": [_alloc_ok(r) for r in raised],
+        "lic.alloc_met": [_alloc_met(r) for r in raised] + [_fmt_cited_met],
+        "lic.counted": [_fmt_counted],
+    }
+    return table.get(rule, [])
+
+
+NUMERIC_RULES = frozenset(
+    ("lpp.limit", "lpp.notice", "aia.report", "lic.alloc_ok", "lic.alloc_met", "lic.counted")
+)
+
+
+def make_template(
+    d: Determination,
+    day: str,
+    ref: str | None,
+    numbers: dict[str, Any] | None,
+    raised: Sequence[str],
+) -> Template | None:
+    """Turn a decision into a template; None when some text cannot be accounted for."""
+    items: list[tuple[int, Any]] = []
+    if not d.reasons or not d.reasons[0].rule.startswith("regime.") or day not in d.reasons[0].text:
+        return None
+    items.append((REGIME, d.reasons[0]))
+    for r in d.reasons[1:]:
+        if day in r.text:
+            return None
+        slot = None
+        if numbers is not None:
+            for f in _formatters(r.rule, raised):
+                try:
+                    text = f(numbers)
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if text == r.text:
+                    slot = f
+                    break
+        if slot is not None:
+            items.append((SLOT, (r.rule, r.citation, slot)))
+        elif r.rule in NUMERIC_RULES and numbers is None:
+            return None
+        elif TOKEN in r.text:
+            items.append((REF, r))
+        else:
+            items.append((STATIC, r))
+    if ref is not None and any(TOKEN in w for w in d.warnings):
+        pass
+    return Template(
+        eccn=d.eccn,
+        tier=d.destination_tier,
+        status=d.status,
+        authority=d.authority,
+        policy=d.review_policy,
+        obligations=d.obligations,
+        warnings=len(d.warnings),
+        items=items,
+        day=day,
+    )
+
+
+# --- programs ---------------------------------------------------------------------------------
+
+PURE, AIA, LPP, ALLOC, LIC, ENGINE, ERROR = "pure", "aia", "lpp", "alloc", "lic", "engine", "error"
+
+
+@dataclass
+class Program:
+    kind: str
+    template: Template | None = None
+    over: str | None = None  # for LPP: what the order gets when the allowance is exceeded
+    chips: int = 1
+    tpp_per_ic: Decimal = ZERO
+    weights: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
+def order_at(orders: Orders, i: int, authorization: str | None = None) -> Order:
+    """The `Order` of row i, built from converted columns (fields the engine reads)."""
+    c = orders.cols
+
+    def g(name: str) -> Any:
+        return c[name].at(i)
+
+    auth = g("authorization")
+    if authorization is not None:
+        auth = authorization
+    return Order(
+        order_id=str(orders.order_id[i].as_py()),
+        order_date=g("order_date"),
+        exporter="",
+        quantity=g("quantity"),
+        destination=g("destination") or "",
+        consignee_name=g("consignee_name") or "",
+        item=g("item"),
+        item_kind=g("item_kind"),
+        chips_per_unit=g("chips_per_unit"),
+        tpp_per_unit=g("tpp_per_unit"),
+        die_area_mm2=g("die_area_mm2"),
+        datacenter=g("datacenter"),
+        memory_bandwidth_gbps=g("memory_bandwidth_gbps"),
+        training_ops=g("training_ops"),
+        open_weights=bool(g("open_weights")),
+        unit_price_usd=g("unit_price_usd"),
+        consignee_id=g("consignee_id"),
+        consignee_country=g("consignee_country"),
+        consignee_hq_country=g("consignee_hq_country"),
+        consignee_government=bool(g("consignee_government")),
+        end_use=g("end_use"),
+        intermediate_country=g("intermediate_country"),
+        payer_country=g("payer_country"),
+        authorization=auth,
+        derived_from_published=bool(g("derived_from_published")),
+        additional_training_ops=g("additional_training_ops"),
+        less_capable_than_open=bool(g("less_capable_than_open")),
+        secure_storage=bool(g("secure_storage")),
+        position=i,
+        line=int(orders.lines[i]),
+    )
+
+
+def full_order(orders: Orders, i: int) -> Order:
+    """Row i parsed by the reference parser itself."""
+    return RowParser(orders.file).parse(orders.raw.raw_row(i), int(orders.lines[i]), i)
+
+
+def tokenised(auth: str | None) -> str | None:
+    if auth and ":" in auth:
+        return auth.split(":", 1)[0] + ":" + TOKEN
+    return auth
+
+
+def _rules(d: Determination) -> set[str]:
+    return {r.rule for r in d.reasons}
+
+
+def _raised(engine: Engine, order: Order) -> list[str]:
+    try:
+        inc = engine.rules.number("allocation.country.supp5b_increase", order.order_date)
+    except (ParameterNotFound, AiexportError):
+        return [""]
+    return ["", f" raised by {inc:.0%} for a Supp. No. 5 para (b) destination"]
+
+
+def plan_key(engine: Engine, rep: Order) -> Program:
+    """Run the engine on a key's representative and decide how the key's orders are decided."""
+    kind = rep.authorization_kind
+    try:
+        probe = Probe()
+        d0 = engine.decide(rep, probe)
+        spec = engine.item_spec(rep)
+    except Exception as exc:
+        return Program(ERROR, error=exc)
+    weights = spec.kind == "model_weights"
+    chips, tpp_ic = spec.chips_per_unit, spec.tpp_per_ic
+    expect = ZERO if weights else Decimal(rep.quantity) * chips * tpp_ic
+    if d0.tpp_total != expect or str(d0.tpp_total) != str(expect):
+        return Program(ENGINE)
+    prog = Program(PURE, chips=chips, tpp_per_ic=tpp_ic, weights=weights)
+    if kind in ("UVEU", "NVEU"):
+        prog.kind = ENGINE
+        return prog
+    fam = probe.families()
+    day = rep.order_date
+    raised = _raised(engine, rep)
+    prog.params["raised"] = raised
+    lpp = False
+    if "lpp" in fam:
+        fit_probe = Probe({"lpp": -d0.tpp_total})
+        over_probe = Probe({"lpp": HUGE})
+        try:
+            d_fit = engine.decide(rep, fit_probe)
+            d_over = engine.decide(rep, over_probe)
+        except Exception:
+            prog.kind = ENGINE
+            return prog
+        lpp = d_fit.authority == "LPP" or "lpp.limit" in _rules(d_over)
+        if lpp:
+            if d_fit.authority != "LPP" or not d_fit.quota:
+                prog.kind = ENGINE
+                return prog
+            prog.kind = LPP
+            prog.params["lpp_limit"] = d_fit.quota[0].limit_tpp
+            prog.params["notice"] = engine.rules.number(
+                "exceptions.lpp.preshipment_notice_tpp", day
+            )
+            over_fam = over_probe.families()
+            over_rules = _rules(d_over)
+            if d_over.authority == "AIA" and "aia" in over_fam:
+                prog.over = AIA
+                prog.params["aia_thr"] = engine.rules.number(
+                    "exceptions.aia.report_threshold_tpp", day
+                )
+            elif d_over.authority == "LICENSE" and over_rules & {"lic.alloc_ok", "lic.alloc_met"}:
+                prog.over = ALLOC
+                if not _alloc_params(prog, d_over):
+                    prog.kind = ENGINE
+            elif d_over.authority == "LICENSE" and not d_over.quota and not d_over.draws:
+                prog.over = "none"
+            else:
+                prog.kind = ENGINE
+            return prog
+    rules0 = _rules(d0)
+    if d0.authority == "AIA" and "aia" in fam:
+        prog.kind = AIA
+        prog.params["aia_thr"] = engine.rules.number("exceptions.aia.report_threshold_tpp", day)
+    elif kind == "LICENSE" and "allocation" in fam:
+        prog.kind = LIC
+        if not _alloc_params(prog, d0):
+            prog.kind = ENGINE
+    elif "allocation" in fam and rules0 & {"lic.alloc_ok", "lic.alloc_met"}:
+        prog.kind = ALLOC
+        if not _alloc_params(prog, d0):
+            prog.kind = ENGINE
+    elif not d0.quota and not d0.draws and not (rules0 & NUMERIC_RULES):
+        t = make_template(d0, str(day), TOKEN, None, raised)
+        if t is None:
+            prog.kind = ENGINE
+        else:
+            prog.template = t
+    else:
+        prog.kind = ENGINE
+    return prog
+
+
+def _alloc_params(prog: Program, d: Determination) -> bool:
+    uses = [q for q in d.quota if q.account.startswith("allocation/")]
+    if not uses or uses[0].limit_tpp is None:
+        return False
+    prog.params["al_acc"] = uses[0].account
+    prog.params["al_limit"] = uses[0].limit_tpp
+    prog.params["country"] = uses[0].account.split("/", 1)[1]
+    return True
+
+
+# --- the quota pass ---------------------------------------------------------------------------
+
+
+@dataclass
+class RowOutcome:
+    """A quota-dependent order's decision: a template id, its numbers and quota lines."""
+
+    template: int
+    numbers: dict[str, Any] | None
+    quota: tuple[QuotaUse, ...]
+    det: Determination | None = None  # decided by the engine itself
+
+
+@dataclass
+class QuotaPass:
+    templates: list[Template]
+    outcomes: dict[int, RowOutcome]
+    draws: dict[int, list[tuple[str, Decimal]]]
+
+
+def run_quota_pass(
+    engine: Engine,
+    orders: Orders,
+    key: np.ndarray,
+    programs: list[Program],
+    rows: np.ndarray,
+    base: QuotaView,
+    templates: list[Template],
+    file: str,
+) -> QuotaPass:
+    """Decide the quota-dependent rows in processing order, exactly."""
+    state: dict[str, Decimal] = {}
+    view = StateView(state, base)
+    outcomes: dict[int, RowOutcome] = {}
+    branch_tpl: dict[tuple[Any, ...], int] = {}
+    draws: dict[int, list[tuple[str, Decimal]]] = {}
+    cons_cache: dict[tuple[int, int, int, int], str] = {}
+    cols = orders.cols
+    qty = cols["quantity"]
+    cid, cname = cols["consignee_id"], cols["consignee_name"]
+    ccountry, dest = cols["consignee_country"], cols["destination"]
+    dates = cols["order_date"]
+    order_rows = rows[np.lexsort((rows, orders.day_ordinal[rows]))]
+
+    def used(acc: str) -> Decimal:
+        v = state.get(acc)
+        if v is None:
+            v = state[acc] = base.used(acc)
+        return v
+
+    def by_engine(r: int) -> Determination:
+        order = full_order(orders, r)
+        try:
+            d = engine.decide(order, view)
+        except Exception as exc:
+            from aiexport.errors import OrderError
+
+            if isinstance(exc, OrderError):
+                raise OrderError(
+                    exc.detail, file=file, line=order.line, column=exc.column
+                ) from None
+            raise
+        for dr in d.draws:
+            state[dr.account] = used(dr.account) + dr.amount
+        return d
+
+    for r in order_rows.tolist():
+        k = int(key[r])
+        prog = programs[k]
+        if prog.kind == ENGINE:
+            d = by_engine(r)
+            outcomes[r] = RowOutcome(-1, None, d.quota, d)
+            if d.draws:
+                draws[r] = [(x.account, x.amount) for x in d.draws]
+            continue
+        ck = (int(cid.codes[r]), int(cname.codes[r]), int(ccountry.codes[r]), int(dest.codes[r]))
+        cons = cons_cache.get(ck)
+        if cons is None:
+            loc = ccountry.at(r) or dest.at(r)
+            cons = cons_cache[ck] = consignee_key(cid.at(r), cname.at(r) or "", loc)
+        tpp = ZERO if prog.weights else Decimal(qty.at(r)) * prog.chips * prog.tpp_per_ic
+        p = prog.params
+        n: dict[str, Any] = {"tpp": tpp}
+        quota: tuple[QuotaUse, ...] = ()
+        dr_list: list[tuple[str, Decimal]] = []
+        pending: list[tuple[str, Decimal]] = []
+        branch: tuple[Any, ...]
+        step = prog.kind
+        if step == LPP:
+            day = dates.at(r)
+            acc = f"lpp/{cons}/{day.year}"
+            u = used(acc)
+            after = u + tpp
+            limit = p["lpp_limit"]
+            n.update(
+                year=day.year, lpp_used=u, lpp_after=after, lpp_limit=limit, notice=p["notice"]
+            )
+            if after <= limit:
+                pending.append((acc, after))
+                quota = (QuotaUse(acc, after, limit, True),)
+                dr_list = [(acc, tpp)]
+                branch = ("fit", tpp >= p["notice"], after == limit)
+                step = ""
+            else:
+                branch = ("over",)
+                step = prog.over or ""
+        else:
+            branch = ()
+        if step == AIA:
+            acc = f"aia/{cons}"
+            u = used(acc)
+            after = u + tpp
+            pending.append((acc, after))
+            n.update(aia_after=after, aia_thr=p["aia_thr"])
+            quota = (QuotaUse(acc, after, None, True),)
+            dr_list = [(acc, tpp)]
+            branch = (*branch, "aia", after >= p["aia_thr"])
+        elif step in (ALLOC, LIC):
+            acc = p["al_acc"]
+            u = used(acc)
+            after = u + tpp
+            limit = p["al_limit"]
+            ok = after <= limit
+            n.update(al_acc=acc, al_used=u, al_after=after, al_limit=limit, country=p["country"])
+            if step == LIC and ok:
+                pending.append((acc, after))
+                quota = (QuotaUse(acc, after, limit, True),)
+                dr_list = [(acc, tpp)]
+            else:
+                quota = (QuotaUse(acc, u, limit, False),)
+            branch = (*branch, step, ok)
+        bkey = (k, *branch)
+        t = branch_tpl.get(bkey)
+        if t is None:
+            t = _branch_template(engine, orders, r, view, quota, dr_list, n, prog, templates)
+            if t is None:
+                prog.kind = ENGINE  # the engine decides the key from now on
+                d = by_engine(r)
+                outcomes[r] = RowOutcome(-1, None, d.quota, d)
+                if d.draws:
+                    draws[r] = [(x.account, x.amount) for x in d.draws]
+                continue
+            branch_tpl[bkey] = t
+        for a, v in pending:
+            state[a] = v
+        outcomes[r] = RowOutcome(t, n, quota)
+        if dr_list:
+            draws[r] = dr_list
+    return QuotaPass(templates, outcomes, draws)
+
+
+def _branch_template(
+    engine: Engine,
+    orders: Orders,
+    r: int,
+    view: StateView,
+    quota: tuple[QuotaUse, ...],
+    dr_list: list[tuple[str, Decimal]],
+    n: dict[str, Any],
+    prog: Program,
+    templates: list[Template],
+) -> int | None:
+    """Decide row r with the engine (state before its draws) and check the kernel against it."""
+    order = full_order(orders, r)
+    order = dataclasses.replace(order, authorization=tokenised(order.authorization))
+    try:
+        d = engine.decide(order, view)
+    except Exception:
+        return None
+    if d.quota != quota or [(x.account, x.amount) for x in d.draws] != dr_list:
+        return None
+    t = make_template(d, str(order.order_date), TOKEN, n, prog.params.get("raised", [""]))
+    if t is None or render_reasons(t, str(order.order_date), None, n) != list(d.reasons):
+        return None
+    templates.append(t)
+    return len(templates) - 1
+
+
+def render_reasons(
+    t: Template, day: str, ref: str | None, n: dict[str, Any] | None
+) -> list[Reason]:
+    """The reasons of one order from its template (the slow, obviously-correct way)."""
+    out: list[Reason] = []
+    for kind, item in t.items:
+        if kind == REGIME:
+            r: Reason = item
+            out.append(Reason(r.rule, r.citation, r.text.replace(t.day, day, 1)))
+        elif kind == REF:
+            r = item
+            out.append(Reason(r.rule, r.citation, r.text.replace(TOKEN, ref or TOKEN)))
+        elif kind == SLOT:
+            rule, citation, f = item
+            assert n is not None
+            out.append(Reason(rule, citation, f(n)))
+        else:
+            out.append(item)
+    return out
