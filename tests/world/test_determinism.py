@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from aiexport.world import generate_world
 
 FILES = ("orders.csv", "orders.parquet", "truth.json")
@@ -32,9 +34,12 @@ def test_exact_order_count_even_when_tiny(tmp_path: Path) -> None:
         assert len(lines) == n + 1
 
 
-def test_chunk_size_changes_no_row(tmp_path: Path) -> None:
+def test_chunk_size_changes_no_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import pyarrow.parquet as pq
 
+    from aiexport.world import _generate
+
+    monkeypatch.setattr(_generate, "BLOCK_LINES", 300)  # many blocks in a small world
     a, b = tmp_path / "a", tmp_path / "b"
     generate_world(a, seed=9, orders=4_000, chunk_size=1_000)
     generate_world(b, seed=9, orders=4_000, chunk_size=250_000)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -161,8 +162,9 @@ def generate_world(
     """Write `orders.csv`, `orders.parquet` and `truth.json` for a world of `orders` lines.
 
     The same `seed` and arguments give byte-identical files. `chunk_size` bounds memory (that many
-    lines, plus the consignee table of at most ~120k parties and the planted lines); it changes
-    only the Parquet row-group layout, never the rows, the CSV or the truth's contents.
+    lines, or one ~50k-line block of days if larger, plus the consignee table of at most ~120k
+    parties and the planted lines); it changes only the Parquet row-group layout, never the rows,
+    the CSV or the truth's contents.
     """
     import time
 
@@ -209,23 +211,25 @@ def generate_world(
             csv_path, ORDER_SCHEMA, write_options=pacsv.WriteOptions(quoting_style="needed")
         ) as cw,
     ):
-        day = 0
+        blocks = _blocks(daily)
         ev_pos = 0
-        while day < N_DAYS:
-            first = day
+        b = 0
+        while b < len(blocks):
             total = 0
-            while day < N_DAYS and (total == 0 or total + daily[day] <= chunk_size):
-                total += int(daily[day])
-                day += 1
-            # Each day has its own random stream, so the rows do not depend on the chunk size.
             parts: list[Lines] = []
-            for d in range(first, day):
-                drng = np.random.default_rng([seed, 2, d])
-                part = background.sample(drng, np.full(int(daily[d]), d, dtype=np.int64))
-                ev_end = int(np.searchsorted(events.day, d, side="right"))
+            while b < len(blocks) and (not parts or total + blocks[b][2] <= chunk_size):
+                first, last, n = blocks[b]
+                b += 1
+                total += n
+                # Each block of days has its own random stream, and the blocks depend only on
+                # the seed and the size of the world, so the chunk size never changes a row.
+                brng = np.random.default_rng([seed, 2, first])
+                days = np.repeat(np.arange(first, last, dtype=np.int64), daily[first:last])
+                part = background.sample(brng, days)
+                ev_end = int(np.searchsorted(events.day, last, side="left"))
                 both = Lines.concat([part, events.take(np.arange(ev_pos, ev_end))])
                 ev_pos = ev_end
-                parts.append(both.take(drng.permutation(len(both))))
+                parts.append(both.take(np.lexsort((brng.random(len(both)), both.day))))
             batch = Lines.concat(parts)
             if len(batch) == 0:
                 continue
@@ -258,6 +262,22 @@ def generate_world(
         seconds=time.perf_counter() - t0,
         files=files,
     )
+
+
+BLOCK_LINES = 50_000
+
+
+def _blocks(daily: npt.NDArray[np.int64]) -> list[tuple[int, int, int]]:
+    """Split the days into (first, last_exclusive, background lines) of about BLOCK_LINES lines."""
+    out: list[tuple[int, int, int]] = []
+    first = 0
+    n = 0
+    for d in range(N_DAYS):
+        n += int(daily[d])
+        if n >= BLOCK_LINES or d == N_DAYS - 1:
+            out.append((first, d + 1, n))
+            first, n = d + 1, 0
+    return out
 
 
 def _drop_last_group(pl: Planter) -> None:

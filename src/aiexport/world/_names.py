@@ -759,6 +759,10 @@ SEGMENT_WORDS: dict[str, tuple[str, ...]] = {
     ),
     "enterprise": (
         "Technologies",
+        "Technology",
+        "Tech",
+        "Computing",
+        "Data",
         "Systems",
         "Solutions",
         "Analytics",
@@ -782,6 +786,10 @@ SEGMENT_WORDS: dict[str, tuple[str, ...]] = {
     ),
     "distributor": (
         "Distribution",
+        "Trading",
+        "Technology Trading",
+        "Global Supply",
+        "Digital Trade",
         "Electronics",
         "Components",
         "IT Supply",
@@ -790,6 +798,10 @@ SEGMENT_WORDS: dict[str, tuple[str, ...]] = {
     ),
     "smb": (
         "Labs",
+        "Tech",
+        "Digital",
+        "Cloud",
+        "Computing",
         "AI",
         "Vision",
         "Intelligence",

@@ -169,9 +169,14 @@ def make_party(
     if founded is None:
         founded = random_date(rng, dt.date(1975, 1, 1), dt.date(2023, 6, 30))
     k = n_officers if n_officers is not None else rng.randint(1, 3)
+    people = [*new_officers(rng, country, k)]
+    if rng.random() < 0.12:
+        # Foreign directors are common (expatriates, investors): alone they signal nothing.
+        pool = nm.pick(rng, tuple(nm.SURNAMES))
+        people[-1] = nm.person(rng, pool)
     # Registries and invoices write the same facts in many ways; the background is as noisy as
     # the planted parties, so formatting alone never gives a scheme away.
-    officers = [nm.format_person(rng, s, g, noisy=True) for s, g in new_officers(rng, country, k)]
+    officers = [nm.format_person(rng, s, g, noisy=True) for s, g in people]
     if free_mail:
         email = nm.free_mail_address(rng, stem)
     else:
@@ -221,10 +226,16 @@ def build_background(
             founded = random_date(rng, dt.date(2019, 1, 1), WORLD_START)
         if segment == "distributor" and COUNTRY_BY_CODE[country].hub:
             founded = random_date(rng, dt.date(1985, 1, 1), dt.date(2012, 12, 31))
+        # A few small legitimate buyers have an off-profile line of business (a realtor's
+        # rendering workstation), so that signal alone is not a verdict.
+        word = (
+            nm.pick(rng, nm.OFF_PROFILE_WORDS) if segment == "smb" and rng.random() < 0.03 else None
+        )
         p = make_party(
             rng,
             country,
             segment,
+            word=word,
             founded=founded,
             free_mail=free_mail,
             website=segment != "smb" or rng.random() < 0.7,
