@@ -74,6 +74,15 @@ def screen(
             "requires a license (§ 744.11). Repeatable.",
         ),
     ] = None,
+    engine_name: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="batch (vectorised; the default) or per-order (the reference engine, one "
+            "order at a time). Both write identical decisions. Runs against the ledger "
+            "(--db, --commit) and with --lists use the per-order engine.",
+        ),
+    ] = "batch",
 ) -> None:
     """Decide every order of a file, carrying quota state, and write the decisions."""
     if sample:
@@ -82,7 +91,12 @@ def screen(
         raise InputError("give an orders file (or --sample)")
     if out is None:
         out = Path("decisions.jsonl")
+    if engine_name not in ("batch", "per-order"):
+        raise InputError(f"--engine {engine_name!r}: choose batch or per-order")
     rule_set = load_rule_set(rules)
+    if engine_name == "batch" and not (commit or db or lists):
+        _screen_batch(orders, out, Engine(rule_set), summary_json)
+        return
     parsed = read_orders(orders)
     engine = Engine(rule_set, party_screen=_party_screen(lists))
     show = len(parsed) >= 20_000 and console.is_terminal and not summary_json
@@ -108,6 +122,24 @@ def screen(
         dets = run(MemoryQuota())
     write_records((d.to_record() for d in dets), out)
     summary = summarise(dets, rule_set.name)
+    if summary_json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print_summary(summary, out)
+
+
+def _screen_batch(orders: Path, out: Path, engine: Engine, summary_json: bool) -> None:
+    """`screen` on the batch path (`aiexport.batch`): same decisions, same summary."""
+    from aiexport.batch import screen_file
+
+    if console.is_terminal and not summary_json:
+        with _progress() as progress:
+            task = progress.add_task("deciding", total=None)
+            _, summary = screen_file(
+                orders, out, engine, progress=lambda n: progress.advance(task, n)
+            )
+    else:
+        _, summary = screen_file(orders, out, engine)
     if summary_json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
