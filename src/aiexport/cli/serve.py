@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -116,3 +117,85 @@ def keys_revoke(
         store.migrate(ledger)
         revoke_key(ledger, key_id, actor=_cli_actor(), role="admin")
     typer.echo(f"revoked {key_id}")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path,
+        typer.Option("--dir", help="Folder for the demo's world and ledger (rebuilt each run)."),
+    ] = Path("aiexport-demo"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    orders: Annotated[int, typer.Option(help="Order lines in the world.")] = 4000,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the world (2025 is the bundled sample world).")
+    ] = 2025,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="Build everything, print the keys, then exit.")
+    ] = False,
+) -> None:
+    """Build the bundled world, screen it into a fresh ledger, investigate it, run the three
+    shipped scenarios, and serve the dashboard with all of it, printing the address."""
+    import time
+
+    from aiexport.api import create_app, job_kinds
+    from aiexport.api.auth import create_key
+    from aiexport.api.services import decide_batch
+    from aiexport.io.orders import iter_raw_rows
+    from aiexport.world import generate_world
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    world = out / "world"
+    db = out / "aiexport.db"
+    for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        stale.unlink(missing_ok=True)
+    console.print(f"1/5 building the world: {orders:,} orders, seed {seed} → {world}")
+    generate_world(world, seed=seed, orders=orders)
+    job_kinds.WORLDS["demo"] = world
+    api = create_app(f"sqlite:///{db}")
+    svc, runner = api.state.services, api.state.jobs
+    admin = create_key(svc.ledger, role="admin", name="demo-admin", created_by=_cli_actor())
+    analyst = create_key(svc.ledger, role="analyst", name="demo-analyst", created_by=_cli_actor())
+    console.print(
+        "2/5 screening every order into a fresh ledger (decided in date order, quotas drawn)"
+    )
+    raws = [
+        {k: v for k, v in row.items() if v not in (None, "")}
+        for _, row in iter_raw_rows(world / "orders.csv")
+    ]
+    decided, summary = decide_batch(svc, admin.principal, raws, commit=True)
+    console.print(f"    {len(decided):,} decisions recorded: {summary['by_authority']}")
+    console.print("3/5 investigating the recorded orders")
+    inv = runner.submit("investigation", {}, admin.principal, wait=True)
+    console.print("4/5 running the shipped scenarios: diffusion-2025, ear-2024, refinements-2025")
+    sim = runner.submit("simulation", {"world": "demo"}, admin.principal, wait=True)
+    from aiexport.api.jobs import get_job
+
+    for job_id in (inv, sim):
+        row = get_job(svc.ledger, job_id)
+        if row.status != "done":
+            console.print(f"[yellow]    {row.kind} {job_id} {row.status}: {row.error}[/]")
+    exporter = next(iter({str(r["exporter"]) for r in raws}))
+    ex = create_key(
+        svc.ledger,
+        role="exporter",
+        name="demo-exporter",
+        exporter=exporter,
+        created_by=_cli_actor(),
+    )
+    console.print(f"5/5 ready in {time.perf_counter() - t0:.0f} s")
+    url = f"http://{host}:{port}/"
+    typer.echo(f"analyst key:  {analyst.key}")
+    typer.echo(f"exporter key: {ex.key}  (acts for {exporter})")
+    typer.echo(f"admin key:    {admin.key}")
+    if no_serve:
+        typer.echo(f"ledger: {db}")
+        return
+    import uvicorn
+
+    typer.echo(
+        f"Dashboard: {url}  (sign in with the analyst key; API docs at {url}docs; Ctrl-C stops)"
+    )
+    uvicorn.run(api, host=host, port=port, log_level="warning")
