@@ -16,7 +16,12 @@ T = TypeVar("T")
 
 
 def pick(rng: random.Random, seq: tuple[T, ...] | list[T]) -> T:
-    return seq[rng.randrange(len(seq))]
+    return seq[int(rng.random() * len(seq))]
+
+
+def rint(rng: random.Random, lo: int, hi: int) -> int:
+    """An integer in [lo, hi): `random.randrange` without its per-call overhead."""
+    return lo + int(rng.random() * (hi - lo))
 
 
 @dataclass(frozen=True, slots=True)
@@ -860,7 +865,7 @@ def format_person(rng: random.Random, surname: str, given: str, noisy: bool) -> 
             surname = pick(rng, SURNAME_VARIANTS[surname])
         if given in GIVEN_VARIANTS and rng.random() < 0.35:
             given = pick(rng, GIVEN_VARIANTS[given])
-        style = rng.randrange(5)
+        style = rint(rng, 0, 5)
         if style == 0:
             return f"{surname.upper()} {given}"
         if style == 1:
@@ -884,7 +889,7 @@ def company_stem(rng: random.Random, country: str) -> str:
 
 def stem_variant(rng: random.Random, stem: str) -> str:
     """A spelling or transliteration variant of a company stem ('Huaxin' -> 'Hua Xin', 'Hwaxin')."""
-    r = rng.randrange(6)
+    r = rint(rng, 0, 6)
     if r == 0 and len(stem) > 4 and " " not in stem:
         cut = len(stem) // 2
         return f"{stem[:cut]} {stem[cut:].capitalize()}"
@@ -902,7 +907,7 @@ def stem_variant(rng: random.Random, stem: str) -> str:
 
 def suffix_variant(rng: random.Random, suffix: str) -> str:
     """Legal-form variants as they appear on invoices ('Pte Ltd' -> 'Pte. Ltd.', 'PTE LTD')."""
-    r = rng.randrange(4)
+    r = rint(rng, 0, 4)
     if r == 0:
         return suffix.replace(".", "")
     if r == 1:
@@ -943,7 +948,7 @@ def email_local(rng: random.Random, stem: str) -> str:
 
 def free_mail_address(rng: random.Random, stem: str) -> str:
     sep = pick(rng, ("", ".", "_"))
-    return f"{handle_for(stem) or 'trade'}{sep}{rng.randint(1, 99)}@{pick(rng, FREE_MAIL)}"
+    return f"{handle_for(stem) or 'trade'}{sep}{rint(rng, 1, 99 + 1)}@{pick(rng, FREE_MAIL)}"
 
 
 def company_name(stem: str, word: str, suffix: str) -> str:
@@ -964,7 +969,7 @@ def domain_for(name_stem: str, word: str, country: str) -> str:
 def phone_number(rng: random.Random, country: str) -> str:
     """A national significant number (digits only), without the country code."""
     prof = PROFILES[country]
-    first = str(rng.randrange(2, 10))
+    first = str(rint(rng, 2, 10))
     return first + "".join(rng.choices("0123456789", k=prof.phone_digits - 1))
 
 
@@ -972,7 +977,7 @@ def format_phone(rng: random.Random, country: str, digits: str, noisy: bool) -> 
     """Write a phone number; with `noisy`, in one of the formats the same number appears in."""
     cc = PROFILES[country].phone_cc
     half = len(digits) // 2
-    style = rng.randrange(5) if noisy else 0
+    style = rint(rng, 0, 5) if noisy else 0
     if style == 0:
         return f"+{cc} {digits[:half]} {digits[half:]}"
     if style == 1:
@@ -986,7 +991,7 @@ def format_phone(rng: random.Random, country: str, digits: str, noisy: bool) -> 
 
 def registration(rng: random.Random, country: str, founded: dt.date) -> str:
     """A company registry number shaped like the country's (SG UEN, IN CIN, GB number...)."""
-    n = rng.randrange(10**6, 10**7)
+    n = rint(rng, 10**6, 10**7)
     if country == "SG":
         return f"{founded.year}{n:07d}{pick(rng, tuple('ABCDEGHKMNRWZ'))}"[:10]
     if country == "MY":
@@ -996,7 +1001,7 @@ def registration(rng: random.Random, country: str, founded: dt.date) -> str:
     if country == "GB":
         return f"{n:08d}"
     if country in ("CN",):
-        return f"91{rng.randrange(10**15, 10**16)}X"
+        return f"91{rint(rng, 10**15, 10**16)}X"
     if country == "HK":
         return f"{n:07d}"
     if country == "AE":
@@ -1007,12 +1012,12 @@ def registration(rng: random.Random, country: str, founded: dt.date) -> str:
 def street_address(rng: random.Random, country: str) -> tuple[str, str, str]:
     """(street line, city, postcode) for one address."""
     prof = PROFILES[country]
-    number = rng.randrange(1, 400)
+    number = rint(rng, 1, 400)
     unit = ""
     if country in ("SG", "MY"):
-        unit = f"#{rng.randrange(2, 40):02d}-{rng.randrange(1, 30):02d} "
+        unit = f"#{rint(rng, 2, 40):02d}-{rint(rng, 1, 30):02d} "
     elif country == "HK" or rng.random() < 0.2:
-        unit = f"Floor {rng.randrange(2, 40)}, "
+        unit = f"Floor {rint(rng, 2, 40)}, "
     street = f"{unit}{number} {pick(rng, prof.streets)}".strip()
     post = "".join(rng.choices("0123456789", k=prof.postcode_digits))
     return street, pick(rng, prof.cities), post
@@ -1028,7 +1033,7 @@ def format_address(
 ) -> str:
     """Write an address; with `noisy`, one of the variants the same place appears as."""
     if noisy:
-        r = rng.randrange(5)
+        r = rint(rng, 0, 5)
         if r == 0:
             street = street.replace("Road", "Rd").replace("Street", "St").replace("Avenue", "Ave")
         elif r == 1:

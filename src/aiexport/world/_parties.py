@@ -129,7 +129,7 @@ class PartyBook:
 
 def random_date(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
     span = max(0, (end - start).days)
-    return start + dt.timedelta(days=rng.randint(0, span))
+    return start + dt.timedelta(days=nm.rint(rng, 0, span + 1))
 
 
 def new_officers(rng: random.Random, country: str, k: int) -> list[tuple[str, str]]:
@@ -168,7 +168,7 @@ def make_party(
     cname = COUNTRY_BY_CODE[country].name if country in COUNTRY_BY_CODE else country
     if founded is None:
         founded = random_date(rng, dt.date(1975, 1, 1), dt.date(2023, 6, 30))
-    k = n_officers if n_officers is not None else rng.randint(1, 3)
+    k = n_officers if n_officers is not None else nm.rint(rng, 1, 4)
     people = [*new_officers(rng, country, k)]
     if rng.random() < 0.12:
         # Foreign directors are common (expatriates, investors): alone they signal nothing.
