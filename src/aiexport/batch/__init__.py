@@ -37,7 +37,6 @@ from ._convert import Orders, convert, first_error
 from ._keys import decision_keys
 from ._output import Decisions, build_obligation_ids, build_reason_ids
 from ._plan import (
-    ENGINE,
     ERROR,
     PURE,
     STATIC,

@@ -207,11 +207,8 @@ def _order_ids(raw: RawColumn | None, n: int) -> tuple[pa.Array, np.ndarray]:
     """`str(raw["order_id"]).strip()` for every row, vectorised for string columns."""
     if raw is None:
         return pa.nulls(n, pa.string()), np.ones(n, dtype=bool)
-    if (
-        (isinstance(raw, pa.Array)
-        and pa.types.is_string(raw.type))
-        or (isinstance(raw, pa.Array)
-        and pa.types.is_large_string(raw.type))
+    if (isinstance(raw, pa.Array) and pa.types.is_string(raw.type)) or (
+        isinstance(raw, pa.Array) and pa.types.is_large_string(raw.type)
     ):
         arr = raw.cast(pa.string())
         # Values that may hold whitespace (by Python's definition) at either end, or be blank.

@@ -47,7 +47,7 @@ class Decisions:
     rule_set: str
     templates: list[Template]
     tid: np.ndarray  # template id per row
-    tpp: list[Decimal | None]  # exact tpp_total per row (None: use tpp_float's value)
+    tpp: list[Decimal]  # exact tpp_total per row
     tpp_float: np.ndarray
     h100: np.ndarray
     reason_offsets: np.ndarray

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,7 @@ from aiexport.errors import AiexportError, InputError
 from aiexport.io.orders import KNOWN_COLUMNS, iter_raw_rows
 
 # A raw column: an Arrow array (typed input) or the Python values the reference reader yields.
-RawColumn = pa.Array | list[Any]
+RawColumn: TypeAlias = Any  # pa.Array | list[Any]
 
 
 @dataclass
