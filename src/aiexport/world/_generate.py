@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from aiexport.errors import InputError
 from aiexport.world import _names as nm
 from aiexport.world._core import (
     AUTH_FIXED,
@@ -170,9 +171,14 @@ def generate_world(
 
     t0 = time.perf_counter()
     if orders < 1:
-        raise ValueError("orders must be at least 1")
+        raise InputError(f"orders must be at least 1 (got {orders})", column="orders")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file; give a directory for the world's three files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create {out}: {exc.strerror}; choose another --out") from exc
     r = random.Random(seed * 7919 + 17)
     nrng = np.random.default_rng([seed, 1])
 
