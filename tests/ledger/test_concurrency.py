@@ -68,7 +68,7 @@ def _racer(url: str, proc: int, n: int, folder: str, caps: tuple[int, int]) -> N
 def test_racing_reservations_never_overdraw(url: str, tmp_path: Path) -> None:
     """8 processes × 1,000 reservations on two small caps drawn together."""
     Ledger(url).close()
-    procs, per, caps = 8, 1000, (3000, 2500)
+    procs, per, caps = 8, 1000, (1200, 1000)
     ctx = mp.get_context("fork")
     workers = [
         ctx.Process(target=_racer, args=(url, p, per, str(tmp_path), caps)) for p in range(procs)
@@ -128,7 +128,7 @@ def test_writers_killed_mid_write_leave_a_consistent_ledger(url: str, tmp_path: 
         ]
         for w in workers:
             w.start()
-        time.sleep(0.5)
+        time.sleep(1.0)
         for w in workers:
             time.sleep(rnd.uniform(0.0, 0.4))
             assert w.pid is not None
@@ -143,7 +143,7 @@ def test_writers_killed_mid_write_leave_a_consistent_ledger(url: str, tmp_path: 
             recorded = _recorded_keys(url)
             assert acked <= recorded, sorted(acked - recorded)[:5]
             assert len(recorded - acked) <= 4 * (_round + 1)  # at most one in flight per kill
-    assert len(acked) > 50
+    assert len(acked) > 20
 
 
 def _screener(url: str, proc: int, folder: str, key: str) -> None:

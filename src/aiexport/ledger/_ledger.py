@@ -13,6 +13,7 @@ Invariants (each enforced here and checked by `verify`):
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,13 +28,14 @@ from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import Balance, Entry, Receipt, fingerprint, iso, now_utc, parse_iso
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._sql import REQUESTS_IN
+from aiexport.ledger._sql import REQUEST_EXISTS, REQUESTS_IN, Sql
 from aiexport.ledger._views import live_used_micro
-from aiexport.ledger._writer import RequestRow, Writer
+from aiexport.ledger._writer import CapReached, RequestRow, Writer, refusal
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import LicenseInfo, VeuInfo
 
 DEFAULT_HOLD = dt.timedelta(minutes=15)
+_HOT_SECONDS = 5.0
 _CHUNK = 500
 
 
@@ -53,6 +55,10 @@ def _draws_fp(kind: str, draws: Sequence[Draw], order_id: str | None) -> str:
     )
 
 
+def _accounts(draws: Sequence[Draw]) -> list[str]:
+    return [d.account for d in draws] + [d.share_of for d in draws if d.share_of]
+
+
 def _receipt(row: Any, replayed: bool) -> Receipt:
     seqs = () if row.first_seq is None else tuple(range(row.first_seq, row.last_seq + 1))
     return Receipt(row.key, row.txn, seqs, parse_iso(row.created_at), replayed)
@@ -63,6 +69,7 @@ class Ledger:
 
     def __init__(self, url: str | None = None) -> None:
         self.db = Database(url or default_db_url())
+        self._refused: dict[str, float] = {}
         migrate(self.db)
 
     @property
@@ -171,13 +178,55 @@ class Ledger:
         body: Callable[[Writer], Sequence[int]],
         *,
         now: dt.datetime | None = None,
+        accounts: Sequence[str] = (),
     ) -> Receipt:
         """Run `body` in one locked transaction under idempotency `key`: every write's core."""
         if not key:
             raise InputError("an idempotency key is required for every ledger write")
+        try:
+            return self._transact(key, fp, body, now, accounts)
+        except CapReached as exc:
+            self._refused[exc.account] = time.monotonic()
+            raise
+
+    def _refuse_early(
+        self, draws: Sequence[Draw], key: str, order_id: str | None, now: dt.datetime | None
+    ) -> None:
+        """Refuse without the write lock a draw on an account recently found full.
+
+        When a cap is exhausted, many writers keep asking; each would take the write lock only
+        to be refused. A refusal writes nothing, so deciding it on a consistent snapshot is
+        sound: the request is refused as of that snapshot, when it would indeed have overdrawn.
+        Only accounts refused in the last few seconds are checked, so the common path pays
+        nothing. A replayed key is never refused here.
+        """
+        recent = time.monotonic() - _HOT_SECONDS
+        if not any(self._refused.get(d.account, 0.0) > recent for d in draws):
+            return
+        when = iso(now or now_utc())
+        with self.db.read() as conn:
+            sql = Sql(conn.connection.driver_connection, self.db.dialect)
+            if sql.one(REQUEST_EXISTS, (key,)) is not None:
+                return
+            for d in draws:
+                if d.limit is None:
+                    continue
+                amount, limit = to_micro(d.amount), to_micro(d.limit)
+                used = live_used_micro(conn, d.account, when) + amount
+                if used > limit:
+                    raise refusal(d, used, amount, limit, order_id)
+
+    def _transact(
+        self,
+        key: str,
+        fp: str,
+        body: Callable[[Writer], Sequence[int]],
+        now: dt.datetime | None,
+        accounts: Sequence[str],
+    ) -> Receipt:
 
         def work(conn: Connection) -> Receipt:
-            w = Writer(conn, now or now_utc(), self.db.dialect, key)
+            w = Writer(conn, now or now_utc(), self.db.dialect, key, accounts)
             prior = w.prior
             if prior is not None:
                 if prior.fingerprint != fp:
@@ -193,7 +242,7 @@ class Ledger:
             w.flush()
             return Receipt(key, w.txn, tuple(seqs), w.now)
 
-        return self.db.write(work)
+        return self.db.write(work, lock=False)
 
     def reserve(
         self,
@@ -216,7 +265,9 @@ class Ledger:
                 "reserve", draws, key=key, actor=actor, order_id=order_id, expires_at=expires
             )
 
-        return self.transact(key, _draws_fp("reserve", draws, order_id), body, now=when)
+        self._refuse_early(draws, key, order_id, now)
+        fp = _draws_fp("reserve", draws, order_id)
+        return self.transact(key, fp, body, now=when, accounts=_accounts(draws))
 
     def commit(
         self,
@@ -232,7 +283,9 @@ class Ledger:
         def body(w: Writer) -> list[int]:
             return w.apply_draws("commit", draws, key=key, actor=actor, order_id=order_id)
 
-        return self.transact(key, _draws_fp("commit", draws, order_id), body, now=now)
+        self._refuse_early(draws, key, order_id, now)
+        fp = _draws_fp("commit", draws, order_id)
+        return self.transact(key, fp, body, now=now, accounts=_accounts(draws))
 
     def commit_reservation(
         self, reservation: str, *, key: str, actor: str, now: dt.datetime | None = None
@@ -437,7 +490,7 @@ class Ledger:
             w.flush()
             return out
 
-        return self.db.write(work)
+        return self.db.write(work, lock=False)
 
     # -- registries ----------------------------------------------------------------------------
 

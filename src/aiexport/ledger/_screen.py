@@ -79,7 +79,7 @@ def commit_screen(
         w.flush()
         return ScreenCommit(Receipt(key, w.txn, tuple(seqs), w.now), len(results), len(seqs))
 
-    return ledger.db.write(work)
+    return ledger.db.write(work, lock=False)
 
 
 class LiveView(_Overlay):

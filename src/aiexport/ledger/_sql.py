@@ -9,6 +9,7 @@ unchanged on SQLite ≥ 3.24 and PostgreSQL (`ON CONFLICT … DO UPDATE` on both
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 ENTRY_COLS = (
@@ -34,6 +35,13 @@ def _ph(n: int) -> str:
     return ", ".join(["%s"] * n)
 
 
+USED = (
+    "SELECT b.committed + b.reserved - COALESCE((SELECT sum(h.amount) FROM ledger_holds h "
+    "WHERE h.expires_at <= %s AND h.account = b.account), 0) "
+    "FROM ledger_balances b WHERE b.account = %s"
+)
+REQUEST_EXISTS = "SELECT 1 FROM ledger_requests WHERE key = %s"
+LOCK = "SELECT seq FROM ledger_chain_head WHERE id = 1 FOR UPDATE"
 STATE = (
     "SELECT h.seq, h.hash, (SELECT min(expires_at) FROM ledger_holds), "
     "(SELECT fingerprint FROM ledger_requests WHERE key = %s) "
@@ -67,8 +75,31 @@ class Sql:
 
     def __init__(self, dbapi_conn: Any, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
+        self.raw = dbapi_conn
         self.cur = dbapi_conn.cursor()
         self._cache: dict[str, str] = {}
+
+    def pipeline(self) -> AbstractContextManager[Any]:
+        """Send the statements inside in one round trip (psycopg pipeline mode) on PostgreSQL."""
+        return nullcontext() if self.sqlite else self.raw.pipeline()
+
+    def open(self, key: str | None, accounts: list[str]) -> tuple[Any, list[Any]]:
+        """Take the write lock (PostgreSQL), read the head row and `accounts`' balances.
+
+        On PostgreSQL the three statements go in one round trip; they still run one after the
+        other on the server, so the reads after the lock see every earlier commit.
+        """
+        balances = BALANCES.format(", ".join(["%s"] * len(accounts)))
+        if self.sqlite:
+            state = self.one(STATE, (key,))
+            return state, self.all(balances, tuple(accounts)) if accounts else []
+        with self.raw.pipeline():
+            lock, head, bal = self.raw.cursor(), self.raw.cursor(), self.raw.cursor()
+            lock.execute(LOCK)
+            head.execute(STATE, (key,))
+            if accounts:
+                bal.execute(balances, tuple(accounts))
+        return head.fetchone(), bal.fetchall() if accounts else []
 
     def _q(self, sql: str) -> str:
         if not self.sqlite:

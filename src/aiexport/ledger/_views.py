@@ -12,12 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from aiexport.ledger import _registry as reg
 from aiexport.ledger import _tables as t
 from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._entries import deltas
+from aiexport.ledger._sql import USED, Sql
 from aiexport.ledger._writer import Writer
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import LicenseInfo, VeuInfo
@@ -92,13 +93,6 @@ class AsOfView(_Overlay):
 
 def live_used_micro(conn: Connection, account: str, now: str) -> int:
     """Committed plus held, leaving out holds already past their expiry but not yet swept."""
-    b, h = t.balances.c, t.holds.c
-    row = conn.execute(select(b.committed, b.reserved).where(b.account == account)).first()
-    if row is None:
-        return 0
-    lapsed = conn.scalar(
-        select(func.coalesce(func.sum(h.amount), 0)).where(
-            h.account == account, h.expires_at <= now
-        )
-    )
-    return int(row.committed) + int(row.reserved) - int(lapsed or 0)
+    sql = Sql(conn.connection.driver_connection, conn.dialect.name)
+    row = sql.one(USED, (now, account))
+    return 0 if row is None else int(row[0])

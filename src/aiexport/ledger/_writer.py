@@ -1,8 +1,8 @@
 """One write transaction: append entries to the chain and keep the materialised state in step.
 
-`Writer` is created inside `Database.write`, after the write lock is taken. Its first statement
-reads the chain head, the earliest hold expiry and whether the request's idempotency key was
-already used. It then reads only the balances it needs, applies
+`Writer` is created inside `Database.write`. Its first round trip takes the write lock (on
+PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds it), reads the chain head, the earliest hold
+expiry, whether the request's idempotency key was already used, and the balances it will need. It then reads only the balances it needs, applies
 entries in memory, checks caps, and `flush` writes everything with one multi-row statement per
 table: a single reservation costs a few statements, a batch of 100,000 costs the same few.
 """
@@ -28,6 +28,26 @@ _EXPIRY_CITATION = "reservation expired"
 _CHUNK = 500
 
 
+class CapReached(QuotaExceeded):
+    """`QuotaExceeded`, naming the account whose cap refused the draw."""
+
+    def __init__(self, message: str, account: str) -> None:
+        super().__init__(message)
+        self.account = account
+
+
+def refusal(d: Draw, used: int, amount: int, limit: int, order_id: str | None) -> CapReached:
+    """The error for a draw that would take `d.account` from `used - amount` past `limit`."""
+    who = f" by order {order_id}" if order_id else ""
+    left = from_micro(max(limit - (used - amount), 0))
+    return CapReached(
+        f"drawing {d.amount} TPP from {d.account}{who} would exceed its limit of {d.limit} TPP "
+        f"({d.citation}): {left} TPP left; reduce the order or seek a license. "
+        "Nothing was recorded.",
+        d.account,
+    )
+
+
 class RequestRow(NamedTuple):
     """A recorded request: its idempotency key and the entries it wrote."""
 
@@ -44,20 +64,27 @@ class Writer:
     """Entries appended inside one locked transaction."""
 
     def __init__(
-        self, conn: Connection, now: dt.datetime, dialect: str, key: str | None = None
+        self,
+        conn: Connection,
+        now: dt.datetime,
+        dialect: str,
+        key: str | None = None,
+        accounts: Iterable[str] = (),
     ) -> None:
         self.conn = conn
         self.sql = q.Sql(conn.connection.driver_connection, dialect)
         self.now = now
         self.created_at = iso(now)
         self.txn = uuid.uuid4().hex
-        seq, digest, first_expiry, prior_fp = self.sql.one(q.STATE, (key,))
+        self.bal: dict[str, list[Any]] = {}  # account -> [committed, reserved, limit, citation]
+        wanted = sorted(set(accounts))[:_CHUNK]
+        (seq, digest, first_expiry, prior_fp), rows = self.sql.open(key, wanted)
+        self._remember(wanted, rows)
         self.seq: int = int(seq)
         self.hash: str = digest
         self.prior = self.find_request(key) if key is not None and prior_fp is not None else None
         self._first_expiry: str | None = first_expiry
         self.rows: list[tuple[Any, ...]] = []
-        self.bal: dict[str, list[Any]] = {}  # account -> [committed, reserved, limit, citation]
         self.touched: dict[str, int] = {}  # account -> last seq
         self.new_holds: list[tuple[Any, ...]] = []
         self.closed_holds: list[tuple[int]] = []
@@ -73,9 +100,12 @@ class Writer:
         for i in range(0, len(missing), _CHUNK):
             chunk = missing[i : i + _CHUNK]
             sql = q.BALANCES.format(", ".join(["%s"] * len(chunk)))
-            for account, c, r, lim, cit in self.sql.all(sql, tuple(chunk)):
-                self.bal[account] = [int(c), int(r), lim, cit]
-        for a in missing:
+            self._remember(chunk, self.sql.all(sql, tuple(chunk)))
+
+    def _remember(self, accounts: list[str], rows: list[Any]) -> None:
+        for account, c, r, lim, cit in rows:
+            self.bal[account] = [int(c), int(r), lim, cit]
+        for a in accounts:
             if a not in self.bal:
                 self.bal[a] = [0, 0, None, None]
 
@@ -187,18 +217,14 @@ class Writer:
             limit = self.micro(d.limit)
             state[2], state[3] = limit, d.citation
             if used > limit:
-                left = from_micro(max(limit - (used - amount), 0))
-                raise QuotaExceeded(
-                    f"drawing {d.amount} TPP from {d.account}{who} would exceed its limit of "
-                    f"{d.limit} TPP ({d.citation}): {left} TPP left; reduce the order or seek a "
-                    "license. Nothing was recorded."
-                )
+                raise refusal(d, used, amount, limit, order_id)
         if d.max_share is not None and d.share_of is not None:
             base = self.used_micro(d.share_of)
             if Decimal(used) > d.max_share * Decimal(base):
-                raise QuotaExceeded(
+                raise CapReached(
                     f"drawing {d.amount} TPP on {d.account}{who} would take it past "
-                    f"{d.max_share:%} of {d.share_of} ({d.citation}); nothing was recorded."
+                    f"{d.max_share:%} of {d.share_of} ({d.citation}); nothing was recorded.",
+                    d.account,
                 )
 
     def close_hold(self, seq: int) -> None:
@@ -232,13 +258,14 @@ class Writer:
     def flush(self) -> None:
         """Write entries, holds, balances, requests and the new chain head."""
         sql = self.sql
-        sql.many(q.INSERT_ENTRY, self.rows)
-        sql.many(q.INSERT_HOLD, self.new_holds)
-        sql.many(q.DELETE_HOLD, self.closed_holds)
-        sql.many(
-            q.UPSERT_BALANCE,
-            [(a, *self.bal[a], last) for a, last in sorted(self.touched.items())],
-        )
-        sql.many(q.INSERT_REQUEST, self.requests)
-        if self.rows:
-            sql.run(q.UPDATE_HEAD, (self.seq, self.hash))
+        with sql.pipeline():
+            sql.many(q.INSERT_ENTRY, self.rows)
+            sql.many(q.INSERT_HOLD, self.new_holds)
+            sql.many(q.DELETE_HOLD, self.closed_holds)
+            sql.many(
+                q.UPSERT_BALANCE,
+                [(a, *self.bal[a], last) for a, last in sorted(self.touched.items())],
+            )
+            sql.many(q.INSERT_REQUEST, self.requests)
+            if self.rows:
+                sql.run(q.UPDATE_HEAD, (self.seq, self.hash))
