@@ -300,7 +300,9 @@ def case(case_id: str, request: Request, who: Viewer) -> HTMLResponse:
         )
     orders = _orders(_svc(request), [str(o) for o in found.get("order_ids", [])])
     figs = {
-        "network": charts.html(charts.party_network(orders), height=520, div_id="chart-network")
+        "network": charts.html(
+            charts.case_network(found, orders), height=520, div_id="chart-network"
+        )
         if orders
         else None,
         "timeline": charts.html(
@@ -333,24 +335,88 @@ def _orders(svc: Services, order_ids: list[str]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda o: (o["order_date"], o["order_id"]))
 
 
+_SCENARIO_CHARTS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "Compute (H100 equivalents)",
+        (
+            ("delivered", "delivered_h100"),
+            ("refused", "refused_h100"),
+            ("diverted", "diverted_h100"),
+        ),
+    ),
+    (
+        "License workload",
+        (
+            ("applications", "license_applications"),
+            ("granted", "licenses_granted"),
+            ("refused", "licenses_refused"),
+        ),
+    ),
+    (
+        "Legitimate demand hurt (H100 equivalents)",
+        (("delayed", "legit_delayed_h100"), ("refused", "legit_refused_h100")),
+    ),
+    (
+        "Diversion to Tier 3 (H100 equivalents)",
+        (("diverted", "diverted_h100"), ("caught", "diverted_caught_h100")),
+    ),
+    ("Cost to evaders (USD)", (("shells and forfeits", "evader_cost_usd"),)),
+)
+
+
+def scenario_figures(result: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Side-by-side charts and a table from a simulation's metrics (`aiexport.simulate/1`)."""
+    runs = list(result.get("scenarios", []))
+    figs: list[str] = []
+    for i, (title, metrics) in enumerate(_SCENARIO_CHARTS):
+        data = {
+            label: {r["scenario"]: float(r.get(key) or 0) for r in runs} for label, key in metrics
+        }
+        figs.append(
+            charts.html(charts.side_by_side(data, title), height=340, div_id=f"chart-scenario-{i}")
+        )
+    tiers = {
+        f"Tier {t}": {
+            r["scenario"]: float(r["delivered_by_tier"].get(str(t), {}).get("h100", 0))
+            for r in runs
+        }
+        for t in (1, 2, 3)
+    }
+    figs.append(
+        charts.html(
+            charts.side_by_side(tiers, "Delivered by tier (H100 equivalents)"),
+            height=340,
+            div_id="chart-scenario-tiers",
+        )
+    )
+    keys = (
+        "delivered_h100",
+        "diverted_h100",
+        "diverted_caught_h100",
+        "license_applications",
+        "legit_delayed_h100",
+        "evader_new_shells",
+        "evader_cost_usd",
+    )
+    table = [{"scenario": r["scenario"], **{k: r.get(k) for k in keys}} for r in runs]
+    return figs, table
+
+
 @router.get("/scenarios", response_class=HTMLResponse)
 def scenarios(request: Request, who: Viewer) -> HTMLResponse:
     if (denied := _analyst(request, who)) is not None:
         return denied
     got = latest_result(_svc(request).ledger, "simulation")
-    figs: list[str] = []
-    table: list[Mapping[str, Any]] = []
-    if got is not None:
-        result = got[1]
-        for i, (title, metrics) in enumerate(result.get("charts", {}).items()):
-            figs.append(
-                charts.html(
-                    charts.side_by_side(metrics, title), height=360, div_id=f"chart-scenario-{i}"
-                )
-            )
-        table = result.get("table", [])
+    figs, table = scenario_figures(got[1]) if got is not None else ([], [])
+    notes = got[1].get("notes", []) if got is not None else []
     return _page(
-        request, "scenarios.html", who, figs=figs, table=table, job_id=got[0] if got else None
+        request,
+        "scenarios.html",
+        who,
+        figs=figs,
+        table=table,
+        notes=notes,
+        job_id=got[0] if got else None,
     )
 
 
