@@ -9,6 +9,7 @@ rules package once per distinct item and per distinct (country, date), never re-
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -178,28 +179,42 @@ def enrich(lo: LoadedOrders, rules: RuleSet, engine: Engine | None = None) -> No
     _items(con, rules, engine, lo.path)
     _countries(con, rules)
     eligible_since = _lpp_start(rules)
+    # One join per step: a single five-way join made DuckDB pick a plan ~100× slower.
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE lines AS
-        SELECT o.*, k.ckey,
-               i.eccn, i.tpp_per_ic, i.chips,
-               o.quantity * i.chips * i.tpp_per_ic AS tpp,
-               o.quantity * i.chips AS ics,
-               d.tier AS dest_tier, d.restricted AS dest_restricted, d.hub AS dest_hub,
-               l.tier AS loc_tier, h.tier AS hq_tier, h.t3 AS hq_t3,
-               greatest(d.tier, l.tier, h.tier) AS tier,
-               (i.lpp_item AND o.order_date >= DATE '{eligible_since}'
-                AND greatest(d.tier, l.tier, h.tier) = 2 AND NOT d.restricted AND NOT h.t3
-                AND coalesce(upper(o."authorization"), 'LPP') = 'LPP'
-                AND coalesce(o.end_use, 'unknown') <> 'resale') AS lpp_eligible
+        """
+        CREATE OR REPLACE TEMP TABLE step1 AS
+        SELECT o.*, k.ckey, i.eccn, i.tpp_per_ic, i.chips, i.lpp_item
         FROM orders o
         JOIN ckeys k USING (consignee_id_or_blank, consignee_name, loc_country)
         JOIN item_class i ON i.spec = o.spec AND i.order_date = o.order_date
-        JOIN country_day d ON d.code = o.destination AND d.day = o.order_date
-        JOIN country_day l ON l.code = o.loc_country AND l.day = o.order_date
-        JOIN country_day h ON h.code = o.hq_country AND h.day = o.order_date
         """
     )
+    for alias, col in (("d", "destination"), ("l", "loc_country"), ("h", "hq_country")):
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE step1 AS
+            SELECT s.*, c.tier AS {alias}_tier, c.restricted AS {alias}_restricted,
+                   c.t3 AS {alias}_t3, c.hub AS {alias}_hub
+            FROM step1 s JOIN country_day c ON c.code = s.{col} AND c.day = s.order_date
+            """
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE lines AS
+        SELECT * EXCLUDE (lpp_item, l_restricted, l_t3, l_hub, h_restricted, h_hub, d_t3),
+               quantity * chips * tpp_per_ic AS tpp,
+               quantity * chips AS ics,
+               d_tier AS dest_tier, d_restricted AS dest_restricted, d_hub AS dest_hub,
+               l_tier AS loc_tier, h_tier AS hq_tier, h_t3 AS hq_t3,
+               greatest(d_tier, l_tier, h_tier) AS tier,
+               (lpp_item AND order_date >= DATE '{eligible_since}'
+                AND greatest(d_tier, l_tier, h_tier) = 2 AND NOT d_restricted AND NOT h_t3
+                AND coalesce(upper("authorization"), 'LPP') = 'LPP'
+                AND coalesce(end_use, 'unknown') <> 'resale') AS lpp_eligible
+        FROM step1
+        """
+    )
+    con.execute("DROP TABLE step1")
 
 
 def _consignee_keys(con: duckdb.DuckDBPyConnection) -> None:
@@ -294,8 +309,7 @@ def _regime(rules: RuleSet, day: dt.date) -> str:
 
 def _param_epoch(rules: RuleSet, day: dt.date) -> int:
     """Parameters change on few dates; orders between two change dates classify alike."""
-    dates = _change_dates(rules)
-    return sum(1 for d in dates if d <= day)
+    return bisect.bisect_right(_change_dates(rules), day)
 
 
 _CHANGES: dict[int, tuple[dt.date, ...]] = {}
@@ -324,8 +338,13 @@ def _countries(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
     effective = _effective(rules)
     hubs = _hubs()
     out: dict[str, list[Any]] = {k: [] for k in ("code", "day", "tier", "restricted", "t3", "hub")}
+    seen: dict[tuple[str, int], Any] = {}
     for code, day in rows:
-        st = countries.status(code, max(day, effective))
+        when = max(day, effective)
+        key = (code, _param_epoch(rules, when))
+        st = seen.get(key)
+        if st is None:
+            st = seen[key] = countries.status(code, when)
         out["code"].append(code)
         out["day"].append(day)
         out["tier"].append(st.tier)

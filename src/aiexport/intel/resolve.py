@@ -171,23 +171,28 @@ def _settings() -> Any:
     )
 
 
-def resolve(
-    con: duckdb.DuckDBPyConnection,
-    records: pa.Table,
-    *,
-    threshold: float = MATCH_THRESHOLD,
-    generic_share: int = GENERIC_SHARE,
-) -> tuple[list[Link], dict[str, int]]:
-    """Link consignee records; return the links above `threshold` and the demoted counts."""
+MIN_TRAIN = 300
+"""Below this many consignees there is too little to train on: pairs that share a strong
+identifier are linked outright (Splink's deterministic linkage, written as one SQL join)."""
+
+
+def _deterministic_pairs(con: duckdb.DuckDBPyConnection) -> str:
+    cols = ("compact", "address", "phone", "email_domain", "website", "registration", "officers")
+    sel = ", ".join(f"l.{c} AS {c}_l, r.{c} AS {c}_r" for c in cols)
+    cond = " OR ".join(f"l.{c} = r.{c}" for c in IDENTIFIERS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE er_pairs AS
+        SELECT l.unique_id AS unique_id_l, r.unique_id AS unique_id_r, 1.0 AS match_probability, {sel}
+        FROM er_parties l JOIN er_parties r ON l.unique_id < r.unique_id AND ({cond})
+        """
+    )
+    return "er_pairs"
+
+
+def _splink_pairs(con: duckdb.DuckDBPyConnection, threshold: float) -> str:
     from splink import DuckDBAPI, Linker, block_on
 
-    con.register("_party_arrow", records)
-    con.execute("CREATE OR REPLACE TABLE er_parties AS SELECT * FROM _party_arrow")
-    con.unregister("_party_arrow")
-    demoted = demote_generic(con, "er_parties", generic_share)
-    n = con.execute("SELECT count(*) FROM er_parties").fetchall()
-    if not n or n[0][0] < 2:
-        return [], demoted
     db = DuckDBAPI(con)
     sdf = db.register("er_parties", dataset_display_name="consignees")
     logging.getLogger("splink").setLevel(logging.ERROR)
@@ -204,7 +209,26 @@ def resolve(
         except Exception:  # too few pairs under this rule to train on: keep the defaults
             logging.getLogger(__name__).debug("EM skipped on %s", rule)
     pred = linker.inference.predict(threshold_match_probability=threshold)
-    tbl = pred.physical_name
+    return str(pred.physical_name)
+
+
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    records: pa.Table,
+    *,
+    threshold: float = MATCH_THRESHOLD,
+    generic_share: int = GENERIC_SHARE,
+) -> tuple[list[Link], dict[str, int]]:
+    """Link consignee records; return the links above `threshold` and the demoted counts."""
+    con.register("_party_arrow", records)
+    con.execute("CREATE OR REPLACE TABLE er_parties AS SELECT * FROM _party_arrow")
+    con.unregister("_party_arrow")
+    demoted = demote_generic(con, "er_parties", generic_share)
+    n = con.execute("SELECT count(*) FROM er_parties").fetchall()
+    if not n or n[0][0] < 2:
+        return [], demoted
+    small = n[0][0] < MIN_TRAIN
+    tbl = _deterministic_pairs(con) if small else _splink_pairs(con, threshold)
     rows = con.execute(
         f"""
         SELECT unique_id_l, unique_id_r, match_probability,
