@@ -40,6 +40,7 @@ from aiexport.world.calibration import (
     COMPLIANCE_DATE,
     COUNTRIES,
     COUNTRY_BY_CODE,
+    EFFECTIVE_DATE,
     EXPORTERS,
     ITEMS,
     LPP_ANNUAL_LIMIT_TPP_FALLBACK,
@@ -109,19 +110,19 @@ class WorldSummary:
 
 
 def lpp_limits() -> dict[int, int]:
-    """LPP allowance per calendar year, from the law files when the rules package provides them."""
+    """LPP allowance per calendar year since the rule took effect (2025), from the law files."""
     out: dict[int, int] = {}
     try:
         rules = importlib.import_module("aiexport.rules")
         rs = rules.load_rule_set("diffusion-2025")
-        for year in range(WORLD_START.year, WORLD_END.year + 1):
+        for year in range(EFFECTIVE_DATE.year, WORLD_END.year + 1):
             on = max(dt.date(year, 7, 1), COMPLIANCE_DATE)
             out[year] = int(rs.value("exceptions.lpp.annual_limit_tpp", on))
     except Exception:
         out = {}
     if not out:
         out = {
-            y: LPP_ANNUAL_LIMIT_TPP_FALLBACK for y in range(WORLD_START.year, WORLD_END.year + 1)
+            y: LPP_ANNUAL_LIMIT_TPP_FALLBACK for y in range(EFFECTIVE_DATE.year, WORLD_END.year + 1)
         }
     return out
 
