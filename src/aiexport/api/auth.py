@@ -16,6 +16,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -123,7 +125,34 @@ def authenticate(ledger: Ledger, header: str | None) -> Principal:
     return check_key(ledger, token.strip())
 
 
+_CACHE_SECONDS = 5.0
+_cache: dict[tuple[int, str], tuple[float, Principal]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_keys() -> None:
+    """Drop every cached key check (done on revocation; other processes wait `_CACHE_SECONDS`)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def check_key(ledger: Ledger, token: str) -> Principal:
+    """The key's holder; a valid key is remembered for a few seconds to spare a read per request."""
+    slot = (id(ledger), _digest(token))
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(slot)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    who = _check_key(ledger, token)
+    with _cache_lock:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[slot] = (now + _CACHE_SECONDS, who)
+    return who
+
+
+def _check_key(ledger: Ledger, token: str) -> Principal:
     m = _KEY.match(token)
     row = None
     if m:
@@ -158,3 +187,4 @@ def revoke_key(ledger: Ledger, key_id: str, *, actor: str, role: str) -> None:
             store.log(conn, actor, role, "key.revoke", key_id)
 
     ledger.db.write(work, lock=False)
+    forget_keys()
