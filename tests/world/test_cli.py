@@ -25,3 +25,15 @@ def test_world_command_refuses_a_file_as_out(tmp_path: Path) -> None:
     f.write_text("")
     result = CliRunner().invoke(app, ["world", "--orders", "10", "--out", str(f), "-q"])
     assert result.exit_code != 0
+
+
+def test_world_command_plants_what_it_is_told(tmp_path: Path) -> None:
+    args = ["world", "--orders", "3000", "--out", str(tmp_path), "-q"]
+    args += ["--plant", "structuring=4", "--plant", "surge=0", "--plant", "front=0"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "truth.json").read_text(encoding="utf-8"))
+    kinds = [s["kind"] for s in truth["schemes"]]
+    assert kinds.count("structuring") == 4 and "surge" not in kinds and "front" not in kinds
+    bad = CliRunner().invoke(app, ["world", "--out", str(tmp_path), "--plant", "nonsense=2"])
+    assert bad.exit_code != 0

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from aiexport.cli import app
-from aiexport.world import generate_world
+from aiexport.errors import InputError
+from aiexport.world import default_counts, generate_world
 
 console = Console(stderr=True)
 
@@ -23,9 +24,28 @@ def world(
     chunk_size: Annotated[
         int, typer.Option("--chunk-size", min=1000, help="Lines held in memory at once.")
     ] = 250_000,
+    plant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--plant",
+            help=(
+                "KIND=N: plant N schemes or look-alikes of KIND instead of the default for the "
+                "world's size (repeatable; e.g. --plant structuring=20 --plant surge=0)."
+            ),
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Write DIR/orders.csv, DIR/orders.parquet (contract §1) and DIR/truth.json (what was planted)."""
+    schemes, lookalikes = default_counts(orders)
+    for spec in plant or []:
+        kind, _, n = spec.partition("=")
+        if (kind not in schemes and kind not in lookalikes) or not n.isdigit():
+            raise InputError(
+                f"--plant {spec!r}: expected KIND=N with KIND one of "
+                f"{', '.join([*schemes, *lookalikes])}"
+            )
+        (schemes if kind in schemes else lookalikes)[kind] = int(n)
     with Progress(
         TextColumn("generating"),
         BarColumn(),
@@ -41,6 +61,8 @@ def world(
             seed=seed,
             orders=orders,
             chunk_size=chunk_size,
+            schemes=schemes,
+            lookalikes=lookalikes,
             progress=lambda done, _total: bar.update(task, completed=done),
         )
     rate = summary.orders / summary.seconds if summary.seconds else 0.0
