@@ -87,10 +87,10 @@ class Ledger:
 
     # -- QuotaView -----------------------------------------------------------------------------
 
-    def used(self, account: str) -> Decimal:
-        """TPP drawn from `account`: committed plus live (unexpired) holds."""
+    def used(self, account: str, now: dt.datetime | None = None) -> Decimal:
+        """TPP drawn from `account`: committed plus holds still live at `now` (default: now)."""
         with self.db.read() as conn:
-            return from_micro(live_used_micro(conn, account, iso(now_utc())))
+            return from_micro(live_used_micro(conn, account, iso(now or now_utc())))
 
     def license(self, license_id: str) -> LicenseInfo | None:
         with self.db.read() as conn:
@@ -310,7 +310,8 @@ class Ledger:
             rows: list[Any] = []
             if req.first_seq is not None:
                 q = select(t.holds).where(h.seq.between(req.first_seq, req.last_seq))
-                rows = list(w.conn.execute(q.order_by(h.seq)))
+                swept = {s for (s,) in w.closed_holds}  # lapsed, released by this transaction
+                rows = [r for r in w.conn.execute(q.order_by(h.seq)) if r.seq not in swept]
             if not rows:
                 raise Conflict(
                     f"reservation {reservation!r} has no live holds: it expired, or was already "
