@@ -301,11 +301,11 @@ def iter_raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             pf = pq.ParquetFile(path)
         except Exception as exc:
             raise InputError(f"not a readable Parquet file: {exc}", file=str(path)) from None
-        row = 0
+        row_number = 0
         for batch in pf.iter_batches(batch_size=65536):
             for rec in batch.to_pylist():
-                row += 1
-                yield row, rec
+                row_number += 1
+                yield row_number, rec
     else:
         raise InputError(
             f"unknown file type {suffix!r}: give a .csv, .parquet or .jsonl file", file=str(path)
