@@ -24,10 +24,10 @@ err_console = Console(stderr=True)
 # Each module registers its commands on `app` when imported.
 from aiexport.cli import core  # noqa: E402,F401
 from aiexport.cli import intel as _intel  # noqa: E402,F401
-from aiexport.cli import world as _world  # noqa: E402,F401
-from aiexport.cli import serve as _serve  # noqa: E402,F401
 from aiexport.cli import ledger as _ledger  # noqa: E402,F401
+from aiexport.cli import serve as _serve  # noqa: E402,F401
 from aiexport.cli import simulate as _simulate  # noqa: E402,F401
+from aiexport.cli import world as _world  # noqa: E402,F401
 
 
 def main() -> None:

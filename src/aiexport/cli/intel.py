@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,10 +12,13 @@ from rich.table import Table
 
 from aiexport.cli import app
 from aiexport.errors import InputError, NotFound
-from aiexport.intel.investigate import investigate as run_investigation
-from aiexport.intel.lists import ScreeningList, load_lists
-from aiexport.intel.screening import CONFIDENT, Screener
-from aiexport.rules.ruleset import DEFAULT_RULE_SET, load_rule_set
+from aiexport.rules.ruleset import DEFAULT_RULE_SET
+
+if TYPE_CHECKING:
+    from aiexport.intel.lists import ScreeningList
+
+# The analytics stack (DuckDB, Splink, pandas) is imported inside the commands, so that
+# `aiexport --help` and the other commands start fast.
 
 console = Console()
 err = Console(stderr=True)
@@ -29,6 +32,8 @@ ListsOpt = Annotated[
 def _lists(paths: list[Path] | None) -> ScreeningList | None:
     if not paths:
         return None
+    from aiexport.intel.lists import load_lists
+
     lists = load_lists(paths)
     for w in lists.warnings:
         err.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -60,6 +65,9 @@ def investigate(
     ] = DEFAULT_RULE_SET,
 ) -> None:
     """Find structuring and diversion schemes in an orders file and rank them as cases."""
+    from aiexport.intel.investigate import investigate as run_investigation
+    from aiexport.rules.ruleset import load_rule_set
+
     if explain:
         if orders is not None and orders.suffix.lower() != ".json":
             doc = run_investigation(
@@ -186,6 +194,8 @@ def screen_parties(
     as_json: Annotated[bool, typer.Option("--json", help="Print matches as JSON.")] = False,
 ) -> None:
     """Screen party names against restricted-party lists, with a score and an explanation."""
+    from aiexport.intel.screening import CONFIDENT, Screener
+
     loaded = _lists(lists)
     if loaded is None:
         raise InputError("give at least one --lists FILE (CSL JSON or CSV)")

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -23,18 +23,12 @@ from rich.table import Table
 
 from aiexport.cli import app
 from aiexport.errors import InputError, LedgerIntegrityError, NotFound, ParameterNotFound
-from aiexport.ledger import (
-    Ledger,
-    LiveView,
-    commit_screen,
-    default_db_url,
-    default_valid_until,
-    export_parquet,
-    verify,
-)
 from aiexport.rules.determination import Determination
 from aiexport.rules.quota import LicenseInfo, QuotaView, VeuInfo
 from aiexport.rules.ruleset import DEFAULT_RULE_SET, load_rule_set
+
+if TYPE_CHECKING:
+    from aiexport.ledger import Ledger
 
 console = Console()
 err = Console(stderr=True)
@@ -67,6 +61,8 @@ ActorOpt = Annotated[
 
 
 def open_ledger(db: str | None) -> Ledger:
+    from aiexport.ledger import Ledger, default_db_url
+
     return Ledger(db or default_db_url())
 
 
@@ -173,6 +169,8 @@ def verify_cmd(
         if not seq.isdigit() or len(digest) != 64:
             raise InputError("--expect-head must look like SEQ:HASH (64 hex digits)")
         anchor = (int(seq), digest)
+    from aiexport.ledger import verify
+
     with open_ledger(db) as ledger:
         report = verify(ledger, anchor)
     if as_json:
@@ -210,6 +208,8 @@ def export(
     db: DbOpt = None,
 ) -> None:
     """Write every entry, in chain order, to a Parquet file (exact decimal amounts)."""
+    from aiexport.ledger import export_parquet
+
     with open_ledger(db) as ledger:
         n = export_parquet(ledger, out)
     err.print(f"{n:,} entries → {out}")
@@ -248,6 +248,8 @@ def license_add(
 ) -> None:
     """Register a granted license; its TPP counts against the destination's country allocation."""
     start = _date(valid_from, "--valid-from") or dt.date.today()
+    from aiexport.ledger import default_valid_until
+
     until = _date(valid_until, "--valid-until") or default_valid_until(start)
     info = LicenseInfo(license_id, destination.upper(), consignee, _tpp(tpp), start, until)
     country, limit, citation, counts = allocation_for(info.destination, start, rules)
@@ -422,6 +424,8 @@ def screen_on_ledger(
     the current state; with it, the decisions are made under the ledger's write lock and all
     draws are recorded in one transaction, once per (file, rule set).
     """
+    from aiexport.ledger import LiveView, commit_screen
+
     with open_ledger(db) as ledger:
         if not commit:
             return list(decide(LiveView(ledger)))

@@ -11,11 +11,17 @@ from rich.console import Console
 from rich.table import Table
 
 from aiexport.cli import app
-from aiexport.simulate import DEFAULT_SCENARIOS, available_scenarios, simulate
-from aiexport.simulate.report import HEADLINE, write_html
+from aiexport.rules.ruleset import law_root
 
 console = Console(stderr=True)
 out_console = Console()
+
+
+def _scenario_names() -> list[str]:
+    """The bundled scenarios (as `aiexport.simulate.available_scenarios`, without importing it:
+    the simulation stack is loaded only when the command runs)."""
+    names = (law_root() / "scenarios").glob("*.yaml")
+    return sorted(p.stem for p in names if p.name != "assumptions.yaml")
 
 
 @app.command("simulate")
@@ -31,7 +37,7 @@ def simulate_cmd(
         typer.Option(
             "--scenario",
             "-s",
-            help=f"Scenario name ({', '.join(available_scenarios())}) or YAML file; repeat. Default: all three.",
+            help=f"Scenario name ({', '.join(_scenario_names())}) or YAML file; repeat. Default: all three.",
         ),
     ] = None,
     out: Annotated[
@@ -59,6 +65,9 @@ def simulate_cmd(
     ] = True,
 ) -> None:
     """Compare scenarios on a world: compute delivered, license workload, diversion, detection."""
+    from aiexport.simulate import DEFAULT_SCENARIOS, simulate
+    from aiexport.simulate.report import HEADLINE, write_html
+
     names = scenario or list(DEFAULT_SCENARIOS)
     result = simulate(
         world,

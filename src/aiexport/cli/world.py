@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from aiexport.cli import app
 from aiexport.errors import InputError
-from aiexport.world import default_counts, generate_world
 
 console = Console(stderr=True)
 
@@ -37,6 +36,8 @@ def world(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Write DIR/orders.csv, DIR/orders.parquet (contract §1) and DIR/truth.json (what was planted)."""
+    from aiexport.world import default_counts, generate_world
+
     schemes, lookalikes = default_counts(orders)
     for spec in plant or []:
         kind, _, n = spec.partition("=")
