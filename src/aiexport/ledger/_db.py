@@ -15,13 +15,6 @@ check is only sound if no other writer can draw between the check and the insert
 from __future__ import annotations
 
 import os
-
-try:
-    import fcntl
-
-    fcntl_ok = True
-except ImportError:  # pragma: no cover - Windows
-    fcntl_ok = False
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -63,13 +56,6 @@ class Database:
         self.url = _normalise(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: Engine = _make_engine(self.url, self.dialect)
-        database = make_url(self.url).database
-        self._lock_path = (
-            f"{database}.lock"
-            if self.is_sqlite and database and database != ":memory:" and fcntl_ok
-            else None
-        )
-        self._lock_fd: int | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,7 +74,7 @@ class Database:
         """
         for attempt in range(attempts):
             try:
-                with self._queue(), self.engine.connect() as conn:
+                with self.engine.connect() as conn:
                     conn = conn.execution_options(aiexport_write=True)
                     with conn.begin():
                         if lock:
@@ -99,25 +85,6 @@ class Database:
                     raise
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
-
-    @contextmanager
-    def _queue(self) -> Iterator[None]:
-        """On a SQLite file, wait for the write lock in the kernel, not in SQLite's busy loop.
-
-        SQLite's busy handler polls with sleeps of up to 100 ms, so under contention writers
-        sleep while the lock is free. An `flock` on a side file queues them and wakes the next
-        one at once. Correctness never rests on it: `BEGIN IMMEDIATE` still takes SQLite's lock.
-        """
-        if self._lock_path is None:
-            yield
-            return
-        if self._lock_fd is None:
-            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def lock(self, conn: Connection) -> None:
         """Take the global write lock inside the current transaction."""
@@ -132,9 +99,6 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
 
 
 def _make_engine(url: str, dialect: str) -> Engine:
