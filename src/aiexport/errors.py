@@ -76,9 +76,13 @@ class OrderError(InputError):
 
 
 class UnknownItem(AiexportError):
-    """The item is neither in the catalog nor described by `tpp_per_unit`."""
+    """The item cannot be classified: not in the catalog, or a figure it needs is missing."""
 
     status = 422
+
+    def __init__(self, message: str, column: str = "item") -> None:
+        super().__init__(message)
+        self.column = column
 
 
 class NotFound(AiexportError):

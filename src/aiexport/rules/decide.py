@@ -185,7 +185,7 @@ class Engine:
             spec = self.item_spec(order)
             cls = classify(spec, self.rules, day, regime)
         except UnknownItem as exc:
-            raise OrderError(exc.message, line=order.line, column="item") from exc
+            raise OrderError(exc.message, line=order.line, column=exc.column) from exc
         tpp_total = Decimal(order.quantity) * spec.chips_per_unit * cls.tpp_per_ic
         if spec.kind == "model_weights":
             tpp_total = ZERO
@@ -387,7 +387,8 @@ def _options(ctx: Context) -> dict[str, Option]:
     """Evaluate every authority that could carry the order."""
     out: dict[str, Option] = {}
     if ctx.cls.eccn == "4E091":
-        out["AIA"] = _aia_weights(ctx)
+        blocked = _restriction_blocks(ctx, "AIA")
+        out["AIA"] = _no(ctx, "AIA", "restrict.740_2", blocked) if blocked else _aia_weights(ctx)
         return out
     out["AIA"] = _aia(ctx)
     out["ACA"] = _aca(ctx)
@@ -398,7 +399,36 @@ def _options(ctx: Context) -> dict[str, Option]:
             out[veu_opt.authority] = veu_opt
     out["LPP"] = _lpp(ctx)
     out["NAC"] = _nac(ctx)
+    for name in ("ACA", "ACM", "NAC"):
+        blocked = _restriction_blocks(ctx, name)
+        if blocked and out[name].eligible:
+            out[name] = _no(ctx, out[name].authority, "restrict.740_2", blocked)
     return out
+
+
+def _restriction_blocks(ctx: Context, exception: str) -> str | None:
+    """Why § 740.2(a)(9)(ii) takes `exception` away from this order, or None.
+
+    The exceptions it leaves, and the items AIA keeps there, are read from
+    `exceptions.restriction.*`, so a scenario can change them.
+    """
+    if not ctx.restricted:
+        return None
+    allowed = ctx.rules.members("exceptions.restriction.allowed", ctx.day)
+    where = (
+        f"{ctx.order.destination} is in D:1/D:4/D:5 and not A:5/A:6"
+        if ctx.dest.restricted_740_2
+        else f"the consignee is headquartered in {ctx.order.hq} (Macau or D:5)"
+    )
+    if exception not in allowed:
+        return f"{where}; § 740.2(a)(9)(ii) leaves no {exception} there."
+    if exception == "AIA":
+        only = ctx.rules.members("exceptions.restriction.aia_only_for", ctx.day)
+        if ctx.cls.eccn not in only:
+            return (
+                f"{where}; under § 740.2(a)(9)(ii) AIA is left only for {', '.join(sorted(only))}."
+            )
+    return None
 
 
 def _no(ctx: Context, authority: Authority, rule_id: str, text: str) -> Option:
@@ -417,10 +447,9 @@ def _aia(ctx: Context) -> Option:
             "aia.items",
             f"{ctx.cls.eccn} is not among the AIA commodities of § 740.27(a)(1).",
         )
-    if ctx.restricted:
-        return _no(
-            ctx, "AIA", "restrict.740_2", "under § 740.2(a)(9)(ii) AIA is left only for 4E091."
-        )
+    blocked = _restriction_blocks(ctx, "AIA")
+    if blocked:
+        return _no(ctx, "AIA", "restrict.740_2", blocked)
     if not (ctx.dest.tier1 and ctx.loc.tier1):
         return _no(
             ctx,
@@ -618,13 +647,9 @@ def _lpp(ctx: Context) -> Option:
             "lpp.dest",
             "the destination or the consignee's headquarters is Macau or D:5.",
         )
-    if ctx.restricted:
-        return _no(
-            ctx,
-            "LPP",
-            "restrict.740_2",
-            f"{o.destination} is in D:1/D:4/D:5 and not A:5/A:6; § 740.2(a)(9)(ii) leaves no LPP there.",
-        )
+    blocked = _restriction_blocks(ctx, "LPP")
+    if blocked:
+        return _no(ctx, "LPP", "restrict.740_2", blocked)
     if o.end_use == "resale":
         return _no(
             ctx,

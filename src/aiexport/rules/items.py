@@ -231,7 +231,8 @@ def classify_ic_level(
     if pd is None and tpp >= n("items.3a090.b2_tpp"):
         raise UnknownItem(
             f"TPP {_fmt(tpp)} lies where performance density decides between 3A090.a, .b and "
-            "no control; give `die_area_mm2` for this item"
+            "no control; give `die_area_mm2` for this item",
+            column="die_area_mm2",
         )
     if pd is not None and tpp >= n("items.3a090.a2_tpp") and pd >= n("items.3a090.a2_pd"):
         reasons.append(
@@ -313,7 +314,9 @@ def _classify_weights(spec: ItemSpec, rules: RuleSet, day: dt.date, regime: str)
     threshold = rules.number("items.4e091.training_ops", day)
     heading = rules.cite("items.4e091.training_ops", day)
     if ops is None:
-        raise UnknownItem("model weights need `training_ops` (total training operations)")
+        raise UnknownItem(
+            "model weights need `training_ops` (total training operations)", column="training_ops"
+        )
     if ops < threshold:
         text = f"Trained with {ops:.3E} operations < {threshold:.1E}: not 4E091 (EAR99)."
         return Classification(
