@@ -19,6 +19,7 @@ two agree, record for record.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -34,19 +35,24 @@ from aiexport.rules.quota import MemoryQuota, QuotaView
 from aiexport.screen import Summary, decide_all
 
 from ._convert import Orders, convert, first_error
-from ._keys import decision_keys
+from ._keys import Signatures, coarse_keys, combine, item_keys, special_end_uses
 from ._output import Decisions, build_obligation_ids, build_reason_ids
 from ._plan import (
+    CLS,
+    END_TOKEN,
     ERROR,
     PURE,
     STATIC,
+    TOKEN,
+    ItemInfo,
     Program,
     Template,
     full_order,
+    item_info,
     order_at,
+    placeholder,
     plan_key,
     run_quota_pass,
-    tokenised,
 )
 from ._read import read_raw
 
@@ -130,7 +136,7 @@ def _per_order(
     tid = np.arange(orders.n, dtype=np.int64)
     quota = {i: d.quota for i, d in enumerate(dets) if d.quota}
     tpps = [d.tpp_total for d in dets]
-    return _assemble(orders, engine, templates, tid, tpps, quota, {}, {})
+    return _assemble(orders, engine, templates, tid, tpps, quota, {}, None, [])
 
 
 def template_of(d: Determination) -> Template:
@@ -148,17 +154,54 @@ def template_of(d: Determination) -> Template:
 
 
 def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress | None) -> Decisions:
+    rules = engine.rules
     n = orders.n
-    key, reps = decision_keys(engine.rules, orders)
-    auth = orders.cols["authorization"]
-    programs: list[Program] = [
-        plan_key(engine, order_at(orders, int(r), tokenised(auth.at(int(r)))))
-        for r in reps.tolist()
-    ]
-    kinds = np.array([p.kind for p in programs], dtype=object)
-    is_error = np.fromiter((k == ERROR for k in kinds), dtype=bool, count=len(kinds))
-    if is_error.any():
-        _raise_first_error(orders, engine, np.flatnonzero(is_error[key]))
+    special = special_end_uses(rules)
+    ikey, ireps = item_keys(rules, orders)
+    infos = [item_info(engine, order_at(orders, int(r))) for r in ireps.tolist()]
+    classes: dict[object, int] = {}
+    klass = np.array(
+        [
+            classes.setdefault(("error", k) if f.error else f.klass, len(classes))
+            for k, f in enumerate(infos)
+        ],
+        dtype=np.int64,
+    )
+    coarse, _ = coarse_keys(rules, orders, klass[ikey])
+    dates = orders.cols["order_date"]
+    sigs = Signatures(rules, dates)
+    key = np.full(n, -1, dtype=np.int64)
+    programs: list[Program] = []
+    suspects: list[np.ndarray] = []
+    by_group = np.argsort(coarse, kind="stable")
+    bounds = np.flatnonzero(np.diff(coarse[by_group])) + 1
+    for rows in np.split(by_group, bounds):
+        remaining = rows
+        while remaining.size:
+            rep = int(remaining[0])
+            info = infos[int(ikey[rep])]
+            if info.error:
+                suspects.append(remaining)
+                break
+            prog = plan_key(engine, placeholder(order_at(orders, rep), special), info)
+            if prog.kind == ERROR:
+                suspects.append(remaining)
+                break
+            codes = dates.codes[remaining]
+            uniq, inverse = np.unique(codes, return_inverse=True)
+            target = sigs.of(prog.names, prog.year, int(dates.codes[rep]))
+            same = np.fromiter(
+                (sigs.of(prog.names, prog.year, int(c)) == target for c in uniq.tolist()),
+                dtype=bool,
+                count=len(uniq),
+            )
+            match = same[inverse.reshape(-1)]
+            key[remaining[match]] = len(programs)
+            programs.append(prog)
+            remaining = remaining[~match]
+    if suspects:
+        _raise_first_error(orders, engine, np.concatenate(suspects))
+        return _per_order(orders, engine, base, progress)
     templates: list[Template] = []
     tid_of_key = np.full(len(programs), -1, dtype=np.int64)
     for k, prog in enumerate(programs):
@@ -167,7 +210,19 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             templates.append(prog.template)
     tid = tid_of_key[key]
     quota_rows = np.flatnonzero(tid < 0)
-    qp = run_quota_pass(engine, orders, key, programs, quota_rows, base, templates, orders.file)
+    qp = run_quota_pass(
+        engine,
+        orders,
+        key,
+        programs,
+        quota_rows,
+        base,
+        templates,
+        orders.file,
+        ikey,
+        infos,
+        special,
+    )
     quota: dict[int, tuple[QuotaUse, ...]] = {}
     numbers: dict[int, dict[str, object]] = {}
     engine_tpp: dict[int, Decimal] = {}
@@ -184,40 +239,70 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             quota[r] = oc.quota
     if progress is not None:
         progress(n)
-    tpps = _tpp_exact(orders, key, programs, engine_tpp)
-    refs = _refs(orders)
-    return _assemble(orders, engine, templates, tid, tpps, quota, numbers, refs)
+    tpps = _tpp_exact(orders, ikey, infos, engine_tpp)
+    return _assemble(orders, engine, templates, tid, tpps, quota, numbers, ikey, infos)
 
 
 def _raise_first_error(orders: Orders, engine: Engine, rows: np.ndarray) -> None:
-    first = rows[np.lexsort((rows, orders.day_ordinal[rows]))][0]
-    order = full_order(orders, int(first))
-    decide_all([order], engine, MemoryQuota(), file=orders.file)
-    raise AssertionError("the engine decided an order whose key failed")  # pragma: no cover
+    """Decide suspect rows in processing order with the engine; the first failure is raised."""
+    for r in rows[np.lexsort((rows, orders.day_ordinal[rows]))].tolist():
+        decide_all([full_order(orders, r)], engine, MemoryQuota(), file=orders.file)
 
 
 def _tpp_exact(
-    orders: Orders, key: np.ndarray, programs: list[Program], engine_tpp: dict[int, Decimal]
+    orders: Orders, ikey: np.ndarray, infos: list[ItemInfo], engine_tpp: dict[int, Decimal]
 ) -> list[Decimal]:
     qty = orders.cols["quantity"]
     out: list[Decimal] = []
     zero = Decimal(0)
-    for i, k in enumerate(key.tolist()):
-        prog = programs[k]
+    for i, k in enumerate(ikey.tolist()):
+        info = infos[k]
         if i in engine_tpp:
             out.append(engine_tpp[i])
-        elif prog.weights:
+        elif info.weights:
             out.append(zero)
         else:
-            out.append(Decimal(qty.at(i)) * prog.chips * prog.tpp_per_ic)
+            out.append(Decimal(qty.at(i)) * info.chips * info.tpp_per_ic)
     return out
 
 
-def _refs(orders: Orders) -> dict[int, str]:
-    auth = orders.cols["authorization"]
-    has_ref = np.array([isinstance(a, str) and ":" in a for a in auth.values], dtype=bool)
-    rows = np.flatnonzero(has_ref[auth.codes])
-    return {int(i): str(auth.at(int(i))).split(":", 1)[1] for i in rows}
+def _expand(
+    templates: list[Template], tid: np.ndarray, ikey: np.ndarray | None, infos: list[ItemInfo]
+) -> tuple[list[Template], np.ndarray]:
+    """Templates with the item's classification reasons in place of their CLS hole."""
+    has_cls = np.array([any(k == CLS for k, _ in t.items) for t in templates], dtype=bool)
+    if ikey is None or not has_cls.any():
+        return templates, tid
+    ik = np.where(has_cls[tid], ikey, -1)
+    ctid, first = combine([tid, ik])
+    out: list[Template] = []
+    for f in first.tolist():
+        t = templates[int(tid[f])]
+        if not has_cls[int(tid[f])]:
+            out.append(t)
+            continue
+        items: list[tuple[int, object]] = []
+        for kind, item in t.items:
+            if kind == CLS:
+                items.extend((STATIC, r) for r in infos[int(ikey[f])].cls_reasons)
+            else:
+                items.append((kind, item))
+        out.append(dataclasses.replace(t, items=items))
+    return out, ctid
+
+
+def _subs(orders: Orders) -> Callable[[int], dict[str, str]]:
+    """Per row: the values of the template tokens (authorization reference, end use)."""
+    auth, end_use = orders.cols["authorization"], orders.cols["end_use"]
+
+    def subs(i: int) -> dict[str, str]:
+        a = auth.at(i)
+        out = {END_TOKEN: str(end_use.at(i))}
+        if isinstance(a, str) and ":" in a:
+            out[TOKEN] = a.split(":", 1)[1]
+        return out
+
+    return subs
 
 
 def _assemble(
@@ -228,11 +313,15 @@ def _assemble(
     tpps: list[Decimal],
     quota: dict[int, tuple[QuotaUse, ...]],
     numbers: dict[int, dict[str, object]],
-    refs: dict[int, str],
+    ikey: np.ndarray | None,
+    infos: list[ItemInfo],
 ) -> Decisions:
     dates = orders.cols["order_date"]
     date_str = [str(d) for d in dates.values]
-    r_off, r_ids, reasons = build_reason_ids(templates, tid, dates.codes, date_str, refs, numbers)  # type: ignore[arg-type]
+    templates, tid = _expand(templates, tid, ikey, infos)
+    r_off, r_ids, reasons = build_reason_ids(
+        templates, tid, dates.codes, date_str, _subs(orders), numbers
+    )
     o_off, o_ids, obligations = build_obligation_ids(templates, tid)
     h100 = engine.h100_tpp
     h_cache: dict[Decimal, float] = {}

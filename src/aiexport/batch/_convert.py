@@ -102,10 +102,13 @@ def _hash_key(v: Any) -> Any:
 
 
 def _convert(
-    raw: RawColumn | None, n: int, fn: Callable[[Any], Any]
+    raw: RawColumn | None,
+    n: int,
+    fn: Callable[[Any], Any],
+    factorized: tuple[np.ndarray, list[Any]] | None = None,
 ) -> tuple[Col, np.ndarray | None]:
     """Apply `fn` to each distinct raw value; rows whose value raised `OrderError` are bad."""
-    codes, uniques = factorize(raw, n)
+    codes, uniques = factorized if factorized is not None else factorize(raw, n)
     values: list[Any] = []
     bad_u = np.zeros(len(uniques), dtype=bool)
     for k, u in enumerate(uniques):
@@ -124,8 +127,16 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
     bad = np.zeros(n, dtype=bool)
     cols: dict[str, Col] = {}
 
+    seen: dict[str, tuple[np.ndarray, list[Any]]] = {}
+
+    def factorized(name: str) -> tuple[np.ndarray, list[Any]]:
+        f = seen.get(name)
+        if f is None:
+            f = seen[name] = factorize(raw.columns.get(name), n)
+        return f
+
     def add(name: str, fn: Callable[[Any], Any]) -> Col:
-        col, b = _convert(raw.columns.get(name), n, fn)
+        col, b = _convert(raw.columns.get(name), n, fn, factorized(name))
         if b is not None:
             bad[:] |= b
         cols[name] = col
@@ -135,12 +146,8 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
         return lambda v: m({name: v}, name, 0)
 
     for name in REQUIRED:
-        if name == "order_id":
-            continue
-        col, _ = _convert(raw.columns.get(name), n, lambda v: v)
-        bad |= col.mask(_blank)
-        if name == "exporter":
-            continue
+        if name != "order_id":
+            bad |= Col(*factorized(name)).mask(_blank)
     add("order_date", method(p.date, "order_date"))
     add("quantity", method(p.positive_int, "quantity"))
     for c in COUNTRY_COLUMNS:
@@ -148,6 +155,8 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
     for c in BOOL_COLUMNS:
         add(c, method(p.boolean, c))
     for c in DECIMAL_COLUMNS:
+        if c in VALIDATE_ONLY and _numbers_ok(raw.columns.get(c), bad):
+            continue
         add(c, method(p.decimal, c))
     for c in ("item", "consignee_id", "consignee_name"):
         add(c, method(p.text, c))
@@ -201,6 +210,34 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
     )
     orders.day_ordinal = ordinals[dates.codes] if n else np.zeros(0, dtype=np.int64)
     return orders, bad
+
+
+# Decimal columns the engine never reads: validated, not converted.
+VALIDATE_ONLY = frozenset({"unit_price_usd"})
+
+
+def _numbers_ok(raw: RawColumn | None, bad: np.ndarray) -> bool:
+    """Validate a numeric Arrow column as `RowParser.decimal` would, without converting it.
+
+    Floats are valid when finite and not negative, integers when not negative. Other columns
+    (strings, Python values) return False: they go through the reference method.
+    """
+    if raw is None:
+        return True
+    if not isinstance(raw, pa.Array):
+        return False
+    if pa.types.is_floating(raw.type):
+        x = raw.to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            wrong = ~np.isfinite(x) | (x < 0)
+        wrong &= ~np.isnan(x) | raw.is_valid().to_numpy(zero_copy_only=False)
+        bad |= wrong & raw.is_valid().to_numpy(zero_copy_only=False)
+        return True
+    if pa.types.is_integer(raw.type):
+        x = raw.fill_null(0).to_numpy(zero_copy_only=False)
+        bad |= x < 0
+        return True
+    return False
 
 
 def _order_ids(raw: RawColumn | None, n: int) -> tuple[pa.Array, np.ndarray]:

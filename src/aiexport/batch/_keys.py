@@ -1,9 +1,16 @@
-"""Decision keys: what an order's decision depends on, apart from quota state.
+"""Keys: what an order's decision depends on, apart from quota state.
 
-Two orders with the same key get the same decision template from the engine. The key holds every
-order field the engine reads except the date, the quantity and the authorization's reference: the
-date is replaced by its *epoch* (the calendar year and which dated value of every law parameter
-is in force), the reference by a placeholder that the templates carry as a token.
+A decision is split in three parts that depend on different things:
+
+* the classification of the item (TPP, ECCN and its reasons): the *item key* — every item field
+  and the date's full epoch (which dated value of every law parameter is in force);
+* the rest of the decision: the *decision key* — the item's class (ECCN, paragraph, datacenter
+  flag, model weights or not), the parties (destination, location, headquarters, government
+  ownership), the end use (as ACM and LPP see it), the authorization's kind, and the date's
+  *relevant* epoch: only the law parameters the engine actually read for that key (recorded
+  while it decides the key's first order), plus the year where an LPP allowance is involved;
+* the date itself, the quantity, the consignee and the authorization's reference, which only
+  appear as text or in quota arithmetic.
 """
 
 from __future__ import annotations
@@ -11,15 +18,17 @@ from __future__ import annotations
 import bisect
 import contextlib
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from aiexport.errors import AiexportError
 from aiexport.rules.ruleset import RuleSet
 
 from ._convert import Col, Orders
 
-KEY_COLUMNS = (
+ITEM_COLUMNS = (
     "item",
     "item_kind",
     "chips_per_unit",
@@ -32,19 +41,23 @@ KEY_COLUMNS = (
     "derived_from_published",
     "additional_training_ops",
     "less_capable_than_open",
-    "secure_storage",
+)
+PARTY_COLUMNS = (
     "destination",
     "consignee_country",
     "consignee_hq_country",
     "consignee_government",
-    "end_use",
+    "secure_storage",
 )
 
 
-def epoch_signature(rules: RuleSet, day: dt.date) -> tuple[Any, ...]:
-    """Everything about `day` that the engine can see, except the date itself."""
-    sig: list[Any] = [day.year]
-    for name in sorted(rules.parameters):
+def epoch_signature(
+    rules: RuleSet, day: dt.date, names: Sequence[str] | None = None
+) -> tuple[Any, ...]:
+    """What the parameters `names` (default: all) say on `day`: which dated value is in force,
+    and for date-valued parameters whether `day` is before that date."""
+    sig: list[Any] = []
+    for name in sorted(rules.parameters) if names is None else names:
         p = rules.parameters[name]
         starts = [v.start for v in p.values]
         i = bisect.bisect_right(starts, day)
@@ -57,13 +70,13 @@ def epoch_signature(rules: RuleSet, day: dt.date) -> tuple[Any, ...]:
     return tuple(sig)
 
 
-def epochs(rules: RuleSet, dates: Col) -> np.ndarray:
-    """Epoch id per distinct date code."""
+def full_epochs(rules: RuleSet, dates: Col) -> np.ndarray:
+    """Epoch id (all parameters and the year) per distinct date code."""
     ids: dict[tuple[Any, ...], int] = {}
     out = np.full(len(dates.values), -1, dtype=np.int64)
     for k, d in enumerate(dates.values):
         if isinstance(d, dt.date):
-            out[k] = ids.setdefault(epoch_signature(rules, d), len(ids))
+            out[k] = ids.setdefault((d.year, *epoch_signature(rules, d)), len(ids))
     return out
 
 
@@ -77,30 +90,85 @@ def auth_kinds(auth: Col) -> np.ndarray:
     return out
 
 
+def special_end_uses(rules: RuleSet) -> frozenset[str]:
+    """End uses the engine tests by value: ACM's (at any date) and resale."""
+    out = {"resale"}
+    try:
+        for v in rules.param("exceptions.acm.end_uses").values:
+            if isinstance(v.value, frozenset):
+                out |= v.value
+    except AiexportError:
+        pass
+    return frozenset(out)
+
+
+def end_use_classes(rules: RuleSet, end_use: Col) -> np.ndarray:
+    """Per end-use code: the value itself when the engine tests it, else one shared class."""
+    special = special_end_uses(rules)
+    ids: dict[str, int] = {}
+    out = np.empty(len(end_use.values), dtype=np.int64)
+    for k, e in enumerate(end_use.values):
+        out[k] = ids.setdefault(e if e in special else "", len(ids))
+    return out
+
+
 def combine(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Group rows by several integer code columns: (group id per row, first row of each group)."""
+    """Group rows by several integer code columns: (group id per row, first row of each group).
+
+    Groups are numbered in the order of their first row.
+    """
     n = len(columns[0]) if columns else 0
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     acc = np.zeros(n, dtype=np.int64)
     size = 1
     for c in columns:
         c = c.astype(np.int64)
-        width = int(c.max()) + 2 if n else 1
+        width = int(c.max()) + 2
         if size * width >= 2**62:
             _, acc = np.unique(acc, return_inverse=True)
-            size = int(acc.max()) + 1 if n else 1
+            acc = acc.reshape(-1).astype(np.int64)
+            size = int(acc.max()) + 1
         acc = acc * width + (c + 1)
         size *= width
-    _uniq, first, inverse = np.unique(acc, return_index=True, return_inverse=True)
-    # Number groups in order of their first row, so representatives are the earliest rows.
+    _, first, inverse = np.unique(acc, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return rank[inverse.reshape(-1)], first[order]
 
 
-def decision_keys(rules: RuleSet, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
+def item_keys(rules: RuleSet, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
     cols = orders.cols
-    epoch = epochs(rules, cols["order_date"])[cols["order_date"].codes]
+    epoch = full_epochs(rules, cols["order_date"])[cols["order_date"].codes]
+    return combine([epoch] + [cols[c].codes for c in ITEM_COLUMNS])
+
+
+def coarse_keys(
+    rules: RuleSet, orders: Orders, item_class: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decision keys before the relevant epoch is known."""
+    cols = orders.cols
     kinds = auth_kinds(cols["authorization"])[cols["authorization"].codes]
-    columns = [epoch, kinds] + [cols[c].codes for c in KEY_COLUMNS]
-    return combine(columns)
+    uses = end_use_classes(rules, cols["end_use"])[cols["end_use"].codes]
+    return combine([item_class, kinds, uses] + [cols[c].codes for c in PARTY_COLUMNS])
+
+
+class Signatures:
+    """Relevant-epoch signatures of dates, cached per (parameter set, date)."""
+
+    def __init__(self, rules: RuleSet, dates: Col) -> None:
+        self.rules = rules
+        self.dates = dates
+        self.cache: dict[tuple[tuple[str, ...], bool, int], tuple[Any, ...]] = {}
+
+    def of(self, names: tuple[str, ...], year: bool, code: int) -> tuple[Any, ...]:
+        key = (names, year, code)
+        sig = self.cache.get(key)
+        if sig is None:
+            d = self.dates.values[code]
+            sig = epoch_signature(self.rules, d, names)
+            if year:
+                sig = (d.year, *sig)
+            self.cache[key] = sig
+        return sig

@@ -8,7 +8,7 @@ quota-dependent texts (running totals) and authorization references are formatte
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +20,7 @@ import pyarrow as pa
 from aiexport.io.decisions import atomic_path, output_format, parquet_schema, write_records
 from aiexport.rules.determination import QuotaUse, Reason, _num
 
-from ._plan import REF, REGIME, SLOT, TOKEN, Template
+from ._plan import REF, REGIME, SLOT, Template, substitute
 
 
 class Interner:
@@ -210,7 +210,7 @@ def build_reason_ids(
     tid: np.ndarray,
     date_code: np.ndarray,
     date_str: list[str],
-    refs: dict[int, str],
+    subs: Callable[[int], dict[str, str]],
     numbers: dict[int, dict[str, Any]],
 ) -> tuple[np.ndarray, np.ndarray, list[Reason]]:
     """Offsets and reason ids for every row; per-row texts only where a template has holes."""
@@ -244,7 +244,7 @@ def build_reason_ids(
             elif kind == REF:
                 r = item
                 mat[:, j] = [
-                    table.id(Reason(r.rule, r.citation, r.text.replace(TOKEN, refs.get(i, TOKEN))))
+                    table.id(Reason(r.rule, r.citation, substitute(r.text, subs(i))))
                     for i in rows.tolist()
                 ]
             elif kind == SLOT:

@@ -35,8 +35,10 @@ from ._convert import Orders
 
 ZERO = Decimal(0)
 HUGE = Decimal(10) ** 40
-# Stands for the reference of `LICENSE:<id>`, `UVEU:<id>`, `NVEU:<id>` in templates.
-TOKEN = "\u2063ref\u2063"
+# Stand for the reference of `LICENSE:<id>`, `UVEU:<id>`, `NVEU:<id>`, and for an end use the
+# engine only writes (never tests), in templates.
+TOKEN = "\u27e6ref\u27e7"
+END_TOKEN = "\u27e6end-use\u27e7"
 
 
 class Probe:
@@ -88,7 +90,7 @@ class StateView:
 
 # --- templates --------------------------------------------------------------------------------
 
-STATIC, REGIME, REF, SLOT = 0, 1, 2, 3
+STATIC, REGIME, REF, SLOT, CLS = 0, 1, 2, 3, 4
 
 
 @dataclass
@@ -102,8 +104,8 @@ class Template:
     policy: str | None
     obligations: tuple[str, ...]
     warnings: int
-    # (STATIC, Reason) | (REGIME, Reason of the representative) | (REF, Reason with TOKEN)
-    # | (SLOT, (rule, citation, formatter))
+    # (STATIC, Reason) | (REGIME, Reason of the representative) | (REF, Reason with tokens)
+    # | (SLOT, (rule, citation, formatter)) | (CLS, None): the item's classification reasons
     items: list[tuple[int, Any]]
     day: str = ""
 
@@ -172,16 +174,21 @@ NUMERIC_RULES = frozenset(
 def make_template(
     d: Determination,
     day: str,
-    ref: str | None,
+    cls_reasons: Sequence[Reason],
     numbers: dict[str, Any] | None,
     raised: Sequence[str],
 ) -> Template | None:
     """Turn a decision into a template; None when some text cannot be accounted for."""
     items: list[tuple[int, Any]] = []
-    if not d.reasons or not d.reasons[0].rule.startswith("regime.") or day not in d.reasons[0].text:
+    reasons = d.reasons
+    k = len(cls_reasons)
+    if not reasons or not reasons[0].rule.startswith("regime.") or day not in reasons[0].text:
         return None
-    items.append((REGIME, d.reasons[0]))
-    for r in d.reasons[1:]:
+    if tuple(reasons[1 : 1 + k]) != tuple(cls_reasons):
+        return None
+    items.append((REGIME, reasons[0]))
+    items.append((CLS, None))
+    for r in reasons[1 + k :]:
         if day in r.text:
             return None
         slot = None
@@ -196,14 +203,14 @@ def make_template(
                     break
         if slot is not None:
             items.append((SLOT, (r.rule, r.citation, slot)))
-        elif r.rule in NUMERIC_RULES and numbers is None:
+        elif r.rule in NUMERIC_RULES:
             return None
-        elif TOKEN in r.text:
+        elif TOKEN in r.text or END_TOKEN in r.text:
             items.append((REF, r))
         else:
             items.append((STATIC, r))
-    if ref is not None and any(TOKEN in w for w in d.warnings):
-        pass
+    if any(TOKEN in w or END_TOKEN in w for w in d.warnings):
+        pass  # warnings are only counted
     return Template(
         eccn=d.eccn,
         tier=d.destination_tier,
@@ -227,11 +234,39 @@ class Program:
     kind: str
     template: Template | None = None
     over: str | None = None  # for LPP: what the order gets when the allowance is exceeded
+    params: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    # The law parameters the engine read for this key (its relevant epoch), and whether the
+    # calendar year matters (LPP allowances are per year).
+    names: tuple[str, ...] = ()
+    year: bool = False
+
+
+@dataclass
+class ItemInfo:
+    """An item key's classification, computed once with the engine's own functions."""
+
     chips: int = 1
     tpp_per_ic: Decimal = ZERO
     weights: bool = False
-    params: dict[str, Any] = field(default_factory=dict)
-    error: BaseException | None = None
+    cls_reasons: tuple[Reason, ...] = ()
+    klass: tuple[Any, ...] = ()
+    error: bool = False
+
+
+def item_info(engine: Engine, order: Order) -> ItemInfo:
+    from aiexport.rules.items import classify
+
+    try:
+        day = order.order_date
+        regime = str(engine.rules.value("controls.regime", day))
+        spec = engine.item_spec(order)
+        cls = classify(spec, engine.rules, day, regime)
+    except Exception:
+        return ItemInfo(error=True)
+    weights = spec.kind == "model_weights"
+    klass = (cls.eccn, cls.level, spec.datacenter, weights, cls.subject_to_ear)
+    return ItemInfo(spec.chips_per_unit, cls.tpp_per_ic, weights, cls.reasons, klass)
 
 
 def order_at(orders: Orders, i: int, authorization: str | None = None) -> Order:
@@ -260,7 +295,6 @@ def order_at(orders: Orders, i: int, authorization: str | None = None) -> Order:
         memory_bandwidth_gbps=g("memory_bandwidth_gbps"),
         training_ops=g("training_ops"),
         open_weights=bool(g("open_weights")),
-        unit_price_usd=g("unit_price_usd"),
         consignee_id=g("consignee_id"),
         consignee_country=g("consignee_country"),
         consignee_hq_country=g("consignee_hq_country"),
@@ -289,6 +323,32 @@ def tokenised(auth: str | None) -> str | None:
     return auth
 
 
+def placeholder(order: Order, special_end_uses: frozenset[str]) -> Order:
+    """The order as templates see it: its reference and an untested end use as tokens."""
+    end_use = order.end_use if order.end_use in special_end_uses else END_TOKEN
+    return dataclasses.replace(order, authorization=tokenised(order.authorization), end_use=end_use)
+
+
+class _Recorder(dict[str, Any]):
+    """A parameter table that records which parameters are looked up."""
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        super().__init__(base)
+        self.seen: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        self.seen.add(name)
+        return super().__getitem__(name)
+
+
+def recording_engine(engine: Engine) -> tuple[Engine, _Recorder]:
+    rec = _Recorder(engine.rules.parameters)
+    rules = dataclasses.replace(engine.rules, parameters=rec)
+    eng = Engine(rules, engine.catalog, engine.party_screen)
+    rec.seen.clear()
+    return eng, rec
+
+
 def _rules(d: Determination) -> set[str]:
     return {r.rule for r in d.reasons}
 
@@ -301,21 +361,25 @@ def _raised(engine: Engine, order: Order) -> list[str]:
     return ["", f" raised by {inc:.0%} for a Supp. No. 5 para (b) destination"]
 
 
-def plan_key(engine: Engine, rep: Order) -> Program:
+def plan_key(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     """Run the engine on a key's representative and decide how the key's orders are decided."""
+    eng, rec = recording_engine(engine)
+    prog = _plan(eng, rep, info)
+    prog.names = tuple(sorted(n for n in rec.seen if not n.startswith("items.")))
+    return prog
+
+
+def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     kind = rep.authorization_kind
     try:
         probe = Probe()
         d0 = engine.decide(rep, probe)
-        spec = engine.item_spec(rep)
     except Exception as exc:
         return Program(ERROR, error=exc)
-    weights = spec.kind == "model_weights"
-    chips, tpp_ic = spec.chips_per_unit, spec.tpp_per_ic
-    expect = ZERO if weights else Decimal(rep.quantity) * chips * tpp_ic
+    expect = ZERO if info.weights else Decimal(rep.quantity) * info.chips * info.tpp_per_ic
     if d0.tpp_total != expect or str(d0.tpp_total) != str(expect):
         return Program(ENGINE)
-    prog = Program(PURE, chips=chips, tpp_per_ic=tpp_ic, weights=weights)
+    prog = Program(PURE)
     if kind in ("UVEU", "NVEU"):
         prog.kind = ENGINE
         return prog
@@ -323,7 +387,6 @@ def plan_key(engine: Engine, rep: Order) -> Program:
     day = rep.order_date
     raised = _raised(engine, rep)
     prog.params["raised"] = raised
-    lpp = False
     if "lpp" in fam:
         fit_probe = Probe({"lpp": -d0.tpp_total})
         over_probe = Probe({"lpp": HUGE})
@@ -333,12 +396,12 @@ def plan_key(engine: Engine, rep: Order) -> Program:
         except Exception:
             prog.kind = ENGINE
             return prog
-        lpp = d_fit.authority == "LPP" or "lpp.limit" in _rules(d_over)
-        if lpp:
+        if d_fit.authority == "LPP" or "lpp.limit" in _rules(d_over):
             if d_fit.authority != "LPP" or not d_fit.quota:
                 prog.kind = ENGINE
                 return prog
             prog.kind = LPP
+            prog.year = True
             prog.params["lpp_limit"] = d_fit.quota[0].limit_tpp
             prog.params["notice"] = engine.rules.number(
                 "exceptions.lpp.preshipment_notice_tpp", day
@@ -372,7 +435,7 @@ def plan_key(engine: Engine, rep: Order) -> Program:
         if not _alloc_params(prog, d0):
             prog.kind = ENGINE
     elif not d0.quota and not d0.draws and not (rules0 & NUMERIC_RULES):
-        t = make_template(d0, str(day), TOKEN, None, raised)
+        t = make_template(d0, str(day), info.cls_reasons, None, raised)
         if t is None:
             prog.kind = ENGINE
         else:
@@ -421,6 +484,9 @@ def run_quota_pass(
     base: QuotaView,
     templates: list[Template],
     file: str,
+    item_key: np.ndarray,
+    infos: list[ItemInfo],
+    special: frozenset[str],
 ) -> QuotaPass:
     """Decide the quota-dependent rows in processing order, exactly."""
     state: dict[str, Decimal] = {}
@@ -472,7 +538,8 @@ def run_quota_pass(
         if cons is None:
             loc = ccountry.at(r) or dest.at(r)
             cons = cons_cache[ck] = consignee_key(cid.at(r), cname.at(r) or "", loc)
-        tpp = ZERO if prog.weights else Decimal(qty.at(r)) * prog.chips * prog.tpp_per_ic
+        info = infos[int(item_key[r])]
+        tpp = ZERO if info.weights else Decimal(qty.at(r)) * info.chips * info.tpp_per_ic
         p = prog.params
         n: dict[str, Any] = {"tpp": tpp}
         quota: tuple[QuotaUse, ...] = ()
@@ -526,7 +593,9 @@ def run_quota_pass(
         bkey = (k, *branch)
         t = branch_tpl.get(bkey)
         if t is None:
-            t = _branch_template(engine, orders, r, view, quota, dr_list, n, prog, templates)
+            t = _branch_template(
+                engine, orders, r, view, quota, dr_list, n, prog, templates, info, special
+            )
             if t is None:
                 prog.kind = ENGINE  # the engine decides the key from now on
                 d = by_engine(r)
@@ -553,25 +622,33 @@ def _branch_template(
     n: dict[str, Any],
     prog: Program,
     templates: list[Template],
+    info: ItemInfo,
+    special: frozenset[str],
 ) -> int | None:
     """Decide row r with the engine (state before its draws) and check the kernel against it."""
-    order = full_order(orders, r)
-    order = dataclasses.replace(order, authorization=tokenised(order.authorization))
+    order = placeholder(full_order(orders, r), special)
     try:
         d = engine.decide(order, view)
     except Exception:
         return None
     if d.quota != quota or [(x.account, x.amount) for x in d.draws] != dr_list:
         return None
-    t = make_template(d, str(order.order_date), TOKEN, n, prog.params.get("raised", [""]))
-    if t is None or render_reasons(t, str(order.order_date), None, n) != list(d.reasons):
+    day = str(order.order_date)
+    t = make_template(d, day, info.cls_reasons, n, prog.params.get("raised", [""]))
+    if t is None:
+        return None
+    if render_reasons(t, day, {}, n, info.cls_reasons) != list(d.reasons):
         return None
     templates.append(t)
     return len(templates) - 1
 
 
 def render_reasons(
-    t: Template, day: str, ref: str | None, n: dict[str, Any] | None
+    t: Template,
+    day: str,
+    subs: dict[str, str],
+    n: dict[str, Any] | None,
+    cls_reasons: Sequence[Reason],
 ) -> list[Reason]:
     """The reasons of one order from its template (the slow, obviously-correct way)."""
     out: list[Reason] = []
@@ -579,9 +656,11 @@ def render_reasons(
         if kind == REGIME:
             r: Reason = item
             out.append(Reason(r.rule, r.citation, r.text.replace(t.day, day, 1)))
+        elif kind == CLS:
+            out.extend(cls_reasons)
         elif kind == REF:
             r = item
-            out.append(Reason(r.rule, r.citation, r.text.replace(TOKEN, ref or TOKEN)))
+            out.append(Reason(r.rule, r.citation, substitute(r.text, subs)))
         elif kind == SLOT:
             rule, citation, f = item
             assert n is not None
@@ -589,3 +668,9 @@ def render_reasons(
         else:
             out.append(item)
     return out
+
+
+def substitute(text: str, subs: dict[str, str]) -> str:
+    for token, value in subs.items():
+        text = text.replace(token, value)
+    return text
