@@ -262,7 +262,8 @@ class Writer:
     # -- flushing ------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write entries, holds, balances, requests and the new chain head."""
+        """Write entries, holds, balances, requests and the new chain head; on PostgreSQL,
+        commit. Nothing may be written after `flush`."""
         sql = self.sql
         with sql.pipeline():
             sql.many(q.INSERT_ENTRY, self.rows)
@@ -275,3 +276,6 @@ class Writer:
             sql.many(q.INSERT_REQUEST, self.requests)
             if self.rows:
                 sql.run(q.UPDATE_HEAD, (self.seq, self.hash))
+            if not sql.sqlite:
+                # Commit in the same round trip; the caller's commit() then finds nothing to do.
+                sql.run("COMMIT")
