@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from aiexport.cli import app
 from aiexport.errors import LedgerIntegrityError, NotFound
-from aiexport.ledger import Ledger
+from aiexport.ledger import Ledger, verify
 
 runner = CliRunner()
 
@@ -114,3 +114,50 @@ def test_db_defaults_to_a_file_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     cli("license", "add", "F-1", "--destination", "IN", "--tpp", "7")
     assert (tmp_path / "aiexport.db").exists()
+
+
+def test_concurrent_screen_commit_processes_record_the_file_once(url: str, tmp_path: Path) -> None:
+    """Three `aiexport screen --commit` processes on the same file and database at once."""
+    import subprocess
+    import sys
+
+    Ledger(url).close()
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aiexport",
+                "screen",
+                "--sample",
+                "--commit",
+                "--json",
+                "--db",
+                url,
+                "--out",
+                str(tmp_path / f"{i}.jsonl"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    messages = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], messages
+    assert sum("recorded" in m and "already" not in m for m in messages) == 1
+    assert sum("already recorded" in m for m in messages) == 2
+    outputs = {(tmp_path / f"{i}.jsonl").read_text() for i in range(3)}
+    assert len(outputs) == 1
+    with Ledger(url) as ledger:
+        report = verify(ledger)
+        assert report.ok and report.entries > 0
+        assert len(_recorded(url)) == 1
+
+
+def _recorded(url: str) -> list[str]:
+    engine = create_engine(Ledger(url).url)
+    with engine.connect() as conn:
+        keys = list(conn.scalars(text("SELECT key FROM ledger_requests")))
+    engine.dispose()
+    return keys
