@@ -161,3 +161,28 @@ def _recorded(url: str) -> list[str]:
         keys = list(conn.scalars(text("SELECT key FROM ledger_requests")))
     engine.dispose()
     return keys
+
+
+def test_attrition_and_adjust(url: str) -> None:
+    cli("license", "add", "L-9", "--destination", "IN", "--tpp", "100", "--db", url)
+    cli("ledger", "attrition", "allocation/IN", "30", "--reason", "resold", "--db", url)
+    cli("ledger", "attrition", "allocation/IN", "30", "--reason", "resold", "--db", url)  # replay
+    cli(
+        "ledger",
+        "adjust",
+        "allocation/IN",
+        "--tpp",
+        "-5",
+        "--reason",
+        "audit",
+        "--key",
+        "a1",
+        "--db",
+        url,
+    )
+    assert Ledger(url).used("allocation/IN") == 65
+    kinds = [
+        h["kind"]
+        for h in json.loads(cli("ledger", "history", "allocation/IN", "--db", url, "--json"))
+    ]
+    assert kinds == ["commit", "attrition", "adjustment"]

@@ -215,6 +215,47 @@ def export(
     err.print(f"{n:,} entries → {out}")
 
 
+@ledger_app.command("attrition")
+def attrition(
+    account: Annotated[str, typer.Argument(help="The account the chips counted against.")],
+    tpp: Annotated[str, typer.Argument(help="TPP of the chips that stop counting.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="What happened: lost, damaged, failed, resold…")
+    ],
+    key: Annotated[
+        str | None, typer.Option("--key", help="Idempotency key (default: derived from inputs).")
+    ] = None,
+    db: DbOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Record chips lost, damaged, failed, relocated or resold: they stop counting."""
+    amount = _tpp(tpp)
+    key = key or f"attrition:{account}:{amount}:{reason}"
+    with open_ledger(db) as ledger:
+        r = ledger.attrition(account, amount, key=key, actor=actor_name(actor), citation=reason)
+    console.print(f"{account}: {amount:,} TPP no longer counts (entry {r.seqs[0]})")
+
+
+@ledger_app.command("adjust")
+def adjust(
+    account: Annotated[str, typer.Argument(help="The account to correct.")],
+    tpp: Annotated[str, typer.Option("--tpp", help="Signed TPP to add, e.g. --tpp -5.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why: the audit finding or ticket.")],
+    key: Annotated[str, typer.Option("--key", help="Idempotency key for this correction.")],
+    db: DbOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Record a signed correction; the original entries stay as they were."""
+    try:
+        amount = Decimal(tpp)
+    except InvalidOperation:
+        raise InputError(f"TPP must be a number, not {tpp!r}") from None
+    with open_ledger(db) as ledger:
+        r = ledger.adjust(account, amount, key=key, actor=actor_name(actor), citation=reason)
+    again = " (replayed: nothing changed)" if r.replayed else ""
+    console.print(f"{account}: adjusted by {amount:,} TPP{again}")
+
+
 # -- licenses ----------------------------------------------------------------------------------
 
 
