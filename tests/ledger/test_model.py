@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 )
 
 from aiexport.errors import Conflict, QuotaExceeded
-from aiexport.ledger import Ledger, verify
+from aiexport.ledger import DrawRequest, Ledger, verify
 
 from .conftest import PG_URL, _reset_pg, draw
 
@@ -105,6 +105,33 @@ def make_machine(url_for: object) -> type[RuleBasedStateMachine]:
                 self.committed[a] += n
             self.done[key] = amounts
             return key
+
+        @rule(
+            orders=st.lists(
+                st.dictionaries(st.sampled_from(sorted(ACCOUNTS)), st.integers(1, 20), min_size=1),
+                min_size=1,
+                max_size=4,
+            )
+        )
+        def batch(self, orders: list[dict[str, int]]) -> None:
+            total: dict[str, int] = {}
+            fits = True
+            for amounts in orders:  # the batch is checked order by order, cumulatively
+                for a, n in amounts.items():
+                    total[a] = total.get(a, 0) + n
+                fits = fits and self._fits(total)
+            reqs = [
+                DrawRequest(f"b{next(self.keys)}", tuple(self._draws(amounts)))  # type: ignore[arg-type]
+                for amounts in orders
+            ]
+            try:
+                self.ledger.record_batch(reqs, actor="m", now=self.now)
+            except QuotaExceeded:
+                assert not fits
+                return
+            assert fits
+            for a, n in total.items():
+                self.committed[a] += n
 
         @rule(key=consumes(reservations), release=st.booleans())
         def settle(self, key: str, release: bool) -> None:
