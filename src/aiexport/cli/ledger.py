@@ -157,7 +157,7 @@ def verify_cmd(
         str | None,
         typer.Option(
             "--expect-head",
-            help="SEQ:HASH published earlier (from a previous verify); the chain must still hold it.",
+            help="SEQ:HASH printed by an earlier verify; the chain must still hold it.",
         ),
     ] = None,
     as_json: JsonOpt = False,

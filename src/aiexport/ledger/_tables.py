@@ -1,9 +1,11 @@
 """The ledger's tables (SQLAlchemy Core), written once for SQLite and PostgreSQL.
 
 Amounts are integer micro-TPP (`_amounts`), times are ISO-8601 UTC strings: both hash and compare
-the same way on every backend. Every write transaction touches few B-trees on purpose
-(each is a page written and synced per commit). `entries` is the only source of truth; `balances`, `holds` and
-`chain_head` are materialised from it and `Ledger.verify` proves they agree.
+the same way on every backend. `entries` is the only source of truth; `balances`, `holds` and
+`chain_head` are materialised from it and `verify` proves they agree. The idempotency key of a
+request is the primary key of `requests`, so it is unique in the database itself; each entry
+carries `<key>#<n>`. A write touches few B-trees on purpose: each is a page written (and synced)
+per commit, which is most of what a reservation costs.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """One write transaction: append entries to the chain and keep the materialised state in step.
 
 `Writer` is created inside `Database.write`. Its first round trip takes the write lock (on
-PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds it), reads the chain head, the earliest hold
-expiry, whether the request's idempotency key was already used, and the balances it will need. It then reads only the balances it needs, applies
-entries in memory, checks caps, and `flush` writes everything with one multi-row statement per
-table: a single reservation costs a few statements, a batch of 100,000 costs the same few.
+PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds it) and reads the chain head, the earliest
+hold expiry, whether the request's idempotency key was already used, and the balances it will
+need. It applies entries in memory, checks caps, and `flush` writes everything with one multi-row
+statement per table: a single reservation costs a few statements, a batch of 100,000 the same few.
 """
 
 from __future__ import annotations
