@@ -266,31 +266,6 @@ def _tpp_exact(
     return out
 
 
-def _expand(
-    templates: list[Template], tid: np.ndarray, ikey: np.ndarray | None, infos: list[ItemInfo]
-) -> tuple[list[Template], np.ndarray]:
-    """Templates with the item's classification reasons in place of their CLS hole."""
-    has_cls = np.array([any(k == CLS for k, _ in t.items) for t in templates], dtype=bool)
-    if ikey is None or not has_cls.any():
-        return templates, tid
-    ik = np.where(has_cls[tid], ikey, -1)
-    ctid, first = combine([tid, ik])
-    out: list[Template] = []
-    for f in first.tolist():
-        t = templates[int(tid[f])]
-        if not has_cls[int(tid[f])]:
-            out.append(t)
-            continue
-        items: list[tuple[int, object]] = []
-        for kind, item in t.items:
-            if kind == CLS:
-                items.extend((STATIC, r) for r in infos[int(ikey[f])].cls_reasons)
-            else:
-                items.append((kind, item))
-        out.append(dataclasses.replace(t, items=items))
-    return out, ctid
-
-
 def _subs(orders: Orders) -> Callable[[int], dict[str, str]]:
     """Per row: the values of the template tokens (authorization reference, end use)."""
     auth, end_use = orders.cols["authorization"], orders.cols["end_use"]
@@ -318,9 +293,15 @@ def _assemble(
 ) -> Decisions:
     dates = orders.cols["order_date"]
     date_str = [str(d) for d in dates.values]
-    templates, tid = _expand(templates, tid, ikey, infos)
     r_off, r_ids, reasons = build_reason_ids(
-        templates, tid, dates.codes, date_str, _subs(orders), numbers
+        templates,
+        tid,
+        dates.codes,
+        date_str,
+        _subs(orders),
+        numbers,
+        ikey,
+        [f.cls_reasons for f in infos],
     )
     o_off, o_ids, obligations = build_obligation_ids(templates, tid)
     h100 = engine.h100_tpp

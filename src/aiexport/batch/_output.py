@@ -20,7 +20,7 @@ import pyarrow as pa
 from aiexport.io.decisions import atomic_path, output_format, parquet_schema, write_records
 from aiexport.rules.determination import QuotaUse, Reason, _num
 
-from ._plan import REF, REGIME, SLOT, Template, substitute
+from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
 
 
 class Interner:
@@ -38,6 +38,36 @@ class Interner:
         return i
 
 
+class ReasonTable:
+    """Reasons as three parallel columns; fixed reasons are interned, per-order texts appended."""
+
+    def __init__(self) -> None:
+        self.rule: list[str] = []
+        self.citation: list[str] = []
+        self.text: list[str] = []
+        self.ids: dict[tuple[str, str, str], int] = {}
+
+    def id(self, rule: str, citation: str, text: str) -> int:
+        key = (rule, citation, text)
+        i = self.ids.get(key)
+        if i is None:
+            i = self.ids[key] = self.append(rule, citation, text)
+        return i
+
+    def append(self, rule: str, citation: str, text: str) -> int:
+        self.rule.append(rule)
+        self.citation.append(citation)
+        self.text.append(text)
+        return len(self.rule) - 1
+
+    def extend(self, rule: str, citation: str, texts: list[str]) -> np.ndarray:
+        start = len(self.rule)
+        self.rule.extend([rule] * len(texts))
+        self.citation.extend([citation] * len(texts))
+        self.text.extend(texts)
+        return np.arange(start, start + len(texts), dtype=np.int64)
+
+
 @dataclass
 class Decisions:
     """Every order's decision, in input order, as columns."""
@@ -52,7 +82,7 @@ class Decisions:
     h100: np.ndarray
     reason_offsets: np.ndarray
     reason_ids: np.ndarray
-    reasons: list[Reason]
+    reasons: ReasonTable
     obligation_offsets: np.ndarray
     obligation_ids: np.ndarray
     obligations: list[str]
@@ -76,6 +106,7 @@ class Decisions:
             first = q[0].to_record()
             quota = {**first, "accounts": [u.to_record() for u in q]}
         ro, oo = self.reason_offsets, self.obligation_offsets
+        rt = self.reasons
         return {
             "order_id": self.order_id[i].as_py(),
             "eccn": t.eccn,
@@ -87,7 +118,10 @@ class Decisions:
             "review_policy": t.policy,
             "obligations": [self.obligations[j] for j in self.obligation_ids[oo[i] : oo[i + 1]]],
             "quota": quota,
-            "reasons": [self.reasons[j].to_record() for j in self.reason_ids[ro[i] : ro[i + 1]]],
+            "reasons": [
+                {"rule": rt.rule[j], "citation": rt.citation[j], "text": rt.text[j]}
+                for j in self.reason_ids[ro[i] : ro[i + 1]].tolist()
+            ],
             "rule_set": self.rule_set,
         }
 
@@ -104,9 +138,9 @@ class Decisions:
         def per_template(values: list[Any], typ: pa.DataType) -> pa.Array:
             return pa.array(values, type=typ).take(tid)
 
-        reasons = pa.array([r.rule for r in self.reasons], pa.string())
-        citations = pa.array([r.citation for r in self.reasons], pa.string())
-        texts = pa.array([r.text for r in self.reasons], pa.string())
+        reasons = pa.array(self.reasons.rule, pa.string())
+        citations = pa.array(self.reasons.citation, pa.string())
+        texts = pa.array(self.reasons.text, pa.string())
         rid = pa.array(self.reason_ids.astype(np.int64))
         reason_struct = pa.StructArray.from_arrays(
             [reasons.take(rid), citations.take(rid), texts.take(rid)],
@@ -212,12 +246,25 @@ def build_reason_ids(
     date_str: list[str],
     subs: Callable[[int], dict[str, str]],
     numbers: dict[int, dict[str, Any]],
-) -> tuple[np.ndarray, np.ndarray, list[Reason]]:
-    """Offsets and reason ids for every row; per-row texts only where a template has holes."""
-    table = Interner()
+    ikey: np.ndarray | None,
+    cls_reasons: list[tuple[Reason, ...]],
+) -> tuple[np.ndarray, np.ndarray, ReasonTable]:
+    """Offsets and reason ids for every row; per-row texts only where a template has holes.
+
+    A template's CLS hole (always its second item) takes the reasons of the row's item key.
+    """
+    table = ReasonTable()
     n = len(tid)
-    lengths_t = np.array([len(t.items) for t in templates], dtype=np.int64)
-    offsets = layout(lengths_t[tid] if n else np.zeros(0, dtype=np.int64))
+    has_cls_t = np.array([any(k == CLS for k, _ in t.items) for t in templates], dtype=bool)
+    len_t = np.array([len(t.items) for t in templates], dtype=np.int64) - has_cls_t
+    cls_len_i = np.array([len(c) for c in cls_reasons], dtype=np.int64)
+    has_cls = has_cls_t[tid] if n else np.zeros(0, dtype=bool)
+    k_row = np.zeros(n, dtype=np.int64)
+    if ikey is not None and has_cls.any():
+        k_row[has_cls] = cls_len_i[ikey[has_cls]]
+    lengths = (len_t[tid] if n else np.zeros(0, dtype=np.int64)) + k_row
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
     flat = np.empty(int(offsets[-1]), dtype=np.int64)
     order = np.argsort(tid, kind="stable")
     bounds = np.flatnonzero(np.diff(tid[order])) + 1
@@ -225,36 +272,51 @@ def build_reason_ids(
         if not rows.size:
             continue
         t = templates[int(tid[rows[0]])]
-        length = len(t.items)
-        if length == 0:
-            continue
-        mat = np.empty((rows.size, length), dtype=np.int64)
+        base = offsets[rows]
+        shift = np.zeros(rows.size, dtype=np.int64)
         for j, (kind, item) in enumerate(t.items):
+            if kind == CLS:
+                if j != 1:
+                    raise AssertionError("a classification hole is the second reason")
+                shift = k_row[rows] - 1
+                continue
+            pos = base + j + shift
             if kind == REGIME:
                 r: Reason = item
                 codes, inverse = np.unique(date_code[rows], return_inverse=True)
                 ids = np.array(
                     [
-                        table.id(Reason(r.rule, r.citation, r.text.replace(t.day, date_str[c], 1)))
+                        table.id(r.rule, r.citation, r.text.replace(t.day, date_str[c], 1))
                         for c in codes.tolist()
                     ],
                     dtype=np.int64,
                 )
-                mat[:, j] = ids[inverse.reshape(-1)]
+                flat[pos] = ids[inverse.reshape(-1)]
             elif kind == REF:
                 r = item
-                mat[:, j] = [
-                    table.id(Reason(r.rule, r.citation, substitute(r.text, subs(i))))
-                    for i in rows.tolist()
+                flat[pos] = [
+                    table.id(r.rule, r.citation, substitute(r.text, subs(i))) for i in rows.tolist()
                 ]
             elif kind == SLOT:
                 rule, citation, f = item
-                mat[:, j] = [table.id(Reason(rule, citation, f(numbers[i]))) for i in rows.tolist()]
+                flat[pos] = table.extend(rule, citation, [f(numbers[i]) for i in rows.tolist()])
             else:
-                mat[:, j] = table.id(item)
-        pos = offsets[rows][:, None] + np.arange(length)
-        flat[pos] = mat
-    return offsets, flat, list(table.values)
+                r = item
+                flat[pos] = table.id(r.rule, r.citation, r.text)
+    if ikey is not None and has_cls.any():
+        rows_c = np.flatnonzero(has_cls)
+        keys = ikey[rows_c]
+        by_key = np.argsort(keys, kind="stable")
+        kb = np.flatnonzero(np.diff(keys[by_key])) + 1
+        for grp in np.split(by_key, kb):
+            rows = rows_c[grp]
+            reasons = cls_reasons[int(ikey[rows[0]])]
+            if not reasons:
+                continue
+            ids = np.array([table.id(r.rule, r.citation, r.text) for r in reasons], dtype=np.int64)
+            pos = offsets[rows][:, None] + 1 + np.arange(len(reasons))
+            flat[pos] = ids
+    return offsets, flat, table
 
 
 def build_obligation_ids(

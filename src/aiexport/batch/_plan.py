@@ -380,10 +380,10 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     if d0.tpp_total != expect or str(d0.tpp_total) != str(expect):
         return Program(ENGINE)
     prog = Program(PURE)
-    if kind in ("UVEU", "NVEU"):
+    fam = probe.families()
+    if fam & {"uveu", "nveu", "license"}:
         prog.kind = ENGINE
         return prog
-    fam = probe.families()
     day = rep.order_date
     raised = _raised(engine, rep)
     prog.params["raised"] = raised
@@ -413,11 +413,11 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
                 prog.params["aia_thr"] = engine.rules.number(
                     "exceptions.aia.report_threshold_tpp", day
                 )
-            elif d_over.authority == "LICENSE" and over_rules & {"lic.alloc_ok", "lic.alloc_met"}:
+            elif _reads_allocation(d_over):
                 prog.over = ALLOC
                 if not _alloc_params(prog, d_over):
                     prog.kind = ENGINE
-            elif d_over.authority == "LICENSE" and not d_over.quota and not d_over.draws:
+            elif not d_over.quota and not d_over.draws and not (over_rules & NUMERIC_RULES):
                 prog.over = "none"
             else:
                 prog.kind = ENGINE
@@ -430,7 +430,15 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
         prog.kind = LIC
         if not _alloc_params(prog, d0):
             prog.kind = ENGINE
-    elif "allocation" in fam and rules0 & {"lic.alloc_ok", "lic.alloc_met"}:
+        else:
+            try:
+                d_met = engine.decide(rep, Probe({"allocation": HUGE}))
+            except Exception:
+                prog.kind = ENGINE
+                return prog
+            # A license for a Tier-1-headquartered consignee counts but is never refused.
+            prog.params["exempt"] = bool(d_met.draws)
+    elif "allocation" in fam and _reads_allocation(d0):
         prog.kind = ALLOC
         if not _alloc_params(prog, d0):
             prog.kind = ENGINE
@@ -443,6 +451,17 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     else:
         prog.kind = ENGINE
     return prog
+
+
+def _reads_allocation(d: Determination) -> bool:
+    """A license decision that shows (but does not draw on) a country allocation."""
+    return (
+        d.authority == "LICENSE"
+        and len(d.quota) == 1
+        and d.quota[0].account.startswith("allocation/")
+        and not d.quota[0].draws
+        and not d.draws
+    )
 
 
 def _alloc_params(prog: Program, d: Determination) -> bool:
@@ -509,7 +528,7 @@ def run_quota_pass(
         return v
 
     def by_engine(r: int) -> Determination:
-        order = full_order(orders, r)
+        order = order_at(orders, r)
         try:
             d = engine.decide(order, view)
         except Exception as exc:
@@ -583,7 +602,7 @@ def run_quota_pass(
             limit = p["al_limit"]
             ok = after <= limit
             n.update(al_acc=acc, al_used=u, al_after=after, al_limit=limit, country=p["country"])
-            if step == LIC and ok:
+            if step == LIC and (ok or p["exempt"]):
                 pending.append((acc, after))
                 quota = (QuotaUse(acc, after, limit, True),)
                 dr_list = [(acc, tpp)]
@@ -626,7 +645,7 @@ def _branch_template(
     special: frozenset[str],
 ) -> int | None:
     """Decide row r with the engine (state before its draws) and check the kernel against it."""
-    order = placeholder(full_order(orders, r), special)
+    order = placeholder(order_at(orders, r), special)
     try:
         d = engine.decide(order, view)
     except Exception:
