@@ -19,7 +19,6 @@ two agree, record for record.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from decimal import Decimal
@@ -35,10 +34,9 @@ from aiexport.rules.quota import MemoryQuota, QuotaView
 from aiexport.screen import Summary, decide_all
 
 from ._convert import Orders, convert, first_error
-from ._keys import Signatures, coarse_keys, combine, item_keys, special_end_uses
+from ._keys import Signatures, coarse_keys, item_keys, special_end_uses
 from ._output import Decisions, build_obligation_ids, build_reason_ids
 from ._plan import (
-    CLS,
     END_TOKEN,
     ERROR,
     PURE,
