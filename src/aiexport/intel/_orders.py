@@ -36,6 +36,14 @@ TEXT = (
 NUMBERS = ("chips_per_unit", "tpp_per_unit", "die_area_mm2", "unit_price_usd")
 
 
+_SAME_TYPE: dict[str, frozenset[str]] = {
+    "DATE": frozenset({"DATE"}),
+    "BIGINT": frozenset({"BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER"}),
+    "DOUBLE": frozenset({"DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT"}),
+}
+"""Source column types taken as they are for each contract type."""
+
+
 @dataclass(frozen=True)
 class LoadedOrders:
     """The `orders` table in a DuckDB connection, with its source."""
@@ -69,18 +77,25 @@ def _scan(path: Path) -> tuple[str, int]:
 
 
 def load_orders(path: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> LoadedOrders:
-    """Read an orders file (contract §1) into table `orders`; refuse it whole on a bad row."""
+    """Read an orders file (contract §1) into table `orders`; refuse it whole on a bad row.
+
+    One pass over the file: the scan is typed and trimmed straight into `orders`. A Parquet
+    column that already has the contract's type is taken as it is (nothing to check); text
+    columns keep their original text next to the parsed value so that the checks below can
+    tell "missing" from "not a number".
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
     con = con or duckdb.connect()
     scan, offset = _scan(path)
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM {scan}")
+        described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"cannot read the orders file: {first}", file=str(path)) from None
-    cols = [r[0] for r in con.execute("DESCRIBE raw").fetchall()]
+    types = {r[0]: str(r[1]).upper() for r in described}
+    cols = list(types)
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
         raise InputError(
@@ -89,24 +104,30 @@ def load_orders(path: str | Path, con: duckdb.DuckDBPyConnection | None = None) 
         )
     if "item" not in cols and "tpp_per_unit" not in cols:
         raise InputError("give an `item` or a `tpp_per_unit` column", file=str(path))
-    con.execute("CREATE OR REPLACE TEMP TABLE raw AS SELECT row_number() OVER () AS rn, * FROM raw")
 
     def text(c: str) -> str:
         if c not in cols:
             return f"NULL::VARCHAR AS {_q(c)}"
         return f"NULLIF(trim(CAST({_q(c)} AS VARCHAR)), '') AS {_q(c)}"
 
+    def typed(c: str, typ: str) -> bool:
+        return c in cols and types[c] in _SAME_TYPE[typ]
+
     def num(c: str, typ: str) -> str:
         if c not in cols:
             return f"NULL::{typ} AS {_q(c)}"
+        if typed(c, typ):
+            return f"CAST({_q(c)} AS {typ}) AS {_q(c)}"
         return f"TRY_CAST(NULLIF(trim(CAST({_q(c)} AS VARCHAR)), '') AS {typ}) AS {_q(c)}"
 
-    def orig(c: str) -> str:
-        return f"NULLIF(trim(CAST({_q(c)} AS VARCHAR)), '')" if c in cols else "NULL"
+    def orig(c: str, typ: str | None = None) -> str:
+        # A column already of the right type cannot hold a malformed value: no original kept.
+        if c not in cols or (typ is not None and typed(c, typ)):
+            return "NULL::VARCHAR"
+        return f"NULLIF(trim(CAST({_q(c)} AS VARCHAR)), '')"
 
     select = ",\n".join(
         [
-            "rn",
             text("order_id"),
             num("order_date", "DATE"),
             num("quantity", "BIGINT"),
@@ -118,19 +139,30 @@ def load_orders(path: str | Path, con: duckdb.DuckDBPyConnection | None = None) 
             num("die_area_mm2", "DOUBLE"),
             num("unit_price_usd", "DOUBLE"),
             num("consignee_founded", "DATE"),
-            f"{orig('order_date')} AS _order_date",
-            f"{orig('quantity')} AS _quantity",
-            f"{orig('chips_per_unit')} AS _chips_per_unit",
-            f"{orig('tpp_per_unit')} AS _tpp_per_unit",
-            f"{orig('unit_price_usd')} AS _unit_price_usd",
-            f"{orig('consignee_founded')} AS _consignee_founded",
+            f"{orig('order_date', 'DATE')} AS _order_date",
+            f"{orig('quantity', 'BIGINT')} AS _quantity",
+            f"{orig('chips_per_unit', 'BIGINT')} AS _chips_per_unit",
+            f"{orig('tpp_per_unit', 'DOUBLE')} AS _tpp_per_unit",
+            f"{orig('unit_price_usd', 'DOUBLE')} AS _unit_price_usd",
+            f"{orig('consignee_founded', 'DATE')} AS _consignee_founded",
         ]
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE orders AS SELECT {select} FROM raw")
-    con.execute("DROP TABLE raw")
+    # Line numbers come from the file's row order, which must survive the scan.
+    keep = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE orders AS SELECT row_number() OVER () AS rn, {select} "
+            f"FROM {scan}"
+        )
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"cannot read the orders file: {first}", file=str(path)) from None
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if keep else 'false'}")
     checks = [
         ("order_id", "order_id IS NULL", "is required"),
-        ("order_date", "_order_date IS NULL", "is required"),
+        ("order_date", "order_date IS NULL AND _order_date IS NULL", "is required"),
         ("order_date", "order_date IS NULL AND _order_date IS NOT NULL", "is not a date YYYY-MM-DD"),
         ("quantity", "quantity IS NULL AND _quantity IS NULL", "is required"),
         ("quantity", "quantity IS NULL OR quantity <= 0", "must be a whole number > 0"),
@@ -146,12 +178,15 @@ def load_orders(path: str | Path, con: duckdb.DuckDBPyConnection | None = None) 
         ("consignee_founded", "_consignee_founded IS NOT NULL AND consignee_founded IS NULL",
          "is not a date YYYY-MM-DD"),
     ]  # fmt: skip
-    for column, cond, message in checks:
-        hit = con.execute(f"SELECT min(rn) FROM orders WHERE {cond}").fetchall()
-        if hit and hit[0][0] is not None:
-            raise InputError(
-                message, file=str(path), line=int(hit[0][0]) + offset - 1, column=column
-            )
+    # All checks in one scan; the first failing check (in this order) is reported.
+    firsts = con.execute(
+        "SELECT "
+        + ", ".join(f"min(rn) FILTER (WHERE {cond})" for _, cond, _ in checks)
+        + " FROM orders"
+    ).fetchall()[0]
+    for (column, _, message), hit in zip(checks, firsts, strict=True):
+        if hit is not None:
+            raise InputError(message, file=str(path), line=int(hit) + offset - 1, column=column)
     dup = con.execute(
         "SELECT order_id, min(rn), max(rn) FROM orders GROUP BY order_id HAVING count(*) > 1 "
         "ORDER BY 3 LIMIT 1"
@@ -179,48 +214,57 @@ def enrich(lo: LoadedOrders, rules: RuleSet, engine: Engine | None = None) -> No
     _items(con, rules, engine, lo.path)
     _countries(con, rules)
     eligible_since = _lpp_start(rules)
-    # One join per step: a single five-way join made DuckDB pick a plan ~100× slower.
+    # The tiers of each distinct (destination, location, HQ, day) once, then two joins of the
+    # big table with small ones (a single five-way join made DuckDB pick a plan ~100× slower).
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE combos AS
+        SELECT c.*, d.tier AS d_tier, d.restricted AS d_restricted, d.hub AS d_hub,
+               l.tier AS l_tier, h.tier AS h_tier, h.t3 AS h_t3
+        FROM (SELECT DISTINCT destination, loc_country, hq_country, order_date FROM orders_k) c
+        JOIN country_day d ON d.code = c.destination AND d.day = c.order_date
+        JOIN country_day l ON l.code = c.loc_country AND l.day = c.order_date
+        JOIN country_day h ON h.code = c.hq_country AND h.day = c.order_date
+        """
+    )
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE step1 AS
         SELECT o.*, k.ckey, i.eccn, i.tpp_per_ic, i.chips, i.lpp_item
-        FROM orders o
+        FROM orders_k o
         JOIN ckeys k USING (consignee_id_or_blank, consignee_name, loc_country)
         JOIN item_class i ON i.spec = o.spec AND i.order_date = o.order_date
         """
     )
-    for alias, col in (("d", "destination"), ("l", "loc_country"), ("h", "hq_country")):
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE step1 AS
-            SELECT s.*, c.tier AS {alias}_tier, c.restricted AS {alias}_restricted,
-                   c.t3 AS {alias}_t3, c.hub AS {alias}_hub
-            FROM step1 s JOIN country_day c ON c.code = s.{col} AND c.day = s.order_date
-            """
-        )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE lines AS
-        SELECT * EXCLUDE (lpp_item, l_restricted, l_t3, l_hub, h_restricted, h_hub, d_t3),
-               quantity * chips * tpp_per_ic AS tpp,
-               quantity * chips AS ics,
-               d_tier AS dest_tier, d_restricted AS dest_restricted, d_hub AS dest_hub,
-               l_tier AS loc_tier, h_tier AS hq_tier, h_t3 AS hq_t3,
-               greatest(d_tier, l_tier, h_tier) AS tier,
-               (lpp_item AND order_date >= DATE '{eligible_since}'
-                AND greatest(d_tier, l_tier, h_tier) = 2 AND NOT d_restricted AND NOT h_t3
-                AND coalesce(upper("authorization"), 'LPP') = 'LPP'
-                AND coalesce(end_use, 'unknown') <> 'resale') AS lpp_eligible
-        FROM step1
+        SELECT s.* EXCLUDE (lpp_item),
+               c.d_tier, c.d_restricted, c.d_hub, c.l_tier, c.h_tier, c.h_t3,
+               s.quantity * s.chips * s.tpp_per_ic AS tpp,
+               s.quantity * s.chips AS ics,
+               c.d_tier AS dest_tier, c.d_restricted AS dest_restricted, c.d_hub AS dest_hub,
+               c.l_tier AS loc_tier, c.h_tier AS hq_tier, c.h_t3 AS hq_t3,
+               greatest(c.d_tier, c.l_tier, c.h_tier) AS tier,
+               (s.lpp_item AND s.order_date >= DATE '{eligible_since}'
+                AND greatest(c.d_tier, c.l_tier, c.h_tier) = 2 AND NOT c.d_restricted
+                AND NOT c.h_t3
+                AND coalesce(upper(s."authorization"), 'LPP') = 'LPP'
+                AND coalesce(s.end_use, 'unknown') <> 'resale') AS lpp_eligible
+        FROM step1 s
+        JOIN combos c USING (destination, loc_country, hq_country, order_date)
         """
     )
     con.execute("DROP TABLE step1")
+    con.execute("DROP TABLE combos")
 
 
 def _consignee_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """View `orders_k` (orders with their join keys) and table `ckeys`: a consignee's key is its
+    id when it has one (set-wise, in SQL), else `consignee_key` of its name and country."""
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE orders AS
+        CREATE OR REPLACE TEMP VIEW orders_k AS
         SELECT *, coalesce(consignee_id, '') AS consignee_id_or_blank,
                upper(coalesce(consignee_country, destination)) AS loc_country,
                upper(coalesce(consignee_hq_country, consignee_country, destination)) AS hq_country,
@@ -228,27 +272,42 @@ def _consignee_keys(con: duckdb.DuckDBPyConnection) -> None:
         FROM orders
         """
     )
+    con.execute(
+        r"""
+        CREATE OR REPLACE TEMP TABLE ckeys AS
+        SELECT consignee_id_or_blank, consignee_name, loc_country,
+               CASE WHEN consignee_id_or_blank <> ''
+                    THEN regexp_replace(consignee_id_or_blank, '^\s+|\s+$', '', 'g') END AS ckey
+        FROM (SELECT DISTINCT consignee_id_or_blank, consignee_name, loc_country FROM orders_k)
+        """
+    )
     rows = con.execute(
-        "SELECT DISTINCT consignee_id_or_blank, consignee_name, loc_country FROM orders"
+        "SELECT DISTINCT consignee_name, loc_country FROM ckeys WHERE ckey IS NULL"
     ).fetchall()
-    keys = [consignee_key(cid or None, name, cc) for cid, name, cc in rows]
+    if not rows:
+        return
     table = pa.table(
         {
-            "consignee_id_or_blank": [r[0] for r in rows],
-            "consignee_name": [r[1] for r in rows],
-            "loc_country": [r[2] for r in rows],
-            "ckey": keys,
+            "consignee_name": [r[0] for r in rows],
+            "loc_country": [r[1] for r in rows],
+            "key": [consignee_key(None, name, cc) for name, cc in rows],
         }
     )
     con.register("ckeys_arrow", table)
-    con.execute("CREATE OR REPLACE TEMP TABLE ckeys AS SELECT * FROM ckeys_arrow")
+    con.execute(
+        """
+        UPDATE ckeys SET ckey = a.key FROM ckeys_arrow a
+        WHERE ckeys.ckey IS NULL AND ckeys.consignee_name = a.consignee_name
+          AND ckeys.loc_country = a.loc_country
+        """
+    )
     con.unregister("ckeys_arrow")
 
 
 def _items(con: duckdb.DuckDBPyConnection, rules: RuleSet, engine: Engine, path: str) -> None:
     rows = con.execute(
         "SELECT DISTINCT spec, item, item_kind, chips_per_unit, tpp_per_unit, die_area_mm2, "
-        "order_date FROM orders"
+        "order_date FROM orders_k"
     ).fetchall()
     out: dict[str, list[Any]] = {
         k: [] for k in ("spec", "order_date", "eccn", "tpp_per_ic", "chips", "lpp_item")
@@ -280,7 +339,7 @@ def _items(con: duckdb.DuckDBPyConnection, rules: RuleSet, engine: Engine, path:
                 s = engine.item_spec(order)
                 c = classify(s, rules, day, regime)
             except UnknownItem as exc:
-                line = con.execute("SELECT min(rn) FROM orders WHERE spec = ?", [spec]).fetchall()
+                line = con.execute("SELECT min(rn) FROM orders_k WHERE spec = ?", [spec]).fetchall()
                 raise InputError(
                     exc.message,
                     file=path,
@@ -329,9 +388,9 @@ def _countries(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
     rows = con.execute(
         """
         SELECT DISTINCT c, order_date FROM (
-            SELECT destination AS c, order_date FROM orders UNION ALL
-            SELECT loc_country, order_date FROM orders UNION ALL
-            SELECT hq_country, order_date FROM orders)
+            SELECT destination AS c, order_date FROM orders_k UNION ALL
+            SELECT loc_country, order_date FROM orders_k UNION ALL
+            SELECT hq_country, order_date FROM orders_k)
         """
     ).fetchall()
     countries = Countries(rules)

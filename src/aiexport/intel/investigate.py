@@ -20,6 +20,8 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,15 @@ import duckdb
 
 from aiexport.errors import ParameterNotFound
 from aiexport.intel import signals as sg
-from aiexport.intel._normalize import email_domain, name_key, name_tokens, phone_key, website_domain
+from aiexport.intel._normalize import (
+    FREE_MAIL,
+    compact_key,
+    email_domain,
+    name_key,
+    name_tokens,
+    phone_key,
+    website_domain,
+)
 from aiexport.intel._orders import enrich, load_orders, lpp_limit
 from aiexport.intel.lists import ScreeningList
 from aiexport.intel.resolve import MATCH_THRESHOLD, Link, party_records, resolve
@@ -147,13 +157,13 @@ def investigate(
     t1 = time.perf_counter()
     records = party_records(list(parties.values()))
     links, demoted = resolve(con, records, threshold=threshold or MATCH_THRESHOLD)
-    relations = _relations(con, parties)
+    ctx = _Context.build(con, rules, parties)
+    relations = _relations(con, parties) + _behaviour_relations(con, ctx)
     clusters, capped = _cluster(parties, links, relations)
     t["resolve"] = time.perf_counter() - t1
     say("computing signals")
     t1 = time.perf_counter()
     screened = _screen(lists, parties, con) if lists is not None else {}
-    ctx = _Context.build(con, rules, parties)
     cases = []
     for members, evidence in clusters:
         case = _case(ctx, members, evidence, screened)
@@ -270,6 +280,145 @@ def _relations(
                 if m != target
             )
     return rels
+
+
+TIER3_LOCATIONS = frozenset(sg.TIER3_CALLING_CODES.values())
+BEHAVIOUR_SHARE = 12
+"""Within one behaviour group, a value held by more members than this is not a link."""
+NEAR_LIMIT = 0.4
+"""A member of a structuring ring takes at least this share of the LPP allowance in a year."""
+
+
+def _identifier_index(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[str, str]]]:
+    """Each consignee's identifier values (kind, value) for relationship links: the demoted
+    normal forms from entity resolution, plus the names of its payers and forwarders."""
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    rows = con.execute(
+        "SELECT unique_id, phone, address, email_domain, website, officers FROM er_parties"
+    ).fetchall()
+    for uid, phone, address, dom, web, officers in rows:
+        vals = out[uid]
+        for kind, v in (("phone", phone), ("address", address), ("email domain", dom)):
+            if v:
+                vals.append((kind, v))
+        if web:
+            vals.append(("website", web))
+        for o in officers or ():
+            vals.append(("director", o))
+    for uid, email in con.execute(
+        "SELECT ckey, consignee_email FROM lines WHERE consignee_email IS NOT NULL GROUP BY ALL"
+    ).fetchall():
+        handle = _free_mail_handle(email)
+        if handle:
+            out[uid].append(("e-mail handle", handle))
+    # A payer or forwarder counts when it is a habit (two lines or more), not a one-off.
+    for kind, col in (("payer", "payer_name"), ("forwarder", "intermediate_name")):
+        for ckey, name, own in con.execute(
+            f"SELECT ckey, {col}, any_value(consignee_name) FROM lines WHERE {col} IS NOT NULL "
+            "GROUP BY ALL HAVING count(*) >= 2"
+        ).fetchall():
+            key = _name_key(name)
+            if key and key != _name_key(own):
+                out[ckey].append((kind, key))
+    return out
+
+
+def _free_mail_handle(email: str) -> str | None:
+    """The letters of a free-mail address's local part ('vertex.trade88@gmail.com' → 'vertextrade'):
+    shells of one ring open mailboxes on the same pattern."""
+    local, _, dom = email.lower().rpartition("@")
+    if dom not in FREE_MAIL:
+        return None
+    letters = "".join(ch for ch in local if ch.isalpha())
+    return letters if len(letters) >= 5 else None
+
+
+@lru_cache(maxsize=500_000)
+def _name_key(name: str) -> str:
+    return name_key(name)
+
+
+def _behaviour_relations(con: duckdb.DuckDBPyConnection, ctx: _Context) -> list[Relation]:
+    """Weak identifiers that link consignees doing the same suspicious thing.
+
+    A shared director written as surname and initial, a payer or a forwarder, is too common to
+    resolve two companies on its own; between two consignees that both surge before the same
+    deadline, or that both take most of the LPP allowance in the same year, it is what ties
+    the members of one scheme (enforcement.md S08-S10: stockpiling and split purchases by
+    linked buyers). Links stay inside each behaviour group, so legitimate buyers that share a
+    forwarder with a ring member are not drawn in. A third kind: a consignee located in a
+    Tier 3 country that shares a director, phone or domain with a consignee outside it buying
+    controlled items (S14: a Tier 3 parent behind a subsidiary).
+    """
+    ids = _identifier_index(con)
+    groups: dict[str, tuple[set[str], frozenset[str]]] = {}
+    every = frozenset(
+        {"phone", "address", "email domain", "website", "director", "payer", "e-mail handle"}
+    )
+    for year, limit in ctx.limits.items():
+        near = {m for m, by in ctx.lpp.items() if NEAR_LIMIT * limit <= by.get(year, 0.0) <= limit}
+        groups[f"co-structuring {year}"] = (near, every)
+    for d in ctx.deadlines:
+        surging = {m for m in ctx.parties if _surging(ctx, m, d)}
+        groups[f"co-surge before {d}"] = (surging, every | {"forwarder"})
+    rels: list[Relation] = []
+    for label, (members, kinds) in groups.items():
+        by_value: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for m in sorted(members):
+            for kind, v in dict.fromkeys(ids.get(m, ())):
+                if kind in kinds:
+                    by_value[(kind, v)].append(m)
+        shared: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+        for (kind, v), ms in sorted(by_value.items()):
+            if 2 <= len(ms) <= BEHAVIOUR_SHARE:
+                for i, a in enumerate(ms):
+                    for b in ms[i + 1 :]:
+                        shared[(a, b)].append((kind, v))
+        for (a, b), vals in sorted(shared.items()):
+            # A director's name alone collides too often (surname and initial, common names).
+            if all(k == "director" for k, _ in vals) and not (
+                _similar_names(ctx, a, b) or (_young(ctx, a) and _young(ctx, b))
+            ):
+                continue
+            rels.append(Relation(a, b, label, "; ".join(f"{k} {v}" for k, v in vals), 0.7))
+    # Tier 3 affiliates.
+    t3 = set(sg.TIER3_CALLING_CODES.values())
+    located = {m for m, p in ctx.parties.items() if p["country"] in t3}
+    index: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for m in sorted(located):
+        for kind, v in dict.fromkeys(ids.get(m, ())):
+            if kind in ("phone", "email domain", "website", "director"):
+                index[(kind, v)].append(m)
+    for m, lns in sorted(ctx.lines.items()):
+        if m in located or not any(ln[ECCN] != "EAR99" for ln in lns):
+            continue
+        for kind, v in dict.fromkeys(ids.get(m, ())):
+            parents = index.get((kind, v), [])
+            if not 1 <= len(parents) <= 2:
+                continue
+            if kind == "director" and not _same_stem(ctx, parents[0], m):
+                continue
+            rels.append(Relation(parents[0], m, "tier3_affiliate", f"{kind} {v}", 0.75))
+    return rels
+
+
+def _young(ctx: _Context, m: str) -> bool:
+    """Founded less than two years before its first order (a shell, or a new company)."""
+    p = ctx.parties[m]
+    return bool(p["founded"] and p["first"] and (p["first"] - p["founded"]).days < 730)
+
+
+def _same_stem(ctx: _Context, a: str, b: str) -> bool:
+    """Both names start with the same distinctive word ('Kaiyuan Data', 'Kaiyuan Digital')."""
+    ta, tb = name_tokens(ctx.parties[a]["name"]), name_tokens(ctx.parties[b]["name"])
+    return bool(ta and tb and ta[0] == tb[0] and len(ta[0]) >= 3)
+
+
+def _similar_names(ctx: _Context, a: str, b: str) -> bool:
+    """Names that are spelling variants of one stem ('Ver Tex', 'Veertex', 'Vertex')."""
+    ka, kb = compact_key(ctx.parties[a]["name"]), compact_key(ctx.parties[b]["name"])
+    n = min(len(ka), len(kb), 8)
+    return n >= 4 and SequenceMatcher(None, ka[:n], kb[:n]).ratio() >= 0.8
 
 
 class _UnionFind:
@@ -423,6 +572,22 @@ class _Context:
 ) = range(19)
 
 
+def _surging(ctx: _Context, m: str, d: dt.date) -> tuple[int, int, int] | None:
+    """Orders of consignee `m` in the window before deadline `d`, the year before it and the 180
+    days after, when the window's rate is `SURGE_FACTOR` times both; else None."""
+    w0 = d - dt.timedelta(days=sg.SURGE_WINDOW_DAYS)
+    ls = ctx.lines.get(m, [])
+    n_w = sum(1 for ln in ls if w0 <= ln[DATE] < d)
+    if n_w < sg.SURGE_MIN_ORDERS:
+        return None
+    n_b = sum(1 for ln in ls if w0 - dt.timedelta(days=365) <= ln[DATE] < w0)
+    n_a = sum(1 for ln in ls if d <= ln[DATE] < d + dt.timedelta(days=180))
+    rate_w = n_w / sg.SURGE_WINDOW_DAYS
+    if rate_w >= sg.SURGE_FACTOR * n_b / 365 and n_a / 180 <= rate_w / sg.SURGE_FACTOR:
+        return n_w, n_b, n_a
+    return None
+
+
 def _signals(
     ctx: _Context,
     members: list[str],
@@ -445,14 +610,30 @@ def _signals(
                     best = (total / limit, year, buyers, near)
         if best:
             ratio, year, buyers, near = best
+            # An established multinational whose subsidiaries all declare the same foreign
+            # headquarters is a corporate group in the open, not shells hiding one buyer.
+            hqs = {P[m]["hq"] for m in members}
+            hq = next(iter(hqs))
+            open_group = (
+                len(hqs) == 1
+                and hq not in TIER3_LOCATIONS
+                and all(P[m]["country"] != hq for m in members)
+                and not any(_young(ctx, m) for m in members)
+            )
             out.append(
                 Signal(
                     sg.STRUCTURING,
-                    min(1.0, 0.5 + (ratio - 1.0) / 2 + 0.1 * near),
+                    (0.3 if open_group else 1.0) * min(1.0, 0.5 + (ratio - 1.0) / 2 + 0.1 * near),
                     f"In {year} the {buyers} linked consignees took {ratio:.1f}× the LPP allowance "
                     f"({ctx.limits[year]:,.0f} TPP per ultimate consignee, 15 CFR 740.29(d)) under "
                     f"LPP-eligible terms while each stayed under it; {near} sat between half the "
-                    "allowance and the allowance.",
+                    "allowance and the allowance"
+                    + (
+                        f" (weakened: established subsidiaries that all declare their headquarters "
+                        f"in {hq})."
+                        if open_group
+                        else "."
+                    ),
                 )
             )
     # SHARED_IDENTIFIERS
@@ -574,26 +755,16 @@ def _signals(
         )
     # PRE_DEADLINE_SURGE: many orders just before a compliance date, few before and after.
     for d in ctx.deadlines:
-        w0 = d - dt.timedelta(days=sg.SURGE_WINDOW_DAYS)
-        surging = []
-        for m in members:
-            ls = ctx.lines[m]
-            n_w = sum(1 for ln in ls if w0 <= ln[DATE] < d)
-            n_b = sum(1 for ln in ls if w0 - dt.timedelta(days=365) <= ln[DATE] < w0)
-            n_a = sum(1 for ln in ls if d <= ln[DATE] < d + dt.timedelta(days=180))
-            rate_w = n_w / sg.SURGE_WINDOW_DAYS
-            if (
-                n_w >= sg.SURGE_MIN_ORDERS
-                and rate_w >= sg.SURGE_FACTOR * n_b / 365
-                and n_a / 180 <= rate_w / sg.SURGE_FACTOR
-            ):
-                surging.append((m, n_w, n_b, n_a))
+        surging = [(m, *x) for m in members if (x := _surging(ctx, m, d))]
         if surging:
             n_w = sum(x[1] for x in surging)
+            # Stockpiling before a deadline is lawful for one buyer (enforcement.md T12); linked
+            # consignees surging together is the scheme.
+            alone = len(surging) == 1
             out.append(
                 Signal(
                     sg.PRE_DEADLINE_SURGE,
-                    min(1.0, 0.5 + n_w / 20),
+                    (0.6 if alone else 1.0) * min(1.0, 0.5 + n_w / 20),
                     f"{n_w} orders in the {sg.SURGE_WINDOW_DAYS} days before the {d} compliance date "
                     f"from {len(surging)} consignee(s), against "
                     f"{sum(x[2] for x in surging)} in the year before and {sum(x[3] for x in surging)} "
@@ -602,11 +773,8 @@ def _signals(
             )
     # HQ_IN_TIER3: a Tier 3 parent behind consignees that declare a local headquarters.
     clues: list[str] = []
-    located_t3 = [
-        m
-        for m in members
-        if any(ln[TIER] == 3 and ln[LOC] == P[m]["country"] for ln in ctx.lines[m][:1])
-    ]
+    # Located in a Tier 3 country (not merely governed by Tier 3 through a declared HQ).
+    located_t3 = [m for m in members if P[m]["country"] in TIER3_LOCATIONS]
     outside = [
         m
         for m in members

@@ -450,7 +450,10 @@ class Planter:
             ["LINE_OF_BUSINESS_MISMATCH", "NEW_ENTITY_LARGE_ORDER"],
         )
         payer = None
-        if r.random() < 0.6:
+        # Several fronts of one scheme are paid for by the same third-country party (ALX: HK and
+        # PRC payers; Janford: wires from the PRC; enforcement.md T3); a lone front sometimes
+        # pays for itself.
+        if n > 1 or r.random() < 0.6:
             pc = r.choice(("HK", "CN"))
             payer = (f"{nm.company_stem(r, pc)} Trading {nm.pick(r, nm.PROFILES[pc].suffixes)}", pc)
             g.extra["payers"] = [{"name": payer[0], "country": payer[1]}]
@@ -501,7 +504,20 @@ class Planter:
         return g
 
     def surge(self) -> Group:
-        """Hub buyers that pile up orders in the weeks before the compliance date, then stop."""
+        """Hub consignees of one buyer that pile up orders before the compliance date, then stop.
+
+        Stockpiling is done by one buyer, or by buyers linked to each other, never by strangers
+        who happen to order at the same time (enforcement.md §1 T12, C18, C19): the H20
+        stockpile was ordered by a handful of Chinese firms; the ~1M H20s went through their
+        usual channels; a Chinese appliance maker ordered 300 H100 servers through a Malaysian
+        broker that set up a Malaysian shell for it; Megaspeed bought through its Malaysian
+        subsidiary Speedmatrix. So the members here are entities of one principal: each shares
+        at least one identifier with the others, written with the noise of real records, a
+        director (as the registry writes the name), the principal's phone, the principal paying
+        from a third country, or the principal's freight forwarder. A detector that sees only
+        timing cannot group them; one that links co-surging consignees through what they share
+        can.
+        """
         r = self.r
         n = r.randint(2, 4)
         countries = ("MY", "MY", "TH", "SG", "IN", "ID")
@@ -510,12 +526,30 @@ class Planter:
         g = self.group(
             "surge",
             True,
-            f"{n} hub consignees multiply their orders in the {(hi - lo).days} days before the "
-            f"{COMPLIANCE_DATE.isoformat()} compliance date, then fall silent",
-            ["PRE_DEADLINE_SURGE"],
+            f"{n} hub consignees of one buyer multiply their orders in the {(hi - lo).days} days "
+            f"before the {COMPLIANCE_DATE.isoformat()} compliance date, then fall silent",
+            ["PRE_DEADLINE_SURGE", "SHARED_IDENTIFIERS"],
         )
         g.extra["window"] = {"start": lo.isoformat(), "end": hi.isoformat()}
         officer = nm.person(r, "zh")
+        home = r.choice(countries)
+        phone = (home, nm.phone_number(r, home))
+        pc = r.choice(("HK", "CN", "HK", "SG"))
+        principal = (
+            f"{nm.company_stem(r, pc)} {r.choice(('Holdings', 'Investment', 'Technology'))} "
+            f"{nm.pick(r, nm.PROFILES[pc].suffixes)}",
+            pc,
+        )
+        fwd_country = r.choice((home, "HK"))
+        forwarder = (self.forwarder_name(fwd_country), fwd_country)
+        g.extra["officers"] = [f"{officer[1]} {officer[0]}"]
+        g.extra["shared"] = {"phones": [nm.format_phone(r, phone[0], phone[1], noisy=False)]}
+        g.extra["payers"] = [{"name": principal[0], "country": principal[1]}]
+        g.extra["forwarders"] = [{"name": forwarder[0], "country": forwarder[1]}]
+        kinds = ("officer", "phone", "payer", "forwarder")
+        # What every member shares (the principal's phone, payments or forwarder); a director,
+        # written with the registry's noise, and the other ties are extra.
+        anchor = r.choice(kinds[1:])
         for _ in range(n):
             country = r.choice(countries)
             sig = ["PRE_DEADLINE_SURGE"]
@@ -528,9 +562,13 @@ class Planter:
             if new:
                 sig.append("NEW_ENTITY_LARGE_ORDER")
             p = make_party(r, country, "cloud", founded=founded)
-            if r.random() < 0.5:
+            links = [anchor, *(k for k in kinds if k != anchor and r.random() < 0.3)]
+            if "officer" in links:
                 p.officers = nm.format_person(r, officer[0], officer[1], noisy=True)
                 sig.append("SHARED_OFFICER")
+            if "phone" in links:
+                p.phone = nm.format_phone(r, phone[0], phone[1], noisy=True)
+                sig.append("SHARED_PHONE")
             idx = self.add_party(p)
             g.members.append((idx, "consignee", sig))
             early = max(WORLD_START, founded + dt.timedelta(days=14))
@@ -545,11 +583,18 @@ class Planter:
                     server=True,
                     end_use="datacenter",
                 )
-            for _ in range(r.randint(8, 25)):
+            n_lines = r.randint(8, 25)
+            for k in range(n_lines):
                 on = random_date(r, lo, hi)
                 fwd = -1
-                if r.random() < 0.25:
+                # The principal's forwarder and payment show on some lines, at least on one.
+                if "forwarder" in links and (k == 0 or r.random() < 0.5):
+                    fwd = self.inter(*forwarder)
+                elif r.random() < 0.25:
                     fwd = self.inter(self.forwarder_name(country), country)
+                payer = -1
+                if "payer" in links and (k == 0 or r.random() < 0.6):
+                    payer = self.payer(*principal)
                 self.line(
                     g,
                     idx,
@@ -559,7 +604,12 @@ class Planter:
                     server=True,
                     end_use=r.choice(("datacenter", "storage", "resale")),
                     inter=fwd,
+                    payer=payer,
                 )
+            if "payer" in links:
+                sig.append("PAYER_MISMATCH")
+            if "forwarder" in links:
+                sig.append("FORWARDER_CONSIGNEE")
         return g
 
     def hidden_tier3(self) -> Group:
@@ -575,6 +625,8 @@ class Planter:
             founded=random_date(r, dt.date(1998, 1, 1), dt.date(2016, 1, 1)),
         )
         parent_officers = [nm.person(r, "zh" if pc == "CN" else "hk") for _ in range(3)]
+        parent_phone = "".join(ch for ch in parent.phone if ch.isdigit()).removeprefix("00")
+        parent_phone = parent_phone.removeprefix(str(nm.PROFILES[pc].phone_cc))
         parent.officers = "; ".join(nm.format_person(r, s, g_, False) for s, g_ in parent_officers)
         pidx = self.add_party(parent)
         n = r.randint(1, 3)
@@ -632,7 +684,10 @@ class Planter:
                 s, g_ = r.choice(parent_officers)
                 p.officers = "; ".join([nm.format_person(r, s, g_, noisy=True), p.officers])
             if "phone" in clues:
-                p.phone = nm.format_phone(r, pc, nm.phone_number(r, pc), noisy=True)
+                # The parent's own number, as a subsidiary with no local switchboard lists it
+                # (written in another format); a random number in the parent's country would
+                # say "Tier 3" but not whose subsidiary it is.
+                p.phone = nm.format_phone(r, pc, parent_phone, noisy=True)
             if "domain" in clues:
                 p.email = f"{r.choice(('it', 'purchasing', 'ops'))}@{parent.email.split('@')[1]}"
                 p.website = ""
