@@ -30,7 +30,7 @@ from aiexport.ledger._entries import Balance, Entry, Receipt, fingerprint, iso, 
 from aiexport.ledger._migrations import migrate
 from aiexport.ledger._sql import REQUEST_EXISTS, REQUESTS_IN, Sql
 from aiexport.ledger._views import live_used_micro
-from aiexport.ledger._writer import CapReached, RequestRow, Writer, refusal
+from aiexport.ledger._writer import CapReached, RequestRow, Writer, draws_fingerprint, refusal
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import LicenseInfo, VeuInfo
 
@@ -49,10 +49,7 @@ class DrawRequest:
 
 
 def _draws_fp(kind: str, draws: Sequence[Draw], order_id: str | None) -> str:
-    return fingerprint(
-        f"{kind}|{order_id}|"
-        + ";".join(f"{d.account},{d.amount},{d.limit},{d.max_share},{d.share_of}" for d in draws)
-    )
+    return draws_fingerprint(kind, draws, order_id)
 
 
 def _accounts(draws: Sequence[Draw]) -> list[str]:
@@ -476,7 +473,7 @@ class Ledger:
             expires = iso(w.now + DEFAULT_HOLD) if kind == "reserve" else None
             out: list[Receipt] = []
             for r in requests:
-                fp = _draws_fp(kind, r.draws, r.order_id)
+                fp = w.fingerprint(kind, r.draws, r.order_id)
                 if r.key in prior:
                     if prior[r.key].fingerprint != fp:
                         raise Conflict(f"idempotency key {r.key!r} was used for another request")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from hashlib import sha256
 from typing import Any, NamedTuple
@@ -27,6 +27,20 @@ from aiexport.rules.determination import Draw
 _EXPIRY_ACTOR = "system:expiry"
 _EXPIRY_CITATION = "reservation expired"
 _CHUNK = 500
+
+
+def draws_fingerprint(
+    kind: str,
+    draws: Sequence[Draw],
+    order_id: str | None,
+    micro: Callable[[Decimal], int] = to_micro,
+) -> str:
+    """A stable digest of a draw request, to tell a true replay from a reused key."""
+    parts = [kind, str(order_id)]
+    for d in draws:
+        limit = "" if d.limit is None else micro(d.limit)
+        parts.append(f"{d.account},{micro(d.amount)},{limit},{d.max_share},{d.share_of}")
+    return sha256("|".join(parts).encode()).hexdigest()
 
 
 class CapReached(QuotaExceeded):
@@ -92,6 +106,7 @@ class Writer:
         self.requests: list[tuple[Any, ...]] = []
         self._keys: set[str] = set()
         self._micro: dict[Decimal, int] = {}
+        self._ok_text: set[tuple[str, str]] = set()
 
     # -- reading state -------------------------------------------------------------------------
 
@@ -180,15 +195,19 @@ class Writer:
         expires_at: str | None = None,
     ) -> list[int]:
         """Append one entry per draw, then check every cap the draws carry (all or nothing)."""
-        micro = [self.micro(d.amount) for d in draws]
         check_text(key, actor, order_id)
-        for d, m in zip(draws, micro, strict=True):
-            check_text(d.account, d.citation)
+        bal, ok, micro = self.bal, self._ok_text, self.micro
+        amounts = []
+        for d in draws:
+            m = micro(d.amount)
             if m <= 0:
                 raise InputError(f"draw on {d.account} must be positive, got {d.amount} TPP")
-        bal = self.bal
-        if any(d.account not in bal or (d.share_of and d.share_of not in bal) for d in draws):
-            self.load([d.account for d in draws] + [d.share_of for d in draws if d.share_of])
+            if (d.account, d.citation) not in ok:
+                check_text(d.account, d.citation)
+                ok.add((d.account, d.citation))
+            if d.account not in bal or (d.share_of and d.share_of not in bal):
+                self.load([d.account, d.share_of or d.account])
+            amounts.append(m)
         seqs = [
             self.append(
                 kind,
@@ -200,12 +219,16 @@ class Writer:
                 order_id=order_id,
                 expires_at=expires_at,
             )
-            for i, (d, m) in enumerate(zip(draws, micro, strict=True))
+            for i, (d, m) in enumerate(zip(draws, amounts, strict=True))
         ]
-        for d, m in zip(draws, micro, strict=True):
+        for d, m in zip(draws, amounts, strict=True):
             if d.limit is not None or d.max_share is not None:
                 self.check(d, m, order_id)
         return seqs
+
+    def fingerprint(self, kind: str, draws: Sequence[Draw], order_id: str | None) -> str:
+        """`draws_fingerprint` with this transaction's memo of amounts."""
+        return draws_fingerprint(kind, draws, order_id, self.micro)
 
     def micro(self, amount: Decimal) -> int:
         """`to_micro`, remembered: a batch repeats the same amounts and limits many times."""
