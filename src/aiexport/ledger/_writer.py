@@ -288,15 +288,15 @@ class Writer:
         """Write entries, holds, balances, requests and the new chain head; on PostgreSQL,
         commit. Nothing may be written after `flush`."""
         sql = self.sql
+        sql.bulk("ledger_entries", q.ENTRY_COLS, self.rows)
+        sql.bulk("ledger_requests", q.REQUEST_COLS, self.requests)
         with sql.pipeline():
-            sql.many(q.INSERT_ENTRY, self.rows)
             sql.many(q.INSERT_HOLD, self.new_holds)
             sql.many(q.DELETE_HOLD, self.closed_holds)
             sql.many(
                 q.UPSERT_BALANCE,
                 [(a, *self.bal[a], last) for a, last in sorted(self.touched.items())],
             )
-            sql.many(q.INSERT_REQUEST, self.requests)
             if self.rows:
                 sql.run(q.UPDATE_HEAD, (self.seq, self.hash))
             if not sql.sqlite:
