@@ -23,6 +23,27 @@ from aiexport.rules.determination import QuotaUse, Reason, _num
 from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
 
 
+def _quota_json(q: QuotaUse, names: dict[str, str]) -> str:
+    """`json.dumps(q.to_record())`, without building the dict."""
+    account = names.get(q.account)
+    if account is None:
+        account = names[q.account] = json.dumps(q.account)
+    if q.limit_tpp is None:
+        limits = '"limit_tpp": null, "remaining_tpp": null'
+    else:
+        rem = max(q.limit_tpp - q.used_tpp, Decimal(0))
+        limits = f'"limit_tpp": {_json_num(q.limit_tpp)}, "remaining_tpp": {_json_num(rem)}'
+    draws = "true" if q.draws else "false"
+    return (
+        f'{{"account": {account}, "used_tpp": {_json_num(q.used_tpp)}, {limits}, "draws": {draws}}}'
+    )
+
+
+def _json_num(v: Decimal) -> str:
+    x = _num(v)
+    return str(x) if isinstance(x, int) else float.__repr__(x)
+
+
 class Interner:
     """Distinct values and their ids."""
 
@@ -180,6 +201,7 @@ class Decisions:
         return pa.table([cols[f.name] for f in schema], schema=schema)
 
     def _quota_columns(self, schema: pa.Schema) -> tuple[pa.Array, pa.Array]:
+        """The `quota` struct and `quota_accounts` JSON exactly as `io.decisions` writes them."""
         n = self.n
         account: list[str | None] = [None] * n
         used = np.zeros(n)
@@ -189,22 +211,21 @@ class Decisions:
         draws = np.zeros(n, dtype=bool)
         valid = np.zeros(n, dtype=bool)
         js: list[str | None] = [None] * n
+        names: dict[str, str] = {}
         for i, q in self.quota.items():
             if not q:
                 continue
-            rec = q[0].to_record()
+            first = q[0]
             valid[i] = True
-            account[i] = rec["account"]
-            used[i] = rec["used_tpp"]
-            if rec["limit_tpp"] is not None:
+            account[i] = first.account
+            u = _num(first.used_tpp)
+            used[i] = u
+            if first.limit_tpp is not None:
                 limit_null[i] = False
-                limit[i] = rec["limit_tpp"]
-                remaining[i] = rec["remaining_tpp"]
-            draws[i] = rec["draws"]
-            if len(q) == 1:
-                js[i] = json.dumps([rec])
-            else:
-                js[i] = json.dumps([u.to_record() for u in q])
+                limit[i] = _num(first.limit_tpp)
+                remaining[i] = _num(max(first.limit_tpp - first.used_tpp, Decimal(0)))
+            draws[i] = first.draws
+            js[i] = "[" + ", ".join(_quota_json(x, names) for x in q) + "]"
         qtype = schema.field("quota").type
         struct = pa.StructArray.from_arrays(
             [

@@ -388,10 +388,11 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     raised = _raised(engine, rep)
     prog.params["raised"] = raised
     if "lpp" in fam:
-        fit_probe = Probe({"lpp": -d0.tpp_total})
         over_probe = Probe({"lpp": HUGE})
         try:
-            d_fit = engine.decide(rep, fit_probe)
+            d_fit = (
+                d0 if d0.authority == "LPP" else engine.decide(rep, Probe({"lpp": -d0.tpp_total}))
+            )
             d_over = engine.decide(rep, over_probe)
         except Exception:
             prog.kind = ENGINE
@@ -407,7 +408,6 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
                 "exceptions.lpp.preshipment_notice_tpp", day
             )
             over_fam = over_probe.families()
-            over_rules = _rules(d_over)
             if d_over.authority == "AIA" and "aia" in over_fam:
                 prog.over = AIA
                 prog.params["aia_thr"] = engine.rules.number(
@@ -417,7 +417,7 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
                 prog.over = ALLOC
                 if not _alloc_params(prog, d_over):
                     prog.kind = ENGINE
-            elif not d_over.quota and not d_over.draws and not (over_rules & NUMERIC_RULES):
+            elif not d_over.quota and not d_over.draws:
                 prog.over = "none"
             else:
                 prog.kind = ENGINE
