@@ -68,7 +68,7 @@ def _racer(url: str, proc: int, n: int, folder: str, caps: tuple[int, int]) -> N
 def test_racing_reservations_never_overdraw(url: str, tmp_path: Path) -> None:
     """8 processes × 1,000 reservations on two small caps drawn together."""
     Ledger(url).close()
-    procs, per, caps = 8, 1000, (1200, 1000)
+    procs, per, caps = 8, 1000, (400, 300)
     ctx = mp.get_context("fork")
     workers = [
         ctx.Process(target=_racer, args=(url, p, per, str(tmp_path), caps)) for p in range(procs)
