@@ -50,6 +50,9 @@ class Probe:
 
     def used(self, account: str) -> Decimal:
         self.reads.append(account)
+        v = self.values.get(account)
+        if v is not None:
+            return v
         return self.values.get(account.split("/", 1)[0], ZERO)
 
     def license(self, license_id: str) -> LicenseInfo | None:
@@ -86,6 +89,25 @@ class StateView:
 
     def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
         return self.base.veus_for(consignee)
+
+
+class _Renamed:
+    """A quota view that reads `token` in account names as the order's reference."""
+
+    def __init__(self, view: QuotaView, token: str, ref: str) -> None:
+        self.view, self.token, self.ref = view, token, ref
+
+    def used(self, account: str) -> Decimal:
+        return self.view.used(account.replace(self.token, self.ref))
+
+    def license(self, license_id: str) -> LicenseInfo | None:
+        return self.view.license(license_id)
+
+    def veu(self, veu_id: str) -> VeuInfo | None:
+        return self.view.veu(veu_id)
+
+    def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
+        return self.view.veus_for(consignee)
 
 
 # --- templates --------------------------------------------------------------------------------
@@ -153,8 +175,13 @@ def _fmt_counted(n: dict[str, Any]) -> str:
     return f"Licensed TPP counts against {n['al_acc']}: {n['al_after']:,} of {n['al_limit']:,}."
 
 
+def _fmt_uveu(n: dict[str, Any]) -> str:
+    return f"UVEU {n['ref']}: geographic allocations hold after this shipment (holder total {n['uveu_total']:,} TPP)."
+
+
 def _formatters(rule: str, raised: Sequence[str]) -> list[Formatter]:
     table: dict[str, list[Formatter]] = {
+        "veu.uveu_geo": [_fmt_uveu],
         "lpp.limit": [_fmt_lpp_fit, _fmt_lpp_over],
         "lpp.notice": [_fmt_notice],
         "auth.requested_ineligible": [_fmt_req_lpp_over],
@@ -226,7 +253,9 @@ def make_template(
 
 # --- programs ---------------------------------------------------------------------------------
 
-PURE, AIA, LPP, ALLOC, LIC, ENGINE, ERROR = "pure", "aia", "lpp", "alloc", "lic", "engine", "error"
+PURE, AIA, LPP, ALLOC, LIC, UVEU, ENGINE, ERROR = (
+    "pure", "aia", "lpp", "alloc", "lic", "uveu", "engine", "error",
+)  # fmt: skip
 
 
 @dataclass
@@ -381,6 +410,8 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
         return Program(ENGINE)
     prog = Program(PURE)
     fam = probe.families()
+    if kind == "UVEU" and fam & {"uveu"} and not fam & {"nveu", "license"}:
+        return _plan_uveu(engine, rep, prog)
     if fam & {"uveu", "nveu", "license"}:
         prog.kind = ENGINE
         return prog
@@ -431,13 +462,9 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
         if not _alloc_params(prog, d0):
             prog.kind = ENGINE
         else:
-            try:
-                d_met = engine.decide(rep, Probe({"allocation": HUGE}))
-            except Exception:
-                prog.kind = ENGINE
-                return prog
-            # A license for a Tier-1-headquartered consignee counts but is never refused.
-            prog.params["exempt"] = bool(d_met.draws)
+            # A license under (A)(2) (Tier 1 links) counts toward the allocation but is never
+            # refused by it; a wrong guess shows as a draw mismatch and sends the key to the engine.
+            prog.params["exempt"] = "lic.a_t1" in rules0
     elif "allocation" in fam and _reads_allocation(d0):
         prog.kind = ALLOC
         if not _alloc_params(prog, d0):
@@ -450,6 +477,34 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
             prog.template = t
     else:
         prog.kind = ENGINE
+    return prog
+
+
+def _plan_uveu(engine: Engine, rep: Order, prog: Program) -> Program:
+    """A UVEU named on the order (unregistered): its total and geographic shares.
+
+    The kernel handles the orders whose shares hold (the UVEU is then used); an order that would
+    break a share is decided by the engine.
+    """
+    prefix = f"uveu/{TOKEN}/"
+    try:
+        d = engine.decide(rep, Probe({prefix + "total": HUGE}))
+    except Exception:
+        prog.kind = ENGINE
+        return prog
+    ok = (
+        d.authority == "UVEU"
+        and d.quota
+        and d.quota[0].account == prefix + "total"
+        and len(d.draws) == len(d.quota)
+        and all(x.account.startswith(prefix) for x in d.draws)
+        and all(x.max_share is not None for x in d.draws[1:])
+    )
+    if not ok:
+        prog.kind = ENGINE
+        return prog
+    prog.kind = UVEU
+    prog.params["checks"] = [(x.account[len(prefix) :], x.max_share) for x in d.draws[1:]]
     return prog
 
 
@@ -595,6 +650,33 @@ def run_quota_pass(
             quota = (QuotaUse(acc, after, None, True),)
             dr_list = [(acc, tpp)]
             branch = (*branch, "aia", after >= p["aia_thr"])
+        elif step == UVEU:
+            ref = str(cols["authorization"].at(r)).split(":", 1)[1]
+            total = f"uveu/{ref}/total"
+            total_after = used(total) + tpp
+            uses = [QuotaUse(total, total_after, None, True)]
+            dr_list = [(total, tpp)]
+            pending = [(total, total_after)]
+            broke = False
+            for suffix, share in p["checks"]:
+                acc = f"uveu/{ref}/{suffix}"
+                after = used(acc) + tpp
+                cap = share * total_after
+                if after > cap:
+                    broke = True
+                    break
+                uses.append(QuotaUse(acc, after, cap, True))
+                dr_list.append((acc, tpp))
+                pending.append((acc, after))
+            if broke:
+                d = by_engine(r)
+                outcomes[r] = RowOutcome(-1, None, d.quota, d)
+                if d.draws:
+                    draws[r] = [(x.account, x.amount) for x in d.draws]
+                continue
+            quota = tuple(uses)
+            n.update(ref=ref, uveu_total=total_after)
+            branch = ("uveu",)
         elif step in (ALLOC, LIC):
             acc = p["al_acc"]
             u = used(acc)
@@ -646,17 +728,22 @@ def _branch_template(
 ) -> int | None:
     """Decide row r with the engine (state before its draws) and check the kernel against it."""
     order = placeholder(order_at(orders, r), special)
+    ref = n.get("ref")
+    seen: QuotaView = view if ref is None else _Renamed(view, TOKEN, str(ref))
     try:
-        d = engine.decide(order, view)
+        d = engine.decide(order, seen)
     except Exception:
         return None
-    if d.quota != quota or [(x.account, x.amount) for x in d.draws] != dr_list:
+    back = (lambda a: a) if ref is None else (lambda a: a.replace(TOKEN, str(ref)))
+    d_quota = tuple(dataclasses.replace(q, account=back(q.account)) for q in d.quota)
+    if d_quota != quota or [(back(x.account), x.amount) for x in d.draws] != dr_list:
         return None
     day = str(order.order_date)
-    t = make_template(d, day, info.cls_reasons, n, prog.params.get("raised", [""]))
+    tn = n if ref is None else {**n, "ref": TOKEN}
+    t = make_template(d, day, info.cls_reasons, tn, prog.params.get("raised", [""]))
     if t is None:
         return None
-    if render_reasons(t, day, {}, n, info.cls_reasons) != list(d.reasons):
+    if render_reasons(t, day, {}, tn, info.cls_reasons) != list(d.reasons):
         return None
     templates.append(t)
     return len(templates) - 1
