@@ -66,6 +66,7 @@ def test_snapshot_answers_as_the_ledger_does(ledger: Ledger, minutes: int) -> No
         for holder in ["hold co", "other", "nobody"]:
             assert list(view.veus_for(holder)) == list(ledger.veus_for(holder))
         assert [v.veu_id for v in view.veus_for("hold co")] == ["V-1", "V-2"]
+        assert view.head() == ledger.head()
     fast.close()
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aiexport.api import store
+from aiexport.api.fastpath import FastDecisions
 from aiexport.api.job_kinds import KINDS
 from aiexport.api.jobs import JobRunner
 from aiexport.api.routers import admin, decisions, health, jobs, ledger, reference, registry
@@ -117,6 +118,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         runner.shutdown()
+        services.close()
 
     app = FastAPI(
         title="aiexport",
@@ -127,6 +129,7 @@ def create_app(
         responses={401: {"description": "Missing or invalid API key"}},
     )
     app.state.services = services
+    app.add_middleware(FastDecisions, services=services)
     app.state.jobs = runner
     for module in (health, decisions, ledger, registry, jobs, reference, admin):
         app.include_router(module.router)

@@ -115,6 +115,11 @@ def create_key(
 
 def authenticate(ledger: Ledger, header: str | None) -> Principal:
     """The caller of an `Authorization: Bearer <key>` header; `AuthError` when it does not check."""
+    return check_key(ledger, bearer_token(header))
+
+
+def bearer_token(header: str | None) -> str:
+    """The key of an `Authorization: Bearer <key>` header; `AuthError` when there is none."""
     if not header:
         raise AuthError(
             "send your API key as `Authorization: Bearer <key>` (create one with `aiexport keys create`)"
@@ -122,7 +127,7 @@ def authenticate(ledger: Ledger, header: str | None) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("the Authorization header must read `Bearer <key>`")
-    return check_key(ledger, token.strip())
+    return token.strip()
 
 
 _CACHE_SECONDS = 5.0
@@ -134,6 +139,14 @@ def forget_keys() -> None:
     """Drop every cached key check (done on revocation; other processes wait `_CACHE_SECONDS`)."""
     with _cache_lock:
         _cache.clear()
+
+
+def cached_key(ledger: Ledger, token: str) -> Principal | None:
+    """The key's holder if it was checked in the last few seconds, else None (no database read)."""
+    hit = _cache.get((id(ledger), _digest(token)))
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    return None
 
 
 def check_key(ledger: Ledger, token: str) -> Principal:

@@ -7,42 +7,42 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from aiexport.api.auth import Principal, authenticate
+from aiexport.api.auth import Principal, bearer_token, cached_key, check_key
 from aiexport.api.jobs import JobRunner
 from aiexport.api.services import Services
-from aiexport.errors import AuthError
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `aiexport keys create`.")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
 
-def get_jobs(request: Request) -> JobRunner:
+async def get_jobs(request: Request) -> JobRunner:
     runner: JobRunner = request.app.state.jobs
     return runner
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    svc = get_services(request)
-    header = request.headers.get("authorization")
-    if creds is None and header is None:
-        raise AuthError(
-            "send your API key as `Authorization: Bearer <key>` (create one with `aiexport keys create`)"
-        )
-    return authenticate(svc.ledger, header)
+    """The caller; a key checked in the last few seconds is known without leaving the loop."""
+    svc: Services = request.app.state.services
+    token = bearer_token(request.headers.get("authorization"))
+    who = cached_key(svc.ledger, token)
+    if who is None:
+        who = await run_in_threadpool(check_key, svc.ledger, token)
+    return who
 
 
 def require(role: str) -> object:
     """A dependency that lets through keys of `role` or higher."""
 
-    def check(who: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    async def check(who: Annotated[Principal, Depends(get_principal)]) -> Principal:
         who.require(role)  # type: ignore[arg-type]
         return who
 

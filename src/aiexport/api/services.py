@@ -22,7 +22,8 @@ from aiexport.api import store
 from aiexport.api.auth import Principal
 from aiexport.errors import Conflict, Forbidden, InputError, NotFound, OrderError
 from aiexport.io.orders import RowParser
-from aiexport.ledger import Ledger, LiveView, commit_screen
+from aiexport.ledger import Ledger, commit_screen
+from aiexport.ledger._fastview import FastView
 from aiexport.rules.decide import Engine
 from aiexport.rules.determination import Determination
 from aiexport.rules.orders import Order
@@ -38,6 +39,19 @@ class Services:
     ledger: Ledger
     rule_set: str = DEFAULT_RULE_SET
     _engines: dict[str, Engine] = field(default_factory=dict)
+    fast: FastView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fast = FastView(self.ledger)
+
+    @property
+    def reads_inline(self) -> bool:
+        """Dry-run reads are local and never wait for a writer (SQLite in WAL mode), so the
+        event loop can run them itself; over a network (PostgreSQL) they go to a thread."""
+        return self.ledger.db.is_sqlite
+
+    def close(self) -> None:
+        self.fast.close()
 
     def rules(self, name: str | None = None) -> RuleSet:
         name = name or self.rule_set
@@ -120,7 +134,9 @@ def decide_one(
     order = parse_order(who, raw)
     engine = svc.engine(rule_set)
     if not commit:
-        return Decided(engine.decide(order, svc.ledger).to_record(), recorded=False)
+        with svc.fast.snapshot() as view:
+            det = engine.decide(order, view)
+        return Decided(det.to_record(), recorded=False)
     if who.role == "analyst":
         raise Forbidden(
             "analyst keys decide but do not record; record orders with an exporter or admin key"
@@ -167,7 +183,8 @@ def decide_batch(
         )
     engine = svc.engine(rule_set)
     if not commit:
-        dets = decide_all(orders, engine, LiveView(svc.ledger), file="orders")
+        with svc.fast.snapshot() as view:
+            dets = decide_all(orders, engine, view, file="orders")
         return [Decided(d.to_record(), recorded=False) for d in dets], summarise(
             dets, engine.rules.name
         ).to_dict()

@@ -53,6 +53,7 @@ _VeuRow = namedtuple("_VeuRow", _VEU_COLS)  # type: ignore[misc]
 LICENSE = f"SELECT {', '.join(_LICENSE_COLS)} FROM ledger_licenses WHERE license_id = %s"
 VEU = f"SELECT {', '.join(_VEU_COLS)} FROM ledger_veus WHERE veu_id = %s"
 VEUS_FOR = f"SELECT {', '.join(_VEU_COLS)} FROM ledger_veus WHERE holder = %s ORDER BY veu_id"
+HEAD = "SELECT seq, hash FROM ledger_chain_head WHERE id = 1"
 _PG_BEGIN = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 
 
@@ -90,6 +91,11 @@ class Snapshot(_Overlay):
             row = self._sql.one(VEU, (veu_id,))
             self._veus[veu_id] = None if row is None else reg._veu(_VeuRow(*row))
         return self._veus[veu_id]
+
+    def head(self) -> tuple[int, str]:
+        """The chain head, as `Ledger.head`: the last entry's position and hash."""
+        seq, hash_ = self._sql.one(HEAD)
+        return int(seq), str(hash_)
 
     def veus_for(self, consignee: str) -> Sequence[VeuInfo]:
         got = self._veus_for.get(consignee)

@@ -1,8 +1,11 @@
-"""Response documentation shared by the routers."""
+"""Response documentation and the JSON response class shared by the routers."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
 
 from aiexport.api.models import ErrorOut
 
@@ -21,3 +24,10 @@ WRITE: dict[int | str, dict[str, Any]] = {
     **FOUND,
     409: {**_E, "description": "Clashes with recorded state; nothing was changed"},
 }
+
+
+class FastJSONResponse(JSONResponse):
+    """`JSONResponse` rendered by orjson: the same compact UTF-8 JSON, several times faster."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
