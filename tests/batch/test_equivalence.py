@@ -279,3 +279,42 @@ def test_tpp_totals_are_exact_decimals(tmp_path: Path) -> None:
     path = write_orders(rows, tmp_path / "o.csv")
     rec = next(decide_file(path, ENGINES["diffusion-2025"]).records())
     assert Decimal(str(rec["tpp_total"])) == Decimal("20919.2") * 3
+
+
+def test_uveu_shares_and_lpp_streams(tmp_path: Path) -> None:
+    """A US-headquartered UVEU holder ships at home, then abroad until a share would break;
+    consignees at the LPP boundary share dates with it. Both paths must agree on every order."""
+    rows: list[dict[str, str]] = []
+    dests = ["US"] * 6 + ["IN", "DE", "IN", "IN", "IN", "JP", "IN", "IN", "IN", "IN"]
+    for i, dest in enumerate(dests):
+        rows.append(
+            {
+                "order_id": f"U-{i}",
+                "order_date": f"2025-07-{i + 1:02d}",
+                "exporter": "X",
+                "item": "H100-SXM5",
+                "quantity": str(100 + 37 * i),
+                "destination": dest,
+                "consignee_id": "hyperscaler",
+                "consignee_name": "Hyperscaler Inc",
+                "consignee_country": "US",
+                "authorization": "UVEU:HS-1",
+            }
+        )
+    for i in range(12):
+        rows.append(
+            {
+                "order_id": f"P-{i}",
+                "order_date": f"2025-07-{i + 1:02d}",
+                "exporter": "Y",
+                "item": "",
+                "tpp_per_unit": ["2690000", "3000000", "5000.5"][i % 3],
+                "die_area_mm2": "500",
+                "quantity": str(1 + i % 4),
+                "destination": ["IN", "MY", "BR"][i % 3],
+                "consignee_name": f"Shell {i % 2}",
+                "authorization": ["", "LPP", "AIA"][i % 3],
+            }
+        )
+    for fmt in (".csv", ".parquet"):
+        assert_same(write_orders(rows, tmp_path / f"u{fmt}"), ENGINES["diffusion-2025"])
