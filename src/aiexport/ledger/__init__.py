@@ -7,6 +7,17 @@
 The ledger knows accounts and amounts, not rules: every limit arrives with the `Draw` that must
 respect it (`aiexport.rules.determination.Draw`). `Ledger` is also a `QuotaView`, so the decision
 engine decides directly against it; `commit_screen` decides and records a whole file atomically.
+
+Guarantees, and how they are kept:
+
+- *Never overdrawn.* Writers are serialised (SQLite `BEGIN IMMEDIATE`; PostgreSQL a row lock on
+  the chain head) and every cap is checked inside the transaction that appends the draw.
+- *Exact.* Amounts are integer micro-TPP; an amount finer than 0.000001 TPP is refused.
+- *Idempotent.* Every write carries a key; a replay returns the first receipt and writes nothing.
+- *Tamper-evident.* Each entry hashes its predecessor; `verify` names the first entry edited,
+  deleted, inserted or moved, and checks that balances and holds equal what the entries imply.
+- *Durable.* An acknowledged write is committed with `synchronous=FULL` (SQLite) or
+  `synchronous_commit=on` (PostgreSQL).
 """
 
 from aiexport.ledger._amounts import from_micro, to_micro
