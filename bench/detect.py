@@ -39,7 +39,7 @@ from aiexport.world import generate_world
 def score(cases: list[list[str]], truth: dict[str, Any]) -> dict[str, Any]:
     schemes = truth["schemes"]
     r = len(schemes)
-    evasion = {oid for s in schemes for oid in s["order_ids"]}
+    kind_of = {oid: s["kind"] for s in schemes for oid in s["order_ids"]}
     top2 = [set(c) for c in cases[: 2 * r]]
     found: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -49,13 +49,28 @@ def score(cases: list[list[str]], truth: dict[str, Any]) -> dict[str, Any]:
         if any(len(ids & c) * 2 >= len(ids) for c in top2):
             found[s["kind"]] += 1
     top = cases[:r]
-    good = sum(1 for c in top if c and sum(1 for o in c if o in evasion) * 2 >= len(c))
+    # Precision by kind: each top-R case is attributed to the kind most of its scheme orders
+    # belong to; a case with no scheme order at all is counted under "none".
+    good_k: Counter[str] = Counter()
+    all_k: Counter[str] = Counter()
+    for c in top:
+        hit = Counter(kind_of[o] for o in c if o in kind_of)
+        k = hit.most_common(1)[0][0] if hit else "none"
+        all_k[k] += 1
+        if c and sum(hit.values()) * 2 >= len(c):
+            good_k[k] += 1
+    good = sum(good_k.values())
     return {
         "rings": r,
         "recall": sum(found.values()) / r if r else 0.0,
         "precision": good / len(top) if top else 0.0,
         "cases": len(cases),
+        "found_by_kind": dict(found),
+        "rings_by_kind": dict(kinds),
         "recall_by_kind": {k: f"{found[k]}/{n}" for k, n in sorted(kinds.items())},
+        "good_by_kind": dict(good_k),
+        "top_by_kind": dict(all_k),
+        "precision_by_kind": {k: f"{good_k[k]}/{n}" for k, n in sorted(all_k.items())},
     }
 
 
@@ -107,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"seed {seed}: R={ours['rings']:3d}  ours recall {ours['recall']:.3f} precision "
                 f"{ours['precision']:.3f} ({ours['cases']} cases, {secs:.1f}s)  |  baseline recall "
-                f"{base['recall']:.3f} precision {base['precision']:.3f}   {ours['recall_by_kind']}",
+                f"{base['recall']:.3f} precision {base['precision']:.3f}\n"
+                f"    recall by kind {ours['recall_by_kind']}  top-R cases by kind (good/all) "
+                f"{ours['precision_by_kind']}",
                 flush=True,
             )
     for who in ("ours", "baseline"):
@@ -116,6 +133,25 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{who:8s} mean recall {statistics.mean(rec):.3f} (min {min(rec):.3f})  "
             f"mean precision {statistics.mean(pre):.3f} (min {min(pre):.3f})  over {len(results)} seeds"
+        )
+        found: Counter[str] = Counter()
+        rings: Counter[str] = Counter()
+        good: Counter[str] = Counter()
+        top: Counter[str] = Counter()
+        for r in results:
+            found.update(r[who]["found_by_kind"])
+            rings.update(r[who]["rings_by_kind"])
+            good.update(r[who]["good_by_kind"])
+            top.update(r[who]["top_by_kind"])
+        print(
+            "         recall by kind: "
+            + ", ".join(
+                f"{k} {found[k]}/{n} ({found[k] / n:.2f})" for k, n in sorted(rings.items())
+            )
+        )
+        print(
+            "         top-R cases by kind (good/all): "
+            + ", ".join(f"{k} {good[k]}/{n}" for k, n in sorted(top.items()))
         )
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))

@@ -359,7 +359,13 @@ def _behaviour_relations(con: duckdb.DuckDBPyConnection, ctx: _Context) -> list[
         near = {m for m, by in ctx.lpp.items() if NEAR_LIMIT * limit <= by.get(year, 0.0) <= limit}
         groups[f"co-structuring {year}"] = (near, every)
     for d in ctx.deadlines:
-        surging = {m for m in ctx.parties if _surging(ctx, m, d)}
+        w0 = d - dt.timedelta(days=sg.SURGE_WINDOW_DAYS)
+        busy = con.execute(
+            "SELECT ckey FROM lines WHERE order_date >= ? AND order_date < ? GROUP BY ckey "
+            "HAVING count(*) >= ?",
+            [w0, d, sg.SURGE_MIN_ORDERS],
+        ).fetchall()
+        surging = {m for (m,) in busy if _surging(ctx, m, d)}
         groups[f"co-surge before {d}"] = (surging, every | {"forwarder"})
     rels: list[Relation] = []
     for label, (members, kinds) in groups.items():
@@ -733,12 +739,16 @@ def _signals(
             words = sorted(
                 {w for m in off for w in name_tokens(P[m]["name"]) if w in sg.OFF_PROFILE_WORDS}
             )
+            # BIS pairs the mismatch with little business background: a firm with years of
+            # history before its first order is a weaker flag than a new one.
+            established = all(P[m]["founded"] and not _young(ctx, m) for m in off)
             out.append(
                 Signal(
                     sg.LINE_OF_BUSINESS_MISMATCH,
-                    min(1.0, 0.6 + ics / 500),
+                    (0.5 if established else 1.0) * min(1.0, 0.6 + ics / 500),
                     f"{len(off)} consignee(s) named for another line of business ({', '.join(words)}) "
-                    f"bought {ics:,} advanced ICs.",
+                    f"bought {ics:,} advanced ICs"
+                    + (" (established before it began ordering)." if established else "."),
                 )
             )
     # UNDERVALUED
