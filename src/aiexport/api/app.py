@@ -8,6 +8,7 @@ Errors are translated in one place, `HANDLERS`: every `AiexportError` carries it
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
@@ -140,4 +141,13 @@ def create_app(
     return app
 
 
-__all__ = ["HANDLERS", "AuthError", "create_app"]
+ENV_RULES = "AIEXPORT_RULES"
+
+
+def app_from_env() -> FastAPI:
+    """The app over `$AIEXPORT_DB` with rule set `$AIEXPORT_RULES`: each worker process of
+    `aiexport serve --workers N` builds its own with this factory."""
+    return create_app(rule_set=os.environ.get(ENV_RULES) or DEFAULT_RULE_SET)
+
+
+__all__ = ["ENV_RULES", "HANDLERS", "AuthError", "app_from_env", "create_app"]

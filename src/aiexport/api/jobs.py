@@ -5,12 +5,22 @@ one entry in `KINDS`. The runner stores every job in `api_jobs` (status, progres
 JSON), so progress is visible to any request, and a job interrupted by a restart is marked
 failed rather than left running forever. Jobs run one at a time per process on a worker thread:
 they are heavy, and a queue keeps the API responsive.
+
+Several server processes may share one database (`aiexport serve --workers N`, or several
+hosts). Each runner therefore holds a lease on its jobs: it names itself in `owner` and renews
+`heartbeat_at` every `HEARTBEAT_SECONDS` while it has jobs. A queued or running job is taken to
+be interrupted — and marked failed — only when its lease has lapsed (no heartbeat for
+`LEASE_SECONDS`), or its owner is a process of this host that no longer exists; so a worker that
+starts (or restarts) never fails the jobs another worker is running.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 import secrets
+import socket
 import threading
 import traceback
 from collections.abc import Callable
@@ -26,6 +36,9 @@ from aiexport.errors import AiexportError, InputError, NotFound
 from aiexport.ledger import Ledger
 
 Progress = Callable[[float, str], None]
+LEASE_SECONDS = 60.0
+HEARTBEAT_SECONDS = 10.0
+_LIVE = ("queued", "running")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +68,27 @@ class JobKind:
 class JobRunner:
     """Queues jobs on one worker thread and records their state in `api_jobs`."""
 
-    def __init__(self, ledger: Ledger, rule_set: str, kinds: dict[str, JobKind]) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        rule_set: str,
+        kinds: dict[str, JobKind],
+        *,
+        lease: float = LEASE_SECONDS,
+        heartbeat: float = HEARTBEAT_SECONDS,
+    ) -> None:
         self.ledger = ledger
         self.rule_set = rule_set
         self.kinds = kinds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.lease = lease
+        self.heartbeat = heartbeat
         self._pool: ThreadPoolExecutor | None = None
         self._futures: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
-        self._fail_interrupted()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+        self.fail_interrupted()
 
     def kind(self, name: str) -> JobKind:
         try:
@@ -92,6 +118,8 @@ class JobRunner:
                     actor=who.actor,
                     created_at=store.now_iso(),
                     is_private=False,
+                    owner=self.owner,
+                    heartbeat_at=store.now_iso(),
                 )
             )
             store.log(conn, who.actor, who.role, f"job.{kind}.start", job_id, {"params": params})
@@ -102,6 +130,11 @@ class JobRunner:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aiexport-job")
             fut = self._pool.submit(self._run, job_id, k, params)
             self._futures[job_id] = fut
+            if self._beat is None:
+                self._beat = threading.Thread(
+                    target=self._beat_loop, name="aiexport-job-lease", daemon=True
+                )
+                self._beat.start()
         if wait:
             fut.result()
         return job_id
@@ -155,27 +188,88 @@ class JobRunner:
 
         self.ledger.db.write(work, lock=False)
 
-    def _fail_interrupted(self) -> None:
-        def work(conn: Connection) -> None:
-            j = store.jobs.c
-            conn.execute(
-                update(store.jobs)
-                .where(j.status.in_(["queued", "running"]))
-                .values(
-                    status="failed",
-                    error="interrupted: the server stopped before the job finished; start it again",
-                    finished_at=store.now_iso(),
-                )
-            )
+    def fail_interrupted(self) -> list[str]:
+        """Mark failed the queued and running jobs whose runner is gone; return their ids."""
+        now = dt.datetime.now(dt.UTC)
+        lapsed = (now - dt.timedelta(seconds=self.lease)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        host = socket.gethostname()
 
-        self.ledger.db.write(work, lock=False)
+        def gone(owner: str | None, heartbeat_at: str | None) -> bool:
+            if owner is None or heartbeat_at is None or heartbeat_at < lapsed:
+                return True
+            if owner == self.owner:
+                return False
+            their_host, _, rest = owner.rpartition(":")[0].rpartition(":")
+            return their_host == host and rest.isdigit() and not _alive(int(rest))
+
+        def work(conn: Connection) -> list[str]:
+            j = store.jobs.c
+            rows = conn.execute(
+                select(j.job_id, j.owner, j.heartbeat_at).where(j.status.in_(_LIVE))
+            ).all()
+            failed = []
+            for row in rows:
+                if not gone(row.owner, row.heartbeat_at):
+                    continue
+                same = (
+                    j.heartbeat_at.is_(None)
+                    if row.heartbeat_at is None
+                    else j.heartbeat_at == row.heartbeat_at
+                )
+                done = conn.execute(
+                    update(store.jobs)
+                    .where(j.job_id == row.job_id, j.status.in_(_LIVE), same)
+                    .values(
+                        status="failed",
+                        error="interrupted: the server stopped before the job finished; start it again",
+                        finished_at=store.now_iso(),
+                    )
+                )
+                if done.rowcount:
+                    failed.append(row.job_id)
+            return failed
+
+        return self.ledger.db.write(work, lock=False)
+
+    def renew(self) -> int:
+        """Renew the lease on this runner's queued and running jobs; return how many."""
+
+        def work(conn: Connection) -> int:
+            j = store.jobs.c
+            done = conn.execute(
+                update(store.jobs)
+                .where(j.owner == self.owner, j.status.in_(_LIVE))
+                .values(heartbeat_at=store.now_iso())
+            )
+            return int(done.rowcount)
+
+        return self.ledger.db.write(work, lock=False)
+
+    def _beat_loop(self) -> None:
+        while not self._stop.wait(self.heartbeat):
+            try:
+                self.renew()
+                self.fail_interrupted()
+            except Exception:  # a database hiccup must not end the heartbeat
+                traceback.print_exc()
 
     def shutdown(self, wait: bool = False) -> None:
         """Stop taking jobs; queued ones are dropped (and marked failed at the next start)."""
+        self._stop.set()
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def job_record(row: Any) -> dict[str, Any]:

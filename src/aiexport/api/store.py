@@ -110,6 +110,8 @@ jobs = Table(
     Column("created_at", Text, nullable=False),
     Column("finished_at", Text),
     Column("is_private", Boolean, nullable=False, default=False),
+    Column("owner", Text),
+    Column("heartbeat_at", Text),
     Index("ix_api_jobs_kind", "kind", "created_at"),
 )
 
@@ -123,8 +125,16 @@ def _v1(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _v2(conn: Connection) -> None:
+    have = {c["name"] for c in inspect(conn).get_columns(jobs.name)}
+    for column in ("owner", "heartbeat_at"):
+        if column not in have:  # a database made by v1 before these columns existed
+            conn.exec_driver_sql(f"ALTER TABLE {jobs.name} ADD COLUMN {column} TEXT")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "create keys, audit, decisions and jobs", _v1),
+    (2, "jobs: owner and heartbeat (a lease per server process)", _v2),
 )
 
 

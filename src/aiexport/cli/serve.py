@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -41,15 +42,34 @@ def serve(
     rules: Annotated[
         str, typer.Option("--rules", help="Default rule set for decisions.")
     ] = DEFAULT_RULE_SET,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes sharing the port (each its own app over the same database).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the dashboard."""
     import uvicorn
 
     from aiexport.api import create_app
+    from aiexport.api.app import ENV_RULES, app_from_env
+    from aiexport.ledger import ENV_DB, default_db_url
 
-    api = create_app(db, rule_set=rules)
+    url = db or default_db_url()
+    api = create_app(url, rule_set=rules)  # migrate and check the rule set before listening
     console.print(f"aiexport serving on [bold]http://{host}:{port}/[/] (API docs at /docs)")
-    uvicorn.run(api, host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(api, host=host, port=port, log_level="warning")
+        return
+    api.state.jobs.shutdown()
+    api.state.services.close()
+    os.environ[ENV_DB] = url
+    os.environ[ENV_RULES] = rules
+    target = f"{app_from_env.__module__}:{app_from_env.__name__}"
+    uvicorn.run(target, factory=True, workers=workers, host=host, port=port, log_level="warning")
 
 
 @keys_app.command("create")
