@@ -33,6 +33,7 @@ from aiexport.rules.orders import consignee_key
 from aiexport.rules.quota import MemoryQuota, QuotaView
 from aiexport.screen import Summary, decide_all
 
+from ._amounts import Amounts, amounts, from_decimals
 from ._convert import Orders, convert, first_error
 from ._keys import Signatures, coarse_keys, item_keys, special_end_uses
 from ._output import Decisions, build_obligation_ids, build_reason_ids
@@ -133,8 +134,8 @@ def _per_order(
     templates = [template_of(d) for d in dets]
     tid = np.arange(orders.n, dtype=np.int64)
     quota = {i: d.quota for i, d in enumerate(dets) if d.quota}
-    tpps = [d.tpp_total for d in dets]
-    return _assemble(orders, engine, templates, tid, tpps, quota, {}, None, [])
+    amounts = from_decimals([d.tpp_total for d in dets], engine.h100_tpp)
+    return _assemble(orders, engine, templates, tid, amounts, quota, {}, None, [])
 
 
 def template_of(d: Determination) -> Template:
@@ -237,31 +238,14 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             quota[r] = oc.quota
     if progress is not None:
         progress(n)
-    tpps = _tpp_exact(orders, ikey, infos, engine_tpp)
-    return _assemble(orders, engine, templates, tid, tpps, quota, numbers, ikey, infos)
+    amts = amounts(orders, ikey, infos, engine_tpp, engine.h100_tpp)
+    return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos)
 
 
 def _raise_first_error(orders: Orders, engine: Engine, rows: np.ndarray) -> None:
     """Decide suspect rows in processing order with the engine; the first failure is raised."""
     for r in rows[np.lexsort((rows, orders.day_ordinal[rows]))].tolist():
         decide_all([full_order(orders, r)], engine, MemoryQuota(), file=orders.file)
-
-
-def _tpp_exact(
-    orders: Orders, ikey: np.ndarray, infos: list[ItemInfo], engine_tpp: dict[int, Decimal]
-) -> list[Decimal]:
-    qty = orders.cols["quantity"]
-    out: list[Decimal] = []
-    zero = Decimal(0)
-    for i, k in enumerate(ikey.tolist()):
-        info = infos[k]
-        if i in engine_tpp:
-            out.append(engine_tpp[i])
-        elif info.weights:
-            out.append(zero)
-        else:
-            out.append(Decimal(qty.at(i)) * info.chips * info.tpp_per_ic)
-    return out
 
 
 def _subs(orders: Orders) -> Callable[[int], dict[str, str]]:
@@ -283,7 +267,7 @@ def _assemble(
     engine: Engine,
     templates: list[Template],
     tid: np.ndarray,
-    tpps: list[Decimal],
+    amts: Amounts,
     quota: dict[int, tuple[QuotaUse, ...]],
     numbers: dict[int, dict[str, object]],
     ikey: np.ndarray | None,
@@ -302,25 +286,13 @@ def _assemble(
         [f.cls_reasons for f in infos],
     )
     o_off, o_ids, obligations = build_obligation_ids(templates, tid)
-    h100 = engine.h100_tpp
-    h_cache: dict[Decimal, float] = {}
-    tpp_float = np.empty(orders.n)
-    h = np.empty(orders.n)
-    for i, t in enumerate(tpps):
-        tpp_float[i] = float(_num_value(t))
-        v = h_cache.get(t)
-        if v is None:
-            v = h_cache[t] = float(round(t / h100, 4))
-        h[i] = v
     return Decisions(
         n=orders.n,
         order_id=orders.order_id,
         rule_set=engine.rules.name,
         templates=templates,
         tid=tid,
-        tpp=list(tpps),
-        tpp_float=tpp_float,
-        h100=h,
+        amounts=amts,
         reason_offsets=r_off,
         reason_ids=r_ids,
         reasons=reasons,
@@ -328,14 +300,7 @@ def _assemble(
         obligation_ids=o_ids,
         obligations=obligations,
         quota=quota,
-        tpp_exact=lambda i: tpps[i],
     )
-
-
-def _num_value(v: Decimal) -> float:
-    if v == v.to_integral_value():
-        return float(int(v))
-    return float(v)
 
 
 def summarise(d: Decisions) -> Summary:
@@ -356,10 +321,7 @@ def summarise(d: Decisions) -> Summary:
     s.by_status, s.by_authority, s.by_tier = by_status, by_authority, by_tier
     tiers = np.array([t.tier for t in d.templates], dtype=np.int64)[d.tid] if d.n else np.zeros(0)
     for tier in sorted(by_tier):
-        total = Decimal(0)
-        for i in np.flatnonzero(tiers == tier).tolist():
-            total += d.tpp[i]
-        s.tpp_by_tier[tier] = total
+        s.tpp_by_tier[tier] = d.amounts.total_where(tiers == tier)
     return s
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 from aiexport.io.decisions import atomic_path, output_format, parquet_schema, write_records
 from aiexport.rules.determination import QuotaUse, Reason, _num
 
+from ._amounts import Amounts
 from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
 
 
@@ -98,9 +99,7 @@ class Decisions:
     rule_set: str
     templates: list[Template]
     tid: np.ndarray  # template id per row
-    tpp: list[Decimal]  # exact tpp_total per row
-    tpp_float: np.ndarray
-    h100: np.ndarray
+    amounts: Amounts
     reason_offsets: np.ndarray
     reason_ids: np.ndarray
     reasons: ReasonTable
@@ -108,12 +107,10 @@ class Decisions:
     obligation_ids: np.ndarray
     obligations: list[str]
     quota: dict[int, tuple[QuotaUse, ...]]
-    tpp_exact: Any = None  # callable row -> Decimal
 
     # -- per-row views -------------------------------------------------------------------
     def tpp_total(self, i: int) -> Decimal:
-        value: Decimal = self.tpp_exact(i)
-        return value
+        return self.amounts.exact(i)
 
     def record(self, i: int) -> dict[str, Any]:
         t = self.templates[int(self.tid[i])]
@@ -132,7 +129,7 @@ class Decisions:
             "order_id": self.order_id[i].as_py(),
             "eccn": t.eccn,
             "tpp_total": _num(self.tpp_total(i)),
-            "h100_equivalents": float(self.h100[i]),
+            "h100_equivalents": float(self.amounts.h100[i]),
             "destination_tier": t.tier,
             "status": t.status,
             "authority": t.authority,
@@ -184,8 +181,8 @@ class Decisions:
         cols = {
             "order_id": self.order_id,
             "eccn": per_template([t.eccn for t in tpl], pa.string()),
-            "tpp_total": pa.array(self.tpp_float, pa.float64()),
-            "h100_equivalents": pa.array(self.h100, pa.float64()),
+            "tpp_total": pa.array(self.amounts.tpp_float, pa.float64()),
+            "h100_equivalents": pa.array(self.amounts.h100, pa.float64()),
             "destination_tier": per_template([t.tier for t in tpl], pa.int8()),
             "status": per_template([t.status for t in tpl], pa.string()),
             "authority": per_template([t.authority for t in tpl], pa.string()),

@@ -734,7 +734,10 @@ def _branch_template(
         d = engine.decide(order, seen)
     except Exception:
         return None
-    back = (lambda a: a) if ref is None else (lambda a: a.replace(TOKEN, str(ref)))
+
+    def back(account: str) -> str:
+        return account if ref is None else account.replace(TOKEN, str(ref))
+
     d_quota = tuple(dataclasses.replace(q, account=back(q.account)) for q in d.quota)
     if d_quota != quota or [(back(x.account), x.amount) for x in d.draws] != dr_list:
         return None
