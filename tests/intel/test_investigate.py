@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 from importlib import resources
 from pathlib import Path
@@ -94,3 +95,52 @@ def test_restricted_party_match_signal(tmp_path: Path, synthetic_list) -> None: 
     (case,) = [c for c in inv.cases if "RESTRICTED_PARTY_MATCH" in [s.code for s in c.signals]]
     assert case.order_ids == ["A1"]
     assert inv.lists == synthetic_list.version
+
+
+def _line(oid: str, day: str, name: str, cc: str, officer: str) -> str:
+    return f'{oid},{day},Acme,H100-SXM5,8,{cc},{name},{cc},"{officer}",2024-09-01\n'
+
+
+def test_co_surging_consignees_linked_by_a_director_form_one_case(tmp_path: Path) -> None:
+    """A director's name alone does not resolve two companies; two new consignees that both
+    surge before the compliance date and share one are one case. Two that share a director but
+    order steadily stay apart."""
+    text = "order_id,order_date,exporter,item,quantity,destination,consignee_name,consignee_country,consignee_officers,consignee_founded\n"
+    for i, day in enumerate(
+        ("2025-03-01", "2025-03-20", "2025-04-02", "2025-04-15", "2025-05-01", "2025-05-10")
+    ):
+        text += _line(f"A{i}", day, "Alpha Cloud Sdn Bhd", "MY", "Zhang Wei")
+        text += _line(f"B{i}", day, "Beta Hosting Pte Ltd", "SG", "WANG, Wei; Wei Zhang")
+    for i, day in enumerate(
+        ("2024-11-01", "2025-03-03", "2025-07-01", "2025-11-01", "2026-03-01", "2026-07-01")
+    ):
+        text += _line(f"C{i}", day, "Gamma Data Sdn Bhd", "MY", "Li Na")
+        text += _line(f"D{i}", day, "Delta Compute Pte Ltd", "SG", "Li Na")
+    p = tmp_path / "o.csv"
+    p.write_text(text)
+    inv = investigate(p)
+    surge = [c for c in inv.cases if "PRE_DEADLINE_SURGE" in [s.code for s in c.signals]]
+    assert len(surge) == 1 and len(surge[0].parties) == 2
+    assert any(link["kind"].startswith("co-surge") for link in surge[0].links)
+    for c in inv.cases:
+        assert not ({"C0", "D0"} <= set(c.order_ids))
+
+
+def test_parquet_lines_are_numbered_from_one(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "order_id": ["A", "B", "C"],
+            "order_date": pa.array([dt.date(2025, 6, 1)] * 3, pa.date32()),
+            "item": ["H100-SXM5"] * 3,
+            "quantity": pa.array([1, 2, 0], pa.int64()),
+            "destination": ["IN"] * 3,
+            "consignee_name": ["Foo", "Bar", "Baz"],
+        }
+    )
+    p = tmp_path / "o.parquet"
+    pq.write_table(table, p)
+    with pytest.raises(InputError, match="line 3, column 'quantity'"):
+        investigate(p)
