@@ -28,7 +28,7 @@ from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import Balance, Entry, Receipt, fingerprint, iso, now_utc, parse_iso
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._sql import REQUEST_EXISTS, REQUESTS_IN, Sql
+from aiexport.ledger._sql import REQUEST_EXISTS, REQUESTS_IN, USED, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import CapReached, RequestRow, Writer, draws_fingerprint, refusal
 from aiexport.rules.determination import Draw
@@ -201,17 +201,19 @@ class Ledger:
         if not any(self._refused.get(d.account, 0.0) > recent for d in draws):
             return
         when = iso(now or now_utc())
+        capped = [d for d in draws if d.limit is not None]
         with self.db.read() as conn:
             sql = Sql(conn.connection.driver_connection, self.db.dialect)
-            if sql.one(REQUEST_EXISTS, (key,)) is not None:
-                return
-            for d in draws:
-                if d.limit is None:
-                    continue
-                amount, limit = to_micro(d.amount), to_micro(d.limit)
-                used = live_used_micro(conn, d.account, when) + amount
-                if used > limit:
-                    raise refusal(d, used, amount, limit, order_id)
+            rows = sql.first_rows(
+                [(REQUEST_EXISTS, (key,))] + [(USED, (when, d.account)) for d in capped]
+            )
+        if rows[0] is not None:
+            return
+        for d, row in zip(capped, rows[1:], strict=True):
+            amount, limit = to_micro(d.amount), to_micro(d.limit)  # type: ignore[arg-type]
+            used = (0 if row is None else int(row[0])) + amount
+            if used > limit:
+                raise refusal(d, used, amount, limit, order_id)
 
     def _transact(
         self,

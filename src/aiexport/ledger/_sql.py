@@ -99,6 +99,18 @@ class Sql:
                 bal.execute(balances, tuple(accounts))
         return head.fetchone(), bal.fetchall() if accounts else []
 
+    def first_rows(self, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """The first row (or None) of each statement; one round trip on PostgreSQL."""
+        if self.sqlite:
+            return [self.one(sql, params) for sql, params in statements]
+        cursors = []
+        with self.raw.pipeline():
+            for sql, params in statements:
+                cur = self.raw.cursor()
+                cur.execute(sql, params)
+                cursors.append(cur)
+        return [cur.fetchone() for cur in cursors]
+
     def _q(self, sql: str) -> str:
         if not self.sqlite:
             return sql
