@@ -5,9 +5,13 @@ Steps, each a named function:
 1. `load_orders` + `enrich` (DuckDB): validate, add TPP, ECCN, tiers, LPP eligibility.
 2. `_parties`: one record per consignee with its identifiers and order aggregates.
 3. `resolve` (Splink): identity links between consignees; then relationship links — a
-   third-country payer or a forwarder shared by a few consignees, a payer that is itself a
-   consignee. Links join clusters strongest first, under a size cap (`MAX_CLUSTER`), so one
-   busy value cannot make a giant component.
+   third-country payer shared by a few consignees, a payer that is itself a consignee — and
+   behaviour links (`_behaviour_relations`): a weak identifier (a director, a payer, a
+   forwarder used habitually, a free-mail handle) shared by consignees that do the same
+   suspicious thing (surge before the same deadline; take most of the LPP allowance in the
+   same year), and a phone, domain or director (with the same name stem) shared with a
+   consignee located in a Tier 3 country. Links join clusters strongest first, under a size
+   cap (`MAX_CLUSTER`), so one busy value cannot make a giant component.
 4. `_signals`: contract §3 signals per cluster, each with its reason.
 5. `_cases`: clusters with a score of at least `MIN_CASE_SCORE`, ranked, with evidence.
 """
