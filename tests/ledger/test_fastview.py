@@ -10,7 +10,7 @@ import pytest
 from aiexport.errors import InputError
 from aiexport.io.orders import RowParser
 from aiexport.ledger import Ledger
-from aiexport.ledger._fastview import FastView
+from aiexport.ledger._fastview import FastView, _iso_now
 from aiexport.rules.decide import Engine
 from aiexport.rules.quota import LicenseInfo, QuotaView, VeuInfo
 from aiexport.rules.ruleset import DEFAULT_RULE_SET, load_rule_set
@@ -140,3 +140,44 @@ def test_decisions_are_the_same_against_a_snapshot(ledger: Ledger) -> None:
             got = engine.decide(order, view).to_record()
         assert got == engine.decide(order, ledger).to_record(), row
     fast.close()
+
+
+def test_kept_answers_follow_time_and_every_change(ledger: Ledger) -> None:
+    _fill(ledger)
+    fast = FastView(ledger)
+    for minutes in [0, 5, 9, 10, 11, 9, 0, 30]:  # the hold lapses at +10 min; time may go back
+        now = T0 + dt.timedelta(minutes=minutes)
+        with fast.snapshot(now) as view:
+            for account in ACCOUNTS:
+                assert view.used(account) == ledger.used(account, now), (minutes, account)
+    with fast.snapshot() as view:
+        assert [v.veu_id for v in view.veus_for("other")] == ["V-3"]
+        assert view.veu("V-4") is None and view.license("L-2") is None
+    ledger.add_veu(  # no ledger entry: the registry alone changes
+        VeuInfo("V-4", "UVEU", "other", "US", frozenset({"IN"}), T0.date()), actor="t", now=T0
+    )
+    ledger.add_license(
+        LicenseInfo("L-2", "IN", None, Decimal("1"), T0.date(), dt.date(2026, 2, 28)),
+        actor="t",
+        allocation_limit=None,
+        citation="test",
+        now=T0,
+    )
+    with fast.snapshot() as view:
+        assert [v.veu_id for v in view.veus_for("other")] == ["V-3", "V-4"]
+        assert view.veu("V-4") is not None and view.license("L-2") is not None
+        assert view.used("allocation/IN") == ledger.used("allocation/IN")
+    ledger.reserve([draw("aia/acme", "1")], key="r2", actor="t", hold=dt.timedelta(minutes=1))
+    with fast.snapshot() as view:
+        assert view.used("aia/acme") == 8
+    ledger.release("r2", key="r2/release", actor="t")
+    with fast.snapshot() as view:
+        assert view.used("aia/acme") == 7
+    fast.close()
+
+
+def test_now_is_written_as_the_ledger_writes_it() -> None:
+    from aiexport.ledger._entries import iso, parse_iso
+
+    text = _iso_now()
+    assert len(text) == len("2025-03-01T12:00:00.000000Z") and iso(parse_iso(text)) == text

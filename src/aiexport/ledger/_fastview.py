@@ -7,7 +7,8 @@ fraction of that, and needs them consistent with one another.
 
 `FastView.snapshot()` opens one read transaction on a pooled connection and answers every read of
 the decision from it with the ledger's own hot-path SQL (`_sql.USED`) and row parsers
-(`_registry`), memoised for the life of the snapshot:
+(`_registry`), memoised for the life of the snapshot (on SQLite, for as long as nothing
+changes; see `FastView`):
 
 - SQLite: a deferred `BEGIN` — the first read fixes the WAL snapshot; writers never block it.
 - PostgreSQL: `REPEATABLE READ, READ ONLY`, so all reads see one snapshot too.
@@ -30,7 +31,7 @@ from typing import Any
 
 from aiexport.ledger import _registry as reg
 from aiexport.ledger._amounts import from_micro
-from aiexport.ledger._entries import iso, now_utc
+from aiexport.ledger._entries import iso
 from aiexport.ledger._ledger import Ledger
 from aiexport.ledger._sql import USED, Sql
 from aiexport.ledger._views import _Overlay
@@ -54,20 +55,47 @@ LICENSE = f"SELECT {', '.join(_LICENSE_COLS)} FROM ledger_licenses WHERE license
 VEU = f"SELECT {', '.join(_VEU_COLS)} FROM ledger_veus WHERE veu_id = %s"
 VEUS_FOR = f"SELECT {', '.join(_VEU_COLS)} FROM ledger_veus WHERE holder = %s ORDER BY veu_id"
 HEAD = "SELECT seq, hash FROM ledger_chain_head WHERE id = 1"
+NEXT_EXPIRY = "SELECT min(expires_at) FROM ledger_holds WHERE expires_at > %s"
+_MEMO_MAX = 100_000
 _PG_BEGIN = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+
+class Memo:
+    """Answers read on one connection, good while the database and the set of lapsed holds stay
+    as they were: for one `version` (SQLite's `data_version`) and `since <= now < until`."""
+
+    __slots__ = ("licenses", "since", "until", "used", "version", "veus", "veus_for")
+
+    def __init__(self, version: int = -1, since: str = "", until: str | None = "") -> None:
+        self.version = version
+        self.since = since
+        self.until = until  # the next hold expiry after `since`; None when no hold is live
+        self.used: dict[str, int] = {}
+        self.veus_for: dict[str, tuple[VeuInfo, ...]] = {}
+        self.licenses: dict[str, LicenseInfo | None] = {}
+        self.veus: dict[str, VeuInfo | None] = {}
+
+    def holds(self, version: int, now: str) -> bool:
+        return (
+            version == self.version
+            and self.since <= now
+            and (self.until is None or now < self.until)
+            and len(self.used) < _MEMO_MAX
+        )
 
 
 class Snapshot(_Overlay):
     """Every read of one decision (or one dry-run batch) from one read transaction."""
 
-    def __init__(self, sql: Sql, now: str) -> None:
+    def __init__(self, sql: Sql, now: str, memo: Memo | None = None) -> None:
         super().__init__()
+        memo = memo or Memo()
         self._sql = sql
         self._now = now
-        self._used: dict[str, int] = {}
-        self._veus_for: dict[str, tuple[VeuInfo, ...]] = {}
-        self._licenses: dict[str, LicenseInfo | None] = {}
-        self._veus: dict[str, VeuInfo | None] = {}
+        self._used = memo.used
+        self._veus_for = memo.veus_for
+        self._licenses = memo.licenses
+        self._veus = memo.veus
 
     def used_micro(self, account: str) -> int:
         """Committed plus live holds at the snapshot's `now`, in micro-TPP, without `pending`."""
@@ -105,12 +133,31 @@ class Snapshot(_Overlay):
         return list(got)
 
 
+def _iso_now() -> str:
+    """`iso(now_utc())`, without strftime (a tenth of a decision's reads)."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+class _Conn:
+    __slots__ = ("memo", "proxied")
+
+    def __init__(self, proxied: Any) -> None:
+        self.proxied = proxied
+        self.memo = Memo()
+
+
 class FastView:
     """Read-only snapshots of one ledger for the service's hot path; see the module docstring.
 
     Keeps up to `keep` connections checked out of the ledger's pool between snapshots (a pool
     checkout and return costs more than the reads of a decision); a connection that fails is
     dropped, never reused. `close()` returns them.
+
+    On SQLite each kept connection also keeps its answers from one snapshot to the next while
+    nothing changed: `PRAGMA data_version` (read first, which also fixes the snapshot) moves
+    whenever any other connection or process commits, and the answers of `used` change with time
+    only when a live hold lapses, so they are kept until the next hold expiry. A kept connection
+    never writes, so every change to the database moves its `data_version`.
     """
 
     def __init__(self, ledger: Ledger, *, keep: int = 4) -> None:
@@ -118,35 +165,45 @@ class FastView:
         self._engine = ledger.db.engine
         self._sqlite = ledger.db.is_sqlite
         self._keep = keep
-        self._idle: list[Any] = []
+        self._idle: list[_Conn] = []
         self._lock = threading.Lock()
 
-    def _take(self) -> Any:
+    def _take(self) -> _Conn:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return self._engine.raw_connection()
+        return _Conn(self._engine.raw_connection())
 
-    def _give(self, proxied: Any) -> None:
+    def _give(self, conn: _Conn) -> None:
         with self._lock:
             if len(self._idle) < self._keep:
-                self._idle.append(proxied)
+                self._idle.append(conn)
                 return
-        proxied.close()
+        conn.proxied.close()
 
     @contextmanager
     def snapshot(self, now: dt.datetime | None = None) -> Iterator[Snapshot]:
         """One read transaction; holds expiring at or before `now` (default: now) do not count."""
-        proxied = self._take()
-        raw = proxied.driver_connection
+        conn = self._take()
+        raw = conn.proxied.driver_connection
+        when = iso(now) if now is not None else _iso_now()
         try:
             sql = Sql(raw, "sqlite" if self._sqlite else "postgresql")
-            sql.run("BEGIN" if self._sqlite else _PG_BEGIN)
+            if self._sqlite:
+                sql.run("BEGIN")
+                version = int(sql.one("PRAGMA data_version")[0])
+                if not conn.memo.holds(version, when):
+                    until = sql.one(NEXT_EXPIRY, (when,))[0]
+                    conn.memo = Memo(version, when, until)
+                memo = conn.memo
+            else:
+                sql.run(_PG_BEGIN)
+                memo = Memo()
         except BaseException:
-            proxied.invalidate()
+            conn.proxied.invalidate()
             raise
         try:
-            yield Snapshot(sql, iso(now or now_utc()))
+            yield Snapshot(sql, when, memo)
         finally:
             # The decision may have failed (bad input, a rule it breaks): the connection is
             # still good if it rolls back; only one that cannot is dropped.
@@ -157,13 +214,13 @@ class FastView:
                     raw.execute("ROLLBACK")
                 sql.cur.close()
             except BaseException:
-                proxied.invalidate()
+                conn.proxied.invalidate()
                 raise
-            self._give(proxied)
+            self._give(conn)
 
     def close(self) -> None:
         """Return the kept connections to the ledger's pool."""
         with self._lock:
             idle, self._idle = self._idle, []
-        for proxied in idle:
-            proxied.close()
+        for conn in idle:
+            conn.proxied.close()
