@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from aiexport.rules.decide import Engine
 from aiexport.simulate._evasion import adapt
 from aiexport.simulate._replay import replay
 from aiexport.simulate._static import MILLI, static_decisions
-from aiexport.simulate.detect import Detection, Detector, work_cases
+from aiexport.simulate.detect import Case, Detection, Detector, work_cases
 from aiexport.simulate.scenario import Scenario
 from aiexport.simulate.world import World
 
@@ -278,8 +279,14 @@ def detect_run(run: Run, scenario: Scenario, detector: Detector) -> None:
     t0 = time.perf_counter()
     table = run.shipped_tier2 if run.shipped_tier2 is not None else pa.table({})
     cases = detector(table, scenario.rules) if table.num_rows else []
+    finish_detection(run, scenario, cases, time.perf_counter() - t0)
+
+
+def finish_detection(run: Run, scenario: Scenario, cases: Sequence[Case], seconds: float) -> None:
+    """Work the pipeline's cases up to capacity and fill in the detection metrics."""
     det = work_cases(cases, run.metrics["detection"]["capacity_cases"], run.evasive_ids)
-    apply_detection(run, det, scenario, time.perf_counter() - t0)
+    apply_detection(run, det, scenario, seconds)
+    run.shipped_tier2 = None  # the hand-over table is large; the metrics are all that is kept
 
 
 def _key_parameters(scenario: Scenario) -> dict[str, Any]:

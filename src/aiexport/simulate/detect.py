@@ -11,13 +11,22 @@ More capacity works a longer prefix of the same ranking, so it never catches les
 A `Detector` is any callable from an order table to ranked cases; tests may pass their own.
 When `aiexport.intel` cannot be imported the simulator reports detection as unavailable rather
 than guessing.
+
+`DetectionPool` runs the same pipeline in worker processes, so that one scenario's detection
+runs while the next scenario's decisions are computed and two detections share the cores. Each
+worker does exactly what `intel_detector` does (write the shipped orders to Parquet, run
+`investigate` with the scenario's rules), so the cases, and every metric, are the same.
 """
 
 from __future__ import annotations
 
 import importlib
+import multiprocessing as mp
+import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +67,90 @@ def intel_detector() -> Detector | None:
         return [_case(c) for c in _cases_of(result)]
 
     return run
+
+
+def _investigate_file(path: str, rules: RuleSet) -> tuple[list[Case], float, float]:
+    """Worker side of `DetectionPool`: the cases of one orders file, with wall and CPU seconds
+    (CPU of the whole worker process, DuckDB's threads included)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    from aiexport.intel import investigate
+
+    result = investigate(Path(path), rules=rules)
+    cases = [_case(c) for c in _cases_of(result)]
+    Path(path).unlink(missing_ok=True)
+    return cases, time.perf_counter() - t0, time.process_time() - c0
+
+
+def _warm() -> None:
+    """Import the pipeline in a fresh worker while the caller computes decisions."""
+    importlib.import_module("aiexport.intel")
+    importlib.import_module("splink")
+
+
+@dataclass(frozen=True)
+class PooledCases:
+    """What a worker returns: the ranked cases and what they cost."""
+
+    cases: list[Case]
+    seconds: float
+    cpu_seconds: float
+
+
+class DetectionPool:
+    """The real pipeline in `workers` spawned processes; `submit` returns at once.
+
+    Spawned, not forked: the parent holds Arrow thread pools and large buffers that a fork would
+    copy into an unclear state. A worker imports the pipeline once and serves several runs.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self._tmp = tempfile.TemporaryDirectory(prefix="aiexport-sim-", dir=_scratch_dir())
+        self._ex = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        self._n = 0
+        for _ in range(self.workers):
+            self._ex.submit(_warm)
+
+    def submit(self, orders: pa.Table, rules: RuleSet) -> Future[PooledCases]:
+        done: Future[PooledCases] = Future()
+        if not orders.num_rows:
+            done.set_result(PooledCases([], 0.0, 0.0))
+            return done
+        self._n += 1
+        path = Path(self._tmp.name) / f"orders-{self._n}.parquet"
+        pq.write_table(orders, path)
+        inner = self._ex.submit(_investigate_file, str(path), rules)
+
+        def relay(f: Future[tuple[list[Case], float, float]]) -> None:
+            exc = f.exception()
+            if exc is not None:
+                done.set_exception(exc)
+            else:
+                done.set_result(PooledCases(*f.result()))
+
+        inner.add_done_callback(relay)
+        return done
+
+    def close(self) -> None:
+        self._ex.shutdown(wait=True, cancel_futures=True)
+        self._tmp.cleanup()
+
+    def __enter__(self) -> DetectionPool:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def default_workers(jobs: int) -> int:
+    """One worker per core, no more than there are detection runs."""
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def _scratch_dir() -> str | None:
+    """RAM-backed scratch space for the hand-over files when there is some."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def _cases_of(result: Any) -> list[Any]:
