@@ -186,15 +186,9 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             if prog.kind == ERROR:
                 suspects.append(remaining)
                 break
+            sig = sigs.ids(prog.names, prog.year)
             codes = dates.codes[remaining]
-            uniq, inverse = np.unique(codes, return_inverse=True)
-            target = sigs.of(prog.names, prog.year, int(dates.codes[rep]))
-            same = np.fromiter(
-                (sigs.of(prog.names, prog.year, int(c)) == target for c in uniq.tolist()),
-                dtype=bool,
-                count=len(uniq),
-            )
-            match = same[inverse.reshape(-1)]
+            match = sig[codes] == sig[dates.codes[rep]]
             key[remaining[match]] = len(programs)
             programs.append(prog)
             remaining = remaining[~match]

@@ -155,20 +155,25 @@ def coarse_keys(
 
 
 class Signatures:
-    """Relevant-epoch signatures of dates, cached per (parameter set, date)."""
+    """Relevant-epoch signatures of dates: per parameter set, an id per distinct date code."""
 
     def __init__(self, rules: RuleSet, dates: Col) -> None:
         self.rules = rules
         self.dates = dates
-        self.cache: dict[tuple[tuple[str, ...], bool, int], tuple[Any, ...]] = {}
+        self.cache: dict[tuple[tuple[str, ...], bool], np.ndarray] = {}
 
-    def of(self, names: tuple[str, ...], year: bool, code: int) -> tuple[Any, ...]:
-        key = (names, year, code)
-        sig = self.cache.get(key)
-        if sig is None:
-            d = self.dates.values[code]
-            sig = epoch_signature(self.rules, d, names)
-            if year:
-                sig = (d.year, *sig)
-            self.cache[key] = sig
-        return sig
+    def ids(self, names: tuple[str, ...], year: bool) -> np.ndarray:
+        """Signature id of every date code (equal ids: the parameters say the same)."""
+        key = (names, year)
+        out = self.cache.get(key)
+        if out is None:
+            seen: dict[tuple[Any, ...], int] = {}
+            out = np.full(len(self.dates.values), -1, dtype=np.int64)
+            for k, d in enumerate(self.dates.values):
+                if isinstance(d, dt.date):
+                    sig = epoch_signature(self.rules, d, names)
+                    if year:
+                        sig = (d.year, *sig)
+                    out[k] = seen.setdefault(sig, len(seen))
+            self.cache[key] = out
+        return out

@@ -568,7 +568,6 @@ def run_quota_pass(
     outcomes: dict[int, RowOutcome] = {}
     branch_tpl: dict[tuple[Any, ...], int] = {}
     draws: dict[int, list[tuple[str, Decimal]]] = {}
-    cons_cache: dict[tuple[int, int, int, int], str] = {}
     cols = orders.cols
     qty = cols["quantity"]
     cid, cname = cols["consignee_id"], cols["consignee_name"]
@@ -598,8 +597,29 @@ def run_quota_pass(
             state[dr.account] = used(dr.account) + dr.amount
         return d
 
-    for r in order_rows.tolist():
-        k = int(key[r])
+    # Per-row inputs of the loop, gathered column-wise once.
+    from ._keys import combine
+
+    group, firsts = combine(
+        [
+            cid.codes[order_rows],
+            cname.codes[order_rows],
+            ccountry.codes[order_rows],
+            dest.codes[order_rows],
+        ]
+    )
+    names = []
+    for f in order_rows[firsts].tolist():
+        loc = ccountry.at(f) or dest.at(f)
+        names.append(consignee_key(cid.at(f), cname.at(f) or "", loc))
+    cons_l = [names[g] for g in group.tolist()]
+    key_l = key[order_rows].tolist()
+    ik_l = item_key[order_rows].tolist()
+    qty_l = [qty.values[c] for c in qty.codes[order_rows].tolist()]
+    tpp_cache: dict[tuple[int, int], Decimal] = {}
+
+    for pos, r in enumerate(order_rows.tolist()):
+        k = key_l[pos]
         prog = programs[k]
         if prog.kind == ENGINE:
             d = by_engine(r)
@@ -607,13 +627,16 @@ def run_quota_pass(
             if d.draws:
                 draws[r] = [(x.account, x.amount) for x in d.draws]
             continue
-        ck = (int(cid.codes[r]), int(cname.codes[r]), int(ccountry.codes[r]), int(dest.codes[r]))
-        cons = cons_cache.get(ck)
-        if cons is None:
-            loc = ccountry.at(r) or dest.at(r)
-            cons = cons_cache[ck] = consignee_key(cid.at(r), cname.at(r) or "", loc)
-        info = infos[int(item_key[r])]
-        tpp = ZERO if info.weights else Decimal(qty.at(r)) * info.chips * info.tpp_per_ic
+        cons = cons_l[pos]
+        ik = ik_l[pos]
+        info = infos[ik]
+        tk = (ik, qty_l[pos])
+        tpp_c = tpp_cache.get(tk)
+        if tpp_c is None:
+            tpp_c = tpp_cache[tk] = (
+                ZERO if info.weights else Decimal(qty_l[pos]) * info.chips * info.tpp_per_ic
+            )
+        tpp = tpp_c
         p = prog.params
         n: dict[str, Any] = {"tpp": tpp}
         quota: tuple[QuotaUse, ...] = ()
