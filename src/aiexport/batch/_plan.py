@@ -41,7 +41,7 @@ TOKEN = "\u27e6ref\u27e7"
 END_TOKEN = "\u27e6end-use\u27e7"
 
 
-class Probe:
+class _Probe:
     """A quota view with fixed balances per account family that records what is read."""
 
     def __init__(self, values: dict[str, Decimal] | None = None) -> None:
@@ -179,12 +179,20 @@ def _fmt_uveu(n: dict[str, Any]) -> str:
     return f"UVEU {n['ref']}: geographic allocations hold after this shipment (holder total {n['uveu_total']:,} TPP)."
 
 
+def _fmt_uveu_fail(n: dict[str, Any]) -> str:
+    return f"UVEU not available: uveu/{n['ref']}/{n['fail_suffix']} would hold {n['fail_after']:,} TPP, over {n['fail_share']:.0%} of the holder's {n['uveu_total']:,} TPP total."
+
+
+def _fmt_req_uveu_fail(n: dict[str, Any]) -> str:
+    return f"The order names UVEU:{n['ref']}, which is not available: " + _fmt_uveu_fail(n)
+
+
 def _formatters(rule: str, raised: Sequence[str]) -> list[Formatter]:
     table: dict[str, list[Formatter]] = {
-        "veu.uveu_geo": [_fmt_uveu],
+        "veu.uveu_geo": [_fmt_uveu, _fmt_uveu_fail],
         "lpp.limit": [_fmt_lpp_fit, _fmt_lpp_over],
         "lpp.notice": [_fmt_notice],
-        "auth.requested_ineligible": [_fmt_req_lpp_over],
+        "auth.requested_ineligible": [_fmt_req_lpp_over, _fmt_req_uveu_fail],
         "aia.report": [_fmt_aia],
         "lic.alloc_ok": [_alloc_ok(r) for r in raised],
         "lic.alloc_met": [_alloc_met(r) for r in raised] + [_fmt_cited_met],
@@ -194,7 +202,15 @@ def _formatters(rule: str, raised: Sequence[str]) -> list[Formatter]:
 
 
 NUMERIC_RULES = frozenset(
-    ("lpp.limit", "lpp.notice", "aia.report", "lic.alloc_ok", "lic.alloc_met", "lic.counted")
+    (
+        "lpp.limit",
+        "lpp.notice",
+        "aia.report",
+        "lic.alloc_ok",
+        "lic.alloc_met",
+        "lic.counted",
+        "veu.uveu_geo",
+    )
 )
 
 
@@ -215,6 +231,10 @@ def make_template(
         return None
     items.append((REGIME, reasons[0]))
     items.append((CLS, None))
+    # A fixed text must not carry this order's running totals (a formatter would be missing).
+    figures = [
+        f"{v:,}" for v in (numbers or {}).values() if isinstance(v, Decimal) and abs(v) >= 1000
+    ]
     for r in reasons[1 + k :]:
         if day in r.text:
             return None
@@ -230,7 +250,7 @@ def make_template(
                     break
         if slot is not None:
             items.append((SLOT, (r.rule, r.citation, slot)))
-        elif r.rule in NUMERIC_RULES:
+        elif r.rule in NUMERIC_RULES or any(f in r.text for f in figures):
             return None
         elif TOKEN in r.text or END_TOKEN in r.text:
             items.append((REF, r))
@@ -398,8 +418,17 @@ def plan_key(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     return prog
 
 
-def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
+def _plan(
+    engine: Engine, rep: Order, info: ItemInfo, base: dict[str, Decimal] | None = None
+) -> Program:
+    """Classify a key by probing the engine; `base` fixes balances for every probe (used to
+    plan what follows a UVEU whose geographic share breaks)."""
     kind = rep.authorization_kind
+    forced = base or {}
+
+    def Probe(values: dict[str, Decimal] | None = None) -> _Probe:
+        return _Probe({**forced, **(values or {})})
+
     try:
         probe = Probe()
         d0 = engine.decide(rep, probe)
@@ -410,9 +439,9 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
         return Program(ENGINE)
     prog = Program(PURE)
     fam = probe.families()
-    if kind == "UVEU" and fam & {"uveu"} and not fam & {"nveu", "license"}:
-        return _plan_uveu(engine, rep, prog)
-    if fam & {"uveu", "nveu", "license"}:
+    if base is None and kind == "UVEU" and fam & {"uveu"} and not fam & {"nveu", "license"}:
+        return _plan_uveu(engine, rep, prog, info)
+    if fam & {"nveu", "license"} or (base is None and "uveu" in fam):
         prog.kind = ENGINE
         return prog
     day = rep.order_date
@@ -469,6 +498,8 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
         prog.kind = ALLOC
         if not _alloc_params(prog, d0):
             prog.kind = ENGINE
+    elif base is not None and not d0.quota and not d0.draws:
+        pass  # after a broken UVEU share: nothing more draws; texts come from the kernel
     elif not d0.quota and not d0.draws and not (rules0 & NUMERIC_RULES):
         t = make_template(d0, str(day), info.cls_reasons, None, raised)
         if t is None:
@@ -480,7 +511,7 @@ def _plan(engine: Engine, rep: Order, info: ItemInfo) -> Program:
     return prog
 
 
-def _plan_uveu(engine: Engine, rep: Order, prog: Program) -> Program:
+def _plan_uveu(engine: Engine, rep: Order, prog: Program, info: ItemInfo) -> Program:
     """A UVEU named on the order (unregistered): its total and geographic shares.
 
     The kernel handles the orders whose shares hold (the UVEU is then used); an order that would
@@ -488,7 +519,7 @@ def _plan_uveu(engine: Engine, rep: Order, prog: Program) -> Program:
     """
     prefix = f"uveu/{TOKEN}/"
     try:
-        d = engine.decide(rep, Probe({prefix + "total": HUGE}))
+        d = engine.decide(rep, _Probe({prefix + "total": HUGE}))
     except Exception:
         prog.kind = ENGINE
         return prog
@@ -504,7 +535,13 @@ def _plan_uveu(engine: Engine, rep: Order, prog: Program) -> Program:
         prog.kind = ENGINE
         return prog
     prog.kind = UVEU
-    prog.params["checks"] = [(x.account[len(prefix) :], x.max_share) for x in d.draws[1:]]
+    checks = [(x.account[len(prefix) :], x.max_share) for x in d.draws[1:]]
+    prog.params["checks"] = checks
+    if checks:
+        # What the order gets when a share breaks: the rest of the decision, planned with the
+        # first check's account full.
+        sub = _plan(engine, rep, info, {prefix + checks[0][0]: HUGE})
+        prog.params["fail"] = sub if sub.kind not in (ENGINE, ERROR, UVEU) else None
     return prog
 
 
@@ -573,6 +610,7 @@ def run_quota_pass(
     cid, cname = cols["consignee_id"], cols["consignee_name"]
     ccountry, dest = cols["consignee_country"], cols["destination"]
     dates = cols["order_date"]
+    auth_col = cols["authorization"]
     order_rows = rows[np.lexsort((rows, orders.day_ordinal[rows]))]
 
     def used(acc: str) -> Decimal:
@@ -638,12 +676,48 @@ def run_quota_pass(
             )
         tpp = tpp_c
         p = prog.params
+        cur = prog
         n: dict[str, Any] = {"tpp": tpp}
         quota: tuple[QuotaUse, ...] = ()
         dr_list: list[tuple[str, Decimal]] = []
         pending: list[tuple[str, Decimal]] = []
-        branch: tuple[Any, ...]
+        branch: tuple[Any, ...] = ()
         step = prog.kind
+        if step == UVEU:
+            ref = str(auth_col.at(r)).split(":", 1)[1]
+            total = f"uveu/{ref}/total"
+            total_after = used(total) + tpp
+            uses = [QuotaUse(total, total_after, None, True)]
+            dr_list = [(total, tpp)]
+            pending = [(total, total_after)]
+            broke = None
+            for suffix, share in p["checks"]:
+                acc = f"uveu/{ref}/{suffix}"
+                after = used(acc) + tpp
+                cap = share * total_after
+                if after > cap:
+                    broke = (suffix, share, after)
+                    break
+                uses.append(QuotaUse(acc, after, cap, True))
+                dr_list.append((acc, tpp))
+                pending.append((acc, after))
+            n.update(ref=ref, uveu_total=total_after)
+            if broke is None:
+                quota = tuple(uses)
+                branch = ("uveu",)
+                step = ""
+            else:
+                sub = p.get("fail")
+                if sub is None:
+                    d = by_engine(r)
+                    outcomes[r] = RowOutcome(-1, None, d.quota, d)
+                    if d.draws:
+                        draws[r] = [(x.account, x.amount) for x in d.draws]
+                    continue
+                n.update(fail_suffix=broke[0], fail_share=broke[1], fail_after=broke[2])
+                dr_list, pending = [], []
+                branch = ("uveu_fail",)
+                cur, p, step = sub, sub.params, sub.kind
         if step == LPP:
             day = dates.at(r)
             acc = f"lpp/{cons}/{day.year}"
@@ -657,13 +731,11 @@ def run_quota_pass(
                 pending.append((acc, after))
                 quota = (QuotaUse(acc, after, limit, True),)
                 dr_list = [(acc, tpp)]
-                branch = ("fit", tpp >= p["notice"], after == limit)
+                branch = (*branch, "fit", tpp >= p["notice"], after == limit)
                 step = ""
             else:
-                branch = ("over",)
-                step = prog.over or ""
-        else:
-            branch = ()
+                branch = (*branch, "over")
+                step = cur.over or ""
         if step == AIA:
             acc = f"aia/{cons}"
             u = used(acc)
@@ -673,33 +745,6 @@ def run_quota_pass(
             quota = (QuotaUse(acc, after, None, True),)
             dr_list = [(acc, tpp)]
             branch = (*branch, "aia", after >= p["aia_thr"])
-        elif step == UVEU:
-            ref = str(cols["authorization"].at(r)).split(":", 1)[1]
-            total = f"uveu/{ref}/total"
-            total_after = used(total) + tpp
-            uses = [QuotaUse(total, total_after, None, True)]
-            dr_list = [(total, tpp)]
-            pending = [(total, total_after)]
-            broke = False
-            for suffix, share in p["checks"]:
-                acc = f"uveu/{ref}/{suffix}"
-                after = used(acc) + tpp
-                cap = share * total_after
-                if after > cap:
-                    broke = True
-                    break
-                uses.append(QuotaUse(acc, after, cap, True))
-                dr_list.append((acc, tpp))
-                pending.append((acc, after))
-            if broke:
-                d = by_engine(r)
-                outcomes[r] = RowOutcome(-1, None, d.quota, d)
-                if d.draws:
-                    draws[r] = [(x.account, x.amount) for x in d.draws]
-                continue
-            quota = tuple(uses)
-            n.update(ref=ref, uveu_total=total_after)
-            branch = ("uveu",)
         elif step in (ALLOC, LIC):
             acc = p["al_acc"]
             u = used(acc)
