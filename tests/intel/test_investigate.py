@@ -144,3 +144,11 @@ def test_parquet_lines_are_numbered_from_one(tmp_path: Path) -> None:
     pq.write_table(table, p)
     with pytest.raises(InputError, match="line 3, column 'quantity'"):
         investigate(p)
+    # A typed column is taken as it is, and its values are still checked.
+    chips = pa.array([8, 0, 8], pa.int64())
+    pq.write_table(
+        table.set_column(3, "quantity", pa.array([1, 2, 3])).append_column("chips_per_unit", chips),
+        p,
+    )
+    with pytest.raises(InputError, match="line 2, column 'chips_per_unit'"):
+        investigate(p)
