@@ -26,8 +26,8 @@ website, registry number, officers, founding date) and every line an end use.
 **Planted schemes** (enforcement.md §1 typologies): `structuring` rings of shells, each under the
 LPP allowance per calendar year while the ring is far above it, linked by noisy shared identifiers;
 `transshipment` through hub consignees with rotating forwarders and third-country payers;
-`front` companies whose line of business does not fit; `surge` buyers piling up orders before the
-compliance date; `hidden_tier3_hq` subsidiaries of a Chinese or Hong Kong parent that declare a
+`front` companies whose line of business does not fit; `surge` buyers (several entities of one
+buyer sharing its phone, payer or forwarder) piling up orders before the compliance date; `hidden_tier3_hq` subsidiaries of a Chinese or Hong Kong parent that declare a
 local headquarters. Members show different subsets of signals, and legitimate **decoys** show
 single signals on purpose: corporate groups sharing domains and payers, big buyers, established
 hub distributors, similar names, forwarder users, free-mail buyers, legitimate bursts, new but
