@@ -26,9 +26,17 @@ from aiexport.ledger import _registry as reg
 from aiexport.ledger import _tables as t
 from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._db import Database, default_db_url
-from aiexport.ledger._entries import Balance, Entry, Receipt, fingerprint, iso, now_utc, parse_iso
+from aiexport.ledger._entries import (
+    Balance,
+    Entry,
+    Receipt,
+    fingerprint,
+    iso,
+    now_utc,
+    parse_iso,
+)
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._sql import REQUEST_EXISTS, REQUESTS_IN, USED, Sql
+from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import CapReached, RequestRow, Writer, draws_fingerprint, refusal
 from aiexport.rules.determination import Draw
@@ -459,13 +467,7 @@ class Ledger:
 
         def work(conn: Connection) -> list[Receipt]:
             w = Writer(conn, now or now_utc(), self.db.dialect)
-            keys = [r.key for r in requests]
-            prior: dict[str, Any] = {}
-            for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i : i + _CHUNK]
-                sql = REQUESTS_IN.format(", ".join(["%s"] * len(chunk)))
-                for row in w.sql.all(sql, tuple(chunk)):
-                    prior[row[0]] = RequestRow(*row)
+            prior = w.find_requests([r.key for r in requests])
             w.sweep_expired()
             accounts = {d.account for r in requests for d in r.draws}
             accounts |= {d.share_of for r in requests for d in r.draws if d.share_of}
@@ -473,20 +475,14 @@ class Ledger:
             for i in range(0, len(ordered), _CHUNK):
                 w.load(ordered[i : i + _CHUNK])
             expires = iso(w.now + DEFAULT_HOLD) if kind == "reserve" else None
-            out: list[Receipt] = []
-            for r in requests:
-                fp = w.fingerprint(kind, r.draws, r.order_id)
-                if r.key in prior:
-                    if prior[r.key].fingerprint != fp:
-                        raise Conflict(f"idempotency key {r.key!r} was used for another request")
-                    out.append(_receipt(prior[r.key], True))
-                    continue
-                start = w.seq + 1
-                seqs = w.apply_draws(
-                    kind, r.draws, key=r.key, actor=actor, order_id=r.order_id, expires_at=expires
-                )
-                w.record_request(r.key, fp, seqs, start)
-                out.append(Receipt(r.key, w.txn, tuple(seqs), w.now))
+            done = w.draw_batch(kind, requests, actor, expires, prior)
+            txn, when = w.txn, w.now
+            out = [
+                _receipt(d, True)
+                if isinstance(d, RequestRow)
+                else Receipt(d[0], txn, tuple(range(d[1], d[2] + 1)), when)
+                for d in done
+            ]
             w.flush()
             return out
 

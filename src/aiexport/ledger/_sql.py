@@ -49,6 +49,12 @@ STATE = (
 )
 REQUEST = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key = %s"
 REQUESTS_IN = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key IN ({{}})"
+# Any number of keys in one statement: a JSON array on SQLite, an array parameter on PostgreSQL.
+REQUESTS_JSON = (
+    f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests "
+    "WHERE key IN (SELECT value FROM json_each(%s))"
+)
+REQUESTS_ANY = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key = ANY(%s)"
 EXPIRED = "SELECT seq, account, amount FROM ledger_holds WHERE expires_at <= %s ORDER BY seq"
 BALANCES = (
     "SELECT account, committed, reserved, limit_micro, citation FROM ledger_balances "
