@@ -186,7 +186,7 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             if prog.kind == ERROR:
                 suspects.append(remaining)
                 break
-            sig = sigs.ids(prog.names, prog.year)
+            sig = sigs.ids(prog.names, prog.year, _country_codes(engine, orders, rep))
             codes = dates.codes[remaining]
             match = sig[codes] == sig[dates.codes[rep]]
             key[remaining[match]] = len(programs)
@@ -234,6 +234,23 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
         progress(n)
     amts = amounts(orders, ikey, infos, engine_tpp, engine.h100_tpp)
     return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos)
+
+
+def _country_codes(engine: Engine, orders: Orders, i: int) -> tuple[str, ...]:
+    """The countries whose group memberships an order's decision reads (and their aliases)."""
+    c = orders.cols
+    dest = c["destination"].at(i) or ""
+    loc = c["consignee_country"].at(i) or dest
+    hq = c["consignee_hq_country"].at(i) or loc
+    codes = [dest, loc, hq]
+    for day in {c["order_date"].at(i)}:
+        try:
+            aliases = engine.rules.value("countries.aliases", day)
+        except Exception:
+            aliases = {}
+        if isinstance(aliases, dict):
+            codes += [str(aliases.get(x, x)) for x in (dest, loc, hq)]
+    return tuple(codes)
 
 
 def _raise_first_error(orders: Orders, engine: Engine, rows: np.ndarray) -> None:

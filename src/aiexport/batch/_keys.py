@@ -52,13 +52,28 @@ PARTY_COLUMNS = (
 
 
 def epoch_signature(
-    rules: RuleSet, day: dt.date, names: Sequence[str] | None = None
+    rules: RuleSet,
+    day: dt.date,
+    names: Sequence[str] | None = None,
+    codes: Sequence[str] | None = None,
 ) -> tuple[Any, ...]:
     """What the parameters `names` (default: all) say on `day`: which dated value is in force,
-    and for date-valued parameters whether `day` is before that date."""
+    and for date-valued parameters whether `day` is before that date.
+
+    With `codes`, a country list (`countries.*`) contributes only whether each of those codes is
+    in it: a country joining or leaving a group changes nothing for orders of other countries.
+    """
     sig: list[Any] = []
     for name in sorted(rules.parameters) if names is None else names:
         p = rules.parameters[name]
+        if codes is not None and name.startswith("countries.") and name != "countries.aliases":
+            try:
+                members = rules.members(name, day)
+            except AiexportError:
+                sig.append(None)
+                continue
+            sig.append(tuple(c in members for c in codes))
+            continue
         starts = [v.start for v in p.values]
         i = bisect.bisect_right(starts, day)
         sig.append(i)
@@ -160,18 +175,19 @@ class Signatures:
     def __init__(self, rules: RuleSet, dates: Col) -> None:
         self.rules = rules
         self.dates = dates
-        self.cache: dict[tuple[tuple[str, ...], bool], np.ndarray] = {}
+        self.cache: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], np.ndarray] = {}
 
-    def ids(self, names: tuple[str, ...], year: bool) -> np.ndarray:
-        """Signature id of every date code (equal ids: the parameters say the same)."""
-        key = (names, year)
+    def ids(self, names: tuple[str, ...], year: bool, codes: tuple[str, ...]) -> np.ndarray:
+        """Signature id of every date code (equal ids: the parameters say the same for the
+        countries `codes`)."""
+        key = (names, year, codes)
         out = self.cache.get(key)
         if out is None:
             seen: dict[tuple[Any, ...], int] = {}
             out = np.full(len(self.dates.values), -1, dtype=np.int64)
             for k, d in enumerate(self.dates.values):
                 if isinstance(d, dt.date):
-                    sig = epoch_signature(self.rules, d, names)
+                    sig = epoch_signature(self.rules, d, names, codes)
                     if year:
                         sig = (d.year, *sig)
                     out[k] = seen.setdefault(sig, len(seen))
