@@ -6,7 +6,7 @@ page of the rule it comes from. A data-health test checks that every id the engi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiexport.errors import LawError
@@ -22,10 +22,14 @@ class Citations:
     entries: dict[str, Reference]
     summaries: dict[str, str]
     path: str
+    rendered: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rendered.update({k: ref.render() for k, ref in self.entries.items()})
 
     def __call__(self, rule_id: str) -> str:
         try:
-            return self.entries[rule_id].render()
+            return self.rendered[rule_id]
         except KeyError:
             raise LawError(self.path, "no citation for this rule step", rule_id) from None
 

@@ -20,7 +20,7 @@ import bisect
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,12 @@ class DatedValue:
     start: dt.date
     value: Value
     references: tuple[Reference, ...]
+    citation: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.citation:
+            rendered = "; ".join(r.render() for r in self.references)
+            object.__setattr__(self, "citation", rendered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +78,14 @@ class Parameter:
     unit: str | None
     values: tuple[DatedValue, ...]
     path: str
+    starts: tuple[dt.date, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "starts", tuple(v.start for v in self.values))
 
     def entry(self, day: dt.date) -> DatedValue:
         """The dated value in force on `day` (the latest one starting on or before it)."""
-        starts = [v.start for v in self.values]
-        i = bisect.bisect_right(starts, day) - 1
+        i = bisect.bisect_right(self.starts, day) - 1
         if i < 0 or self.values[i].value is None:
             first = self.values[0].start.isoformat()
             raise ParameterNotFound(
@@ -89,7 +98,7 @@ class Parameter:
         return self.entry(day).value
 
     def citation(self, day: dt.date) -> str:
-        return "; ".join(r.render() for r in self.entry(day).references)
+        return self.entry(day).citation
 
 
 class _StrictLoader(yaml.SafeLoader):
