@@ -257,6 +257,9 @@ def run(tmp: Path, n: int, n_per_order: int, seed: int, profile: bool, generator
     else:
         screen_file(src, out, engine)
     batch = time.perf_counter() - t0
+    from aiexport.batch import STAGES
+
+    stages = "; ".join(f"{k} {v:.2f} s" for k, v in STAGES.items())
 
     m = pq.ParquetFile(sub).metadata.num_rows
     t0 = time.perf_counter()
@@ -275,6 +278,7 @@ def run(tmp: Path, n: int, n_per_order: int, seed: int, profile: bool, generator
         f"per-order timed on {m:,} orders, extrapolated to {n:,}: "
         f"{per_order:8.2f} s {n / per_order:12,.0f} orders/s"
     )
+    print(f"batch stages: {stages}")
     print(
         f"batch / floor = {batch / floor:.2f}x; batch is {per_order / batch:.0f}x the per-order path"
     )

@@ -54,8 +54,9 @@ from ._plan import (
     run_quota_pass,
 )
 from ._read import read_raw
+from ._stages import STAGES, stage
 
-__all__ = ["Decisions", "decide_file", "screen_file"]
+__all__ = ["STAGES", "Decisions", "decide_file", "screen_file", "summarise"]
 
 Progress = Callable[[int], None]
 
@@ -82,9 +83,12 @@ def decide_file(
 ) -> Decisions:
     """Every order's decision, exactly as `decide_all` would give it, in input order."""
     p = Path(path)
-    raw = read_raw(p)
-    orders, bad = convert(raw)
-    first_error(orders, bad)
+    STAGES.clear()
+    with stage("read"):
+        raw = read_raw(p)
+    with stage("validate"):
+        orders, bad = convert(raw)
+        first_error(orders, bad)
     if raw.trailing_error is not None:
         raise raw.trailing_error
     base: QuotaView = quota if quota is not None else MemoryQuota()
@@ -156,6 +160,8 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
     rules = engine.rules
     n = orders.n
     special = special_end_uses(rules)
+    t_plan = stage("keys and engine templates")
+    t_plan.__enter__()
     ikey, ireps = item_keys(rules, orders)
     infos = [item_info(engine, order_at(orders, int(r))) for r in ireps.tolist()]
     classes: dict[object, int] = {}
@@ -195,6 +201,7 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
     if suspects:
         _raise_first_error(orders, engine, np.concatenate(suspects))
         return _per_order(orders, engine, base, progress)
+    t_plan.__exit__(None, None, None)
     templates: list[Template] = []
     tid_of_key = np.full(len(programs), -1, dtype=np.int64)
     for k, prog in enumerate(programs):
@@ -203,19 +210,20 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             templates.append(prog.template)
     tid = tid_of_key[key]
     quota_rows = np.flatnonzero(tid < 0)
-    qp = run_quota_pass(
-        engine,
-        orders,
-        key,
-        programs,
-        quota_rows,
-        base,
-        templates,
-        orders.file,
-        ikey,
-        infos,
-        special,
-    )
+    with stage("quota pass (kernel, engine per new outcome)"):
+        qp = run_quota_pass(
+            engine,
+            orders,
+            key,
+            programs,
+            quota_rows,
+            base,
+            templates,
+            orders.file,
+            ikey,
+            infos,
+            special,
+        )
     quota: dict[int, tuple[QuotaUse, ...]] = {}
     numbers: dict[int, dict[str, object]] = {}
     engine_tpp: dict[int, Decimal] = {}
@@ -232,8 +240,9 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
             quota[r] = oc.quota
     if progress is not None:
         progress(n)
-    amts = amounts(orders, ikey, infos, engine_tpp, engine.h100_tpp)
-    return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos)
+    with stage("amounts and reasons layout"):
+        amts = amounts(orders, ikey, infos, engine_tpp, engine.h100_tpp)
+        return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos)
 
 
 def _country_codes(engine: Engine, orders: Orders, i: int) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ from aiexport.rules.determination import QuotaUse, Reason, _num
 
 from ._amounts import Amounts
 from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
+from ._stages import stage
 
 
 def _quota_json(q: QuotaUse, names: dict[str, str]) -> str:
@@ -243,8 +244,13 @@ class Decisions:
             return write_records(self.records(), path)
         import pyarrow.parquet as pq
 
-        table = self.table()
-        with atomic_path(path) as tmp, pq.ParquetWriter(tmp, table.schema) as writer:
+        with stage("output columns"):
+            table = self.table()
+        with (
+            stage("Parquet write"),
+            atomic_path(path) as tmp,
+            pq.ParquetWriter(tmp, table.schema) as writer,
+        ):
             writer.write_table(table, row_group_size=65536)
         return self.n
 
