@@ -77,6 +77,7 @@ def adapt(
     edits: dict[int, list[tuple[int, dict[str, Any] | None]]] = {}
     new_shells = 0
     split_orders = 0
+    rows_read: dict[int, dict[str, Any]] = {}
     if len(evasive_lpp):
         cons = consignee.take(pa.array(evasive_lpp)).to_pylist()
         years = np.asarray([to_date(d).year for d in days[evasive_lpp]], dtype=np.int32)
@@ -151,7 +152,9 @@ def adapt(
                         if target == own:
                             ident_out = None
                         elif target in template_rows:
-                            ident_out = _identity_of(table, identity_cols, template_rows[target])
+                            ident_out = _identity_of(
+                                table, identity_cols, template_rows[target], rows_read
+                            )
                         else:
                             ident_out = shells[shell_names.index(target)]
                         placed.append((q, ident_out))
@@ -185,8 +188,16 @@ def adapt(
     return Adapted(new_table, src, pos, new_shells, split_orders)
 
 
-def _identity_of(table: pa.Table, cols: list[str], row: int) -> dict[str, Any]:
-    rec = table.slice(row, 1).select(cols).to_pylist()[0]
+def _identity_of(
+    table: pa.Table, cols: list[str], row: int, cache: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The identity columns of one row, as a new dict (callers may edit it). A group re-packs
+    many orders onto the same few template rows: `cache` keeps the rows read in one `adapt`."""
+    rec = None if cache is None else cache.get(row)
+    if rec is None:
+        rec = dict(table.slice(row, 1).select(cols).to_pylist()[0])
+        if cache is not None:
+            cache[row] = rec
     return dict(rec)
 
 

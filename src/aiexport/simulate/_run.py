@@ -233,22 +233,23 @@ def run_scenario(world: World, scenario: Scenario, *, keep_for_detection: bool =
         ship2 = out.shipped & (tier == 2)
         idx = np.nonzero(ship2)[0]
         run.shipped_tier2 = table.take(pa.array(idx))
-        ids = table.column("order_id").to_pylist()
         ev_idx = np.nonzero(diverted)[0]
-        run.evasive_ids = frozenset(ids[i] for i in ev_idx)
+        # Only the diverted rows' ids are needed: no Python string for every order.
+        ev_ids: list[str] = table.column("order_id").take(pa.array(ev_idx)).to_pylist()
+        run.evasive_ids = frozenset(ev_ids)
         price = (
             table.column("unit_price_usd").to_numpy(zero_copy_only=False)
             if "unit_price_usd" in table.column_names
             else None
         )
-        run.tpp_by_id = {ids[i]: int(tpp[i]) for i in ev_idx}
+        run.tpp_by_id = {o: int(tpp[i]) for o, i in zip(ev_ids, ev_idx, strict=True)}
         run.value_by_id = {
-            ids[i]: float(
+            o: float(
                 0.0
                 if price is None or price[i] is None or np.isnan(price[i])
                 else price[i] * quantity[i]
             )
-            for i in ev_idx
+            for o, i in zip(ev_ids, ev_idx, strict=True)
         }
     return run
 
