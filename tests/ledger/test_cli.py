@@ -186,3 +186,30 @@ def test_attrition_and_adjust(url: str) -> None:
         for h in json.loads(cli("ledger", "history", "allocation/IN", "--db", url, "--json"))
     ]
     assert kinds == ["commit", "attrition", "adjustment"]
+
+
+def _decisions(path: Path) -> dict[str, dict[str, object]]:
+    return {r["order_id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def test_screen_dry_run_reads_the_default_ledger_when_it_exists(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIEXPORT_DB", raising=False)
+    memory = tmp_path / "memory.jsonl"
+    cli("screen", "--sample", "--out", str(memory), "--json")
+    assert not (tmp_path / "aiexport.db").exists()  # no ledger: in memory, and none created
+    with Ledger(url) as ledger:  # S-002 draws 5,066,240 TPP of its 26,900,000 LPP allowance
+        ledger.adjust(
+            "lpp/in-yotta/2025", Decimal(26_000_000), key="adj", actor="t", citation="test"
+        )
+        head = ledger.head()
+    monkeypatch.setenv("AIEXPORT_DB", url)
+    dry = tmp_path / "dry.jsonl"
+    cli("screen", "--sample", "--out", str(dry), "--json")
+    before, after = _decisions(memory), _decisions(dry)
+    assert before["S-002"]["authority"] == "LPP" and after["S-002"]["authority"] != "LPP"
+    assert before["S-001"] == after["S-001"]  # another consignee's order: unchanged
+    with Ledger(url) as ledger:
+        assert ledger.head() == head  # a dry run records nothing

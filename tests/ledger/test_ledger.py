@@ -159,3 +159,36 @@ def test_batch_records_all_or_nothing(ledger: Ledger) -> None:
     again = ledger.record_batch(reqs, actor="batch")
     assert all(r.replayed for r in again) and [r.seqs for r in again] == [r.seqs for r in out]
     assert ledger.head() == head
+
+
+def test_batch_chain_holds_and_replays_verify(ledger: Ledger) -> None:
+    """The batch loop hashes, holds and fingerprints exactly as the single-request path."""
+    from aiexport.ledger import DrawRequest
+
+    share = dict(max_share=Decimal("0.5"), share_of="uveu/v/total")
+    ledger.reserve([draw("x", 1, 10)], key="single", actor="t", order_id="s", now=T0)
+    reqs = [
+        DrawRequest(f"r{i}", (draw("uveu/v/total", 4), draw("uveu/v/in", 2, **share)), f"o{i}")
+        for i in range(5)
+    ]
+    out = ledger.record_batch(reqs, actor="batch", kind="reserve", now=T0)
+    assert [r.seqs for r in out] == [(2 + 2 * i, 3 + 2 * i) for i in range(5)]
+    assert ledger.balance("uveu/v/in").reserved == 10 and verify(ledger).ok
+    # A batch mixing a replay (same fingerprint as the one-request path) and a new request.
+    again = ledger.record_batch(
+        [DrawRequest("single", (draw("x", 1, 10),), "s"), DrawRequest("new", (draw("x", 2, 10),))],
+        actor="t",
+        kind="reserve",
+        now=T0,
+    )
+    assert again[0].replayed and again[0].seqs == (1,) and again[1].seqs == (12,)
+    with pytest.raises(QuotaExceeded, match="50"):
+        ledger.record_batch(
+            [DrawRequest("over", (draw("uveu/v/in", 1, **share),))], actor="t", now=T0
+        )
+    with pytest.raises(Conflict, match="twice"):
+        ledger.record_batch(
+            [DrawRequest("d", (draw("y", 1),)), DrawRequest("d", (draw("y", 1),))], actor="t"
+        )
+    report = verify(ledger)
+    assert report.ok and report.entries == 12

@@ -94,6 +94,10 @@ def screen(
     if engine_name not in ("batch", "per-order"):
         raise InputError(f"--engine {engine_name!r}: choose batch or per-order")
     rule_set = load_rule_set(rules)
+    if db is None and not commit:  # a dry run reads the default ledger when there is one
+        from aiexport.cli.ledger import existing_default_db
+
+        db = existing_default_db()
     if engine_name == "batch" and not (commit or db or lists):
         _screen_batch(orders, out, Engine(rule_set), summary_json)
         return

@@ -66,6 +66,27 @@ def open_ledger(db: str | None) -> Ledger:
     return Ledger(db or default_db_url())
 
 
+def existing_default_db() -> str | None:
+    """The default ledger (`$AIEXPORT_DB`, else `./aiexport.db`) if it exists, else None.
+
+    A dry run (`screen` without `--commit` or `--db`) decides against the default ledger's
+    current state, but must not create one: a SQLite file that is not there means an empty
+    ledger, which the in-memory quota state already is. A server URL is taken to exist.
+    """
+    from sqlalchemy.engine import make_url
+
+    from aiexport.ledger import default_db_url
+
+    url = default_db_url()
+    if "://" not in url:
+        return url if Path(url).is_file() else None
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return url
+    path = parsed.database
+    return url if path and path != ":memory:" and Path(path).is_file() else None
+
+
 def actor_name(actor: str | None) -> str:
     return actor or os.environ.get("AIEXPORT_ACTOR") or getpass.getuser()
 
