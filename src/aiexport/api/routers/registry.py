@@ -14,6 +14,7 @@ from aiexport.api.routers._common import FOUND, WRITE
 from aiexport.api.services import Services
 from aiexport.errors import InputError, NotFound, ParameterNotFound
 from aiexport.ledger import default_valid_until
+from aiexport.rules.allocation import license_allocation
 from aiexport.rules.quota import LicenseInfo, VeuInfo
 
 router = APIRouter(tags=["registry"])
@@ -77,18 +78,17 @@ def add_license(body: LicenseIn, svc: ServicesDep, who: Admin) -> dict[str, Any]
         valid_until=body.valid_until or default_valid_until(body.valid_from),
     )
     rules = svc.rules()
-    countries = svc.engine().countries
     try:
-        st = countries.status(dest, body.valid_from)
-        limit = rules.number("allocation.country.limit_tpp", body.valid_from)
-        if st.supp5b:
-            limit *= 1 + rules.number("allocation.country.supp5b_increase", body.valid_from)
-        citation = rules.cite("allocation.country.limit_tpp", body.valid_from)
+        alloc = license_allocation(dest, body.valid_from, rules, svc.engine().countries)
     except ParameterNotFound:
         raise InputError(f"{rules.name} sets no country allocation on {body.valid_from}") from None
-    allocation = None if st.tier1 or st.macau_or_d5 else limit
     receipt = svc.ledger.add_license(
-        info, actor=who.actor, allocation_limit=allocation, citation=citation
+        info,
+        actor=who.actor,
+        allocation_limit=None if alloc is None else alloc.limit_tpp,
+        citation="" if alloc is None else alloc.citation,
+        allocation_country=None if alloc is None else alloc.country,
+        counts=alloc is not None,
     )
     _audit(
         svc,
