@@ -44,10 +44,6 @@ def draws_fingerprint(
     return sha256("|".join(parts).encode()).hexdigest()
 
 
-def _clean(text: str) -> bool:
-    return bool(text) and "\x1f" not in text
-
-
 class CapReached(QuotaExceeded):
     """`QuotaExceeded`, naming the account whose cap refused the draw."""
 
@@ -112,6 +108,7 @@ class Writer:
         self._keys: set[str] = set()
         self._micro: dict[Decimal, int] = {}
         self._ok_text: set[tuple[str, str]] = set()
+        self._ok_str: set[str] = set()  # texts `check_text` accepted, for `draw_batch`
 
     # -- reading state -------------------------------------------------------------------------
 
@@ -305,7 +302,7 @@ class Writer:
             col = 0
         else:
             raise InputError(f"draws are committed or reserved, not {kind!r}")
-        bal, ok, memo, rows, touched = self.bal, self._ok_text, self._micro, self.rows, self.touched
+        bal, ok, memo, rows, touched = self.bal, self._ok_str, self._micro, self.rows, self.touched
         keys, recorded, holds = self._keys, self.requests, self.new_holds
         txn, created, prev, seq = self.txn, self.created_at, self.hash, self.seq
         hold = kind == "reserve" and expires_at is not None
@@ -335,7 +332,11 @@ class Writer:
                     raise Conflict(f"idempotency key {key!r} was used for another request")
                 out.append(found)
                 continue
-            if not key or "\x1f" in key or (order_id is not None and not _clean(order_id)):
+            if (
+                not key
+                or "\x1f" in key
+                or (order_id is not None and "\x1f" in (order_id or "\x1f"))
+            ):
                 check_text(key, order_id)
             if key in keys:
                 raise Conflict(
@@ -344,13 +345,13 @@ class Writer:
             keys.add(key)
             start = seq + 1
             order = order_id or ""
-            for i, d in enumerate(draws):
-                account, citation, m = d.account, d.citation, amounts[i]
+            for i, (d, m) in enumerate(zip(draws, amounts, strict=True)):
+                account, citation = d.account, d.citation
                 if m <= 0:
                     raise InputError(f"draw on {account} must be positive, got {d.amount} TPP")
-                if (account, citation) not in ok:
+                if account not in ok or citation not in ok:
                     check_text(account, citation)
-                    ok.add((account, citation))
+                    ok.update((account, citation))
                 if account not in bal or (d.share_of and d.share_of not in bal):
                     self.load([account, d.share_of or account])
                 seq += 1
@@ -457,7 +458,8 @@ class Writer:
         commit. Nothing may be written after `flush`."""
         sql = self.sql
         sql.bulk("ledger_entries", q.ENTRY_COLS, self.rows)
-        sql.bulk("ledger_requests", q.REQUEST_COLS, self.requests)
+        # In key order: the requests B-tree is keyed by it, so its pages fill in sequence.
+        sql.bulk("ledger_requests", q.REQUEST_COLS, sorted(self.requests))
         with sql.pipeline():
             sql.many(q.INSERT_HOLD, self.new_holds)
             sql.many(q.DELETE_HOLD, self.closed_holds)
