@@ -293,6 +293,8 @@ def _duplicates(order_id: pa.Array) -> np.ndarray:
     n = len(order_id)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    if order_id.null_count == 0 and pc.count_distinct(order_id).as_py() == n:
+        return np.full(n, -1, dtype=np.int64)
     enc = order_id.dictionary_encode()
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     _, first = np.unique(codes, return_index=True)

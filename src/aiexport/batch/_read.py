@@ -55,22 +55,47 @@ def read_raw(path: Path) -> RawTable:
     return _read_reference(path)
 
 
+# Free-text columns that can never be invalid and that no decision reads: not loaded.
+UNREAD = frozenset(
+    {
+        "consignee_address",
+        "consignee_phone",
+        "consignee_email",
+        "consignee_website",
+        "consignee_registration",
+        "consignee_officers",
+        "intermediate_name",
+        "payer_name",
+    }
+)
+
+
 def _read_parquet(path: Path) -> RawTable:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        schema = pq.read_schema(path)
+        all_names = list(schema.names)
+        if len(set(all_names)) != len(all_names):
+            return _read_reference(path)
+        names = [c for c in all_names if c in KNOWN_COLUMNS and c not in UNREAD]
+        table = pq.read_table(path, columns=names)
     except Exception:
-        return _read_reference(path)
-    names = [c for c in table.column_names if c in KNOWN_COLUMNS]
-    if len(set(table.column_names)) != len(table.column_names):
         return _read_reference(path)
     columns: dict[str, RawColumn] = {c: table.column(c).combine_chunks() for c in names}
     n = table.num_rows
 
     def raw_row(i: int) -> dict[str, Any]:
-        row: dict[str, Any] = table.slice(i, 1).to_pylist()[0]
-        return row
+        """The whole row as the reference reader yields it (only for error messages)."""
+        pf = pq.ParquetFile(path)
+        seen = 0
+        for rg in range(pf.num_row_groups):
+            size = pf.metadata.row_group(rg).num_rows
+            if i < seen + size:
+                row: dict[str, Any] = pf.read_row_group(rg).slice(i - seen, 1).to_pylist()[0]
+                return row
+            seen += size
+        raise IndexError(i)
 
     return RawTable(str(path), n, columns, np.arange(1, n + 1, dtype=np.int64), raw_row)
 
