@@ -35,7 +35,7 @@ from aiexport.screen import Summary, decide_all
 
 from ._amounts import Amounts, amounts, from_decimals
 from ._convert import Orders, convert, first_error
-from ._keys import Signatures, coarse_keys, item_keys, special_end_uses
+from ._keys import Signatures, coarse_keys, combine, item_keys, special_end_uses
 from ._output import Decisions, build_obligation_ids, build_reason_ids
 from ._plan import (
     END_TOKEN,
@@ -268,18 +268,21 @@ def _raise_first_error(orders: Orders, engine: Engine, rows: np.ndarray) -> None
         decide_all([full_order(orders, r)], engine, MemoryQuota(), file=orders.file)
 
 
-def _subs(orders: Orders) -> Callable[[int], dict[str, str]]:
-    """Per row: the values of the template tokens (authorization reference, end use)."""
+def _subs(orders: Orders) -> tuple[np.ndarray, list[dict[str, str]]]:
+    """The values of the template tokens (authorization reference, end use): a code per row
+    and the values per code."""
     auth, end_use = orders.cols["authorization"], orders.cols["end_use"]
-
-    def subs(i: int) -> dict[str, str]:
+    if not orders.n:
+        return np.zeros(0, dtype=np.int64), []
+    code, firsts = combine([auth.codes, end_use.codes])
+    values: list[dict[str, str]] = []
+    for i in firsts.tolist():
         a = auth.at(i)
         out = {END_TOKEN: str(end_use.at(i))}
         if isinstance(a, str) and ":" in a:
             out[TOKEN] = a.split(":", 1)[1]
-        return out
-
-    return subs
+        values.append(out)
+    return code, values
 
 
 def _assemble(

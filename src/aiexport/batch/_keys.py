@@ -170,12 +170,67 @@ def coarse_keys(
 
 
 class Signatures:
-    """Relevant-epoch signatures of dates: per parameter set, an id per distinct date code."""
+    """Relevant-epoch signatures of dates: for a parameter set, an id per distinct date code.
+
+    Each parameter's dated entry in force is computed once per date code (a column); a
+    signature is then the combination of a few columns, so a new parameter set costs only a
+    vectorised grouping.
+    """
 
     def __init__(self, rules: RuleSet, dates: Col) -> None:
         self.rules = rules
         self.dates = dates
+        self.valid = np.array([isinstance(d, dt.date) for d in dates.values], dtype=bool)
+        self.columns: dict[Any, np.ndarray] = {}
         self.cache: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], np.ndarray] = {}
+
+    def _column(self, key: Any) -> np.ndarray:
+        col = self.columns.get(key)
+        if col is not None:
+            return col
+        kind = key[0]
+        days = self.dates.values
+        out = np.zeros(len(days), dtype=np.int64)
+        if kind == "year":
+            for k, d in enumerate(days):
+                if isinstance(d, dt.date):
+                    out[k] = d.year
+        elif kind == "entry":
+            p = self.rules.parameters[key[1]]
+            starts = [v.start for v in p.values]
+            for k, d in enumerate(days):
+                if isinstance(d, dt.date):
+                    out[k] = bisect.bisect_right(starts, d)
+        elif kind == "before":
+            # Is the day before the date a date-valued parameter holds (per entry)?
+            p = self.rules.parameters[key[1]]
+            entry = self._column(("entry", key[1]))
+            for k, d in enumerate(days):
+                i = int(entry[k])
+                if isinstance(d, dt.date) and i:
+                    value = p.values[i - 1].value
+                    if isinstance(value, str):
+                        with contextlib.suppress(ValueError):
+                            out[k] = 1 + int(d < dt.date.fromisoformat(value))
+        else:  # ("member", name, code): is the country in the list on that day
+            p = self.rules.parameters[key[1]]
+            entry = self._column(("entry", key[1]))
+            per_entry: dict[int, int] = {}
+            for k, d in enumerate(days):
+                if not isinstance(d, dt.date):
+                    continue
+                i = int(entry[k])
+                v = per_entry.get(i)
+                if v is None:
+                    try:
+                        members = self.rules.members(key[1], d)
+                        v = 1 + int(key[2] in members)
+                    except AiexportError:
+                        v = 0
+                    per_entry[i] = v
+                out[k] = v
+        self.columns[key] = out
+        return out
 
     def ids(self, names: tuple[str, ...], year: bool, codes: tuple[str, ...]) -> np.ndarray:
         """Signature id of every date code (equal ids: the parameters say the same for the
@@ -183,13 +238,15 @@ class Signatures:
         key = (names, year, codes)
         out = self.cache.get(key)
         if out is None:
-            seen: dict[tuple[Any, ...], int] = {}
-            out = np.full(len(self.dates.values), -1, dtype=np.int64)
-            for k, d in enumerate(self.dates.values):
-                if isinstance(d, dt.date):
-                    sig = epoch_signature(self.rules, d, names, codes)
-                    if year:
-                        sig = (d.year, *sig)
-                    out[k] = seen.setdefault(sig, len(seen))
+            cols: list[np.ndarray] = [self.valid.astype(np.int64)]
+            if year:
+                cols.append(self._column(("year",)))
+            for name in names:
+                if name.startswith("countries.") and name != "countries.aliases":
+                    cols += [self._column(("member", name, c)) for c in codes]
+                else:
+                    cols.append(self._column(("entry", name)))
+                    cols.append(self._column(("before", name)))
+            out, _ = combine(cols)
             self.cache[key] = out
         return out

@@ -8,7 +8,7 @@ quota-dependent texts (running totals) and authorization references are formatte
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -268,7 +268,7 @@ def build_reason_ids(
     tid: np.ndarray,
     date_code: np.ndarray,
     date_str: list[str],
-    subs: Callable[[int], dict[str, str]],
+    subs: tuple[np.ndarray, list[dict[str, str]]],
     numbers: dict[int, dict[str, Any]],
     ikey: np.ndarray | None,
     cls_reasons: list[tuple[Reason, ...]],
@@ -318,9 +318,16 @@ def build_reason_ids(
                 flat[pos] = ids[inverse.reshape(-1)]
             elif kind == REF:
                 r = item
-                flat[pos] = [
-                    table.id(r.rule, r.citation, substitute(r.text, subs(i))) for i in rows.tolist()
-                ]
+                sub_code, sub_values = subs
+                codes, inverse = np.unique(sub_code[rows], return_inverse=True)
+                ids = np.array(
+                    [
+                        table.id(r.rule, r.citation, substitute(r.text, sub_values[c]))
+                        for c in codes.tolist()
+                    ],
+                    dtype=np.int64,
+                )
+                flat[pos] = ids[inverse.reshape(-1)]
             elif kind == SLOT:
                 rule, citation, f = item
                 flat[pos] = table.extend(rule, citation, [f(numbers[i]) for i in rows.tolist()])
