@@ -4,6 +4,11 @@
 #
 #   export AIEXPORT_TEST_PG_URL="$(scripts/start-postgres.sh)"
 #
+# No `commit_delay`/`commit_siblings` here, on purpose: ledger writers are serialised by a row lock
+# on the chain head, and PostgreSQL releases a transaction's locks only after its commit record is
+# flushed, so no two ledger commits are ever waiting to flush together; a delay would only add
+# latency to each. Sharing fsyncs between clients needs group commit in the application.
+#
 # Idempotent: a second run finds the server up and the database present, and only prints the URL.
 # Works as root on a fresh Debian machine (apt) and on a machine where PostgreSQL is installed.
 set -euo pipefail
