@@ -41,6 +41,12 @@ def _quota_json(q: QuotaUse, names: dict[str, str]) -> str:
     )
 
 
+def _pair(v: Decimal) -> tuple[float, str]:
+    """(the float Parquet stores, the JSON text `json.dumps` writes) for `_num(v)`."""
+    x = _num(v)
+    return float(x), (str(x) if isinstance(x, int) else float.__repr__(x))
+
+
 def _json_num(v: Decimal) -> str:
     x = _num(v)
     return str(x) if isinstance(x, int) else float.__repr__(x)
@@ -210,20 +216,38 @@ class Decisions:
         valid = np.zeros(n, dtype=bool)
         js: list[str | None] = [None] * n
         names: dict[str, str] = {}
+        nums: dict[Decimal, tuple[float, str]] = {}
         for i, q in self.quota.items():
             if not q:
                 continue
-            first = q[0]
-            valid[i] = True
-            account[i] = first.account
-            u = _num(first.used_tpp)
-            used[i] = u
-            if first.limit_tpp is not None:
-                limit_null[i] = False
-                limit[i] = _num(first.limit_tpp)
-                remaining[i] = _num(max(first.limit_tpp - first.used_tpp, Decimal(0)))
-            draws[i] = first.draws
-            js[i] = "[" + ", ".join(_quota_json(x, names) for x in q) + "]"
+            parts = []
+            for j, u in enumerate(q):
+                acc = names.get(u.account)
+                if acc is None:
+                    acc = names[u.account] = json.dumps(u.account)
+                uf, us = _pair(u.used_tpp)
+                if u.limit_tpp is None:
+                    lf = rf = 0.0
+                    limits = '"limit_tpp": null, "remaining_tpp": null'
+                else:
+                    hit = nums.get(u.limit_tpp)
+                    if hit is None:
+                        hit = nums[u.limit_tpp] = _pair(u.limit_tpp)
+                    lf, ls = hit
+                    rf, rs = _pair(max(u.limit_tpp - u.used_tpp, Decimal(0)))
+                    limits = f'"limit_tpp": {ls}, "remaining_tpp": {rs}'
+                flag = "true" if u.draws else "false"
+                parts.append(f'{{"account": {acc}, "used_tpp": {us}, {limits}, "draws": {flag}}}')
+                if j == 0:
+                    valid[i] = True
+                    account[i] = u.account
+                    used[i] = uf
+                    if u.limit_tpp is not None:
+                        limit_null[i] = False
+                        limit[i] = lf
+                        remaining[i] = rf
+                    draws[i] = u.draws
+            js[i] = "[" + ", ".join(parts) + "]"
         qtype = schema.field("quota").type
         struct = pa.StructArray.from_arrays(
             [
