@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -165,7 +166,7 @@ def test_batch_chain_holds_and_replays_verify(ledger: Ledger) -> None:
     """The batch loop hashes, holds and fingerprints exactly as the single-request path."""
     from aiexport.ledger import DrawRequest
 
-    share = dict(max_share=Decimal("0.5"), share_of="uveu/v/total")
+    share: dict[str, Any] = {"max_share": Decimal("0.5"), "share_of": "uveu/v/total"}
     ledger.reserve([draw("x", 1, 10)], key="single", actor="t", order_id="s", now=T0)
     reqs = [
         DrawRequest(f"r{i}", (draw("uveu/v/total", 4), draw("uveu/v/in", 2, **share)), f"o{i}")
