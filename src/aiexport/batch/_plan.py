@@ -655,6 +655,9 @@ def run_quota_pass(
     ik_l = item_key[order_rows].tolist()
     qty_l = [qty.values[c] for c in qty.codes[order_rows].tolist()]
     tpp_cache: dict[tuple[int, int], Decimal] = {}
+    year_of = [d.year if hasattr(d, "year") else 0 for d in dates.values]
+    year_l = [year_of[c] for c in dates.codes[order_rows].tolist()]
+    aia_names: dict[str, str] = {}
 
     for pos, r in enumerate(order_rows.tolist()):
         k = key_l[pos]
@@ -676,6 +679,48 @@ def run_quota_pass(
             )
         tpp = tpp_c
         p = prog.params
+        # Fast paths for the commonest outcomes once their template exists (same arithmetic).
+        if prog.kind == AIA:
+            acc = aia_names.get(cons)
+            if acc is None:
+                acc = aia_names[cons] = f"aia/{cons}"
+            after = used(acc) + tpp
+            thr = p["aia_thr"]
+            t = branch_tpl.get((k, "aia", after >= thr))
+            if t is not None:
+                state[acc] = after
+                outcomes[r] = RowOutcome(
+                    t,
+                    {"tpp": tpp, "aia_after": after, "aia_thr": thr},
+                    (QuotaUse(acc, after, None, True),),
+                )
+                draws[r] = [(acc, tpp)]
+                continue
+        elif prog.kind == LPP:
+            year = year_l[pos]
+            acc = f"lpp/{cons}/{year}"
+            u = used(acc)
+            after = u + tpp
+            limit = p["lpp_limit"]
+            if after <= limit:
+                notice = p["notice"]
+                t = branch_tpl.get((k, "fit", tpp >= notice, after == limit))
+                if t is not None:
+                    state[acc] = after
+                    outcomes[r] = RowOutcome(
+                        t,
+                        {
+                            "tpp": tpp,
+                            "year": year,
+                            "lpp_used": u,
+                            "lpp_after": after,
+                            "lpp_limit": limit,
+                            "notice": notice,
+                        },
+                        (QuotaUse(acc, after, limit, True),),
+                    )
+                    draws[r] = [(acc, tpp)]
+                    continue
         cur = prog
         n: dict[str, Any] = {"tpp": tpp}
         quota: tuple[QuotaUse, ...] = ()
