@@ -332,21 +332,18 @@ def license_add(
 def allocation_for(destination: str, day: dt.date, rules: str) -> tuple[str, Decimal, str, bool]:
     """The allocation a license to `destination` counts against: country, limit, citation, counts.
 
-    § 742.6(b)(10)(iii)(B): licensed TPP counts against the destination's allocation, raised for
-    Supp. No. 5 para (b) destinations (C); Tier 1 and Macau/D:5 destinations have none.
+    Asks `aiexport.rules.allocation.license_allocation`; from 2028 the rule sets no allocation,
+    and the license then counts against none.
     """
-    from aiexport.rules.countries import Countries
+    from aiexport.rules.allocation import license_allocation
 
-    rule_set = load_rule_set(rules)
-    st = Countries(rule_set).status(destination, day)
     try:
-        limit = rule_set.number("allocation.country.limit_tpp", day)
-        citation = rule_set.cite("allocation.country.limit_tpp", day)
-        if st.supp5b:
-            limit *= 1 + rule_set.number("allocation.country.supp5b_increase", day)
+        alloc = license_allocation(destination, day, load_rule_set(rules))
     except ParameterNotFound:
-        return st.governed_by, Decimal(0), "", False
-    return st.governed_by, limit, citation, not (st.tier1 or st.macau_or_d5)
+        return destination, Decimal(0), "", False
+    if alloc is None:
+        return destination, Decimal(0), "", False
+    return alloc.country, alloc.limit_tpp, alloc.citation, True
 
 
 @license_app.command("list")
