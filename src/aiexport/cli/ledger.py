@@ -352,7 +352,7 @@ def license_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     with open_ledger(db) as ledger:
         rows = ledger.licenses()
     if as_json:
-        print(json.dumps([_license_record(i) for i in rows], indent=2))
+        print(json.dumps([i.to_record() for i in rows], indent=2))
         return
     t = Table("license", "destination", "consignee", "TPP", "valid from", "valid until")
     for i in rows:
@@ -365,17 +365,6 @@ def license_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
             str(i.valid_until),
         )
     console.print(t)
-
-
-def _license_record(i: LicenseInfo) -> dict[str, Any]:
-    return {
-        "license_id": i.license_id,
-        "destination": i.destination,
-        "consignee": i.consignee,
-        "tpp": str(i.tpp),
-        "valid_from": i.valid_from.isoformat(),
-        "valid_until": i.valid_until.isoformat(),
-    }
 
 
 # -- VEUs --------------------------------------------------------------------------------------
@@ -427,7 +416,7 @@ def veu_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
     with open_ledger(db) as ledger:
         rows = ledger.veus()
     if as_json:
-        print(json.dumps([_veu_record(v) for v in rows], indent=2))
+        print(json.dumps([v.to_record() for v in rows], indent=2))
         return
     t = Table("VEU", "kind", "holder", "HQ", "countries", "valid from", "valid until")
     for v in rows:
@@ -441,19 +430,6 @@ def veu_list(db: DbOpt = None, as_json: JsonOpt = False) -> None:
             str(v.valid_until or "—"),
         )
     console.print(t)
-
-
-def _veu_record(v: VeuInfo) -> dict[str, Any]:
-    return {
-        "veu_id": v.veu_id,
-        "kind": v.kind,
-        "holder": v.holder,
-        "holder_name": v.holder_name,
-        "hq_country": v.hq_country,
-        "countries": sorted(v.countries),
-        "valid_from": v.valid_from.isoformat(),
-        "valid_until": v.valid_until.isoformat() if v.valid_until else None,
-    }
 
 
 # -- screen --commit ---------------------------------------------------------------------------

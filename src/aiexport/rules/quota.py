@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from aiexport.rules.determination import Draw
 
@@ -30,6 +30,17 @@ class LicenseInfo:
     valid_from: dt.date
     valid_until: dt.date
 
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready; the TPP as an exact decimal string."""
+        return {
+            "license_id": self.license_id,
+            "destination": self.destination,
+            "consignee": self.consignee,
+            "tpp": str(self.tpp),
+            "valid_from": self.valid_from.isoformat(),
+            "valid_until": self.valid_until.isoformat(),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VeuInfo:
@@ -43,6 +54,19 @@ class VeuInfo:
     valid_from: dt.date
     valid_until: dt.date | None = None
     holder_name: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "veu_id": self.veu_id,
+            "kind": self.kind,
+            "holder": self.holder,
+            "holder_name": self.holder_name,
+            "hq_country": self.hq_country,
+            "countries": sorted(self.countries),
+            "valid_from": self.valid_from.isoformat(),
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+        }
 
     def valid_on(self, day: dt.date) -> bool:
         return self.valid_from <= day and (self.valid_until is None or day <= self.valid_until)

@@ -20,33 +20,9 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 router = APIRouter(tags=["registry"])
 
 
-def _license(i: LicenseInfo) -> dict[str, Any]:
-    return {
-        "license_id": i.license_id,
-        "destination": i.destination,
-        "consignee": i.consignee,
-        "tpp": str(i.tpp),
-        "valid_from": i.valid_from.isoformat(),
-        "valid_until": i.valid_until.isoformat(),
-    }
-
-
-def _veu(v: VeuInfo) -> dict[str, Any]:
-    return {
-        "veu_id": v.veu_id,
-        "kind": v.kind,
-        "holder": v.holder,
-        "holder_name": v.holder_name,
-        "hq_country": v.hq_country,
-        "countries": sorted(v.countries),
-        "valid_from": v.valid_from.isoformat(),
-        "valid_until": v.valid_until.isoformat() if v.valid_until else None,
-    }
-
-
 @router.get("/v1/licenses", summary="Registered licenses (analysts)", responses=FOUND)
 def licenses(svc: ServicesDep, who: Analyst) -> dict[str, Any]:
-    return {"licenses": [_license(i) for i in svc.ledger.licenses()]}
+    return {"licenses": [i.to_record() for i in svc.ledger.licenses()]}
 
 
 @router.get(
@@ -58,7 +34,7 @@ def license_(
     info = svc.ledger.license(license_id)
     if info is None:
         raise NotFound(f"no registered license {license_id!r}")
-    return _license(info)
+    return info.to_record()
 
 
 @router.post(
@@ -97,12 +73,16 @@ def add_license(body: LicenseIn, svc: ServicesDep, who: Admin) -> dict[str, Any]
         info.license_id,
         {"tpp": str(info.tpp), "destination": dest, "replayed": receipt.replayed},
     )
-    return {"license": _license(info), "replayed": receipt.replayed, "entries": list(receipt.seqs)}
+    return {
+        "license": info.to_record(),
+        "replayed": receipt.replayed,
+        "entries": list(receipt.seqs),
+    }
 
 
 @router.get("/v1/veus", summary="Registered Data Center VEUs (analysts)", responses=FOUND)
 def veus(svc: ServicesDep, who: Analyst) -> dict[str, Any]:
-    return {"veus": [_veu(v) for v in svc.ledger.veus()]}
+    return {"veus": [v.to_record() for v in svc.ledger.veus()]}
 
 
 @router.get("/v1/veus/{veu_id}", summary="One registered VEU (analysts)", responses=FOUND)
@@ -112,7 +92,7 @@ def veu(
     info = svc.ledger.veu(veu_id)
     if info is None:
         raise NotFound(f"no registered VEU {veu_id!r}")
-    return _veu(info)
+    return info.to_record()
 
 
 @router.post(
@@ -134,7 +114,7 @@ def add_veu(body: VeuIn, svc: ServicesDep, who: Admin) -> dict[str, Any]:
     )
     created = svc.ledger.add_veu(info, actor=who.actor)
     _audit(svc, who, "veu.register", info.veu_id, {"kind": info.kind, "created": created})
-    return {"veu": _veu(info), "created": created}
+    return {"veu": info.to_record(), "created": created}
 
 
 def _audit(svc: Services, who: Principal, action: str, target: str, detail: dict[str, Any]) -> None:
