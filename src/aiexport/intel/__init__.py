@@ -3,6 +3,7 @@ structuring and diversion signals, and ranked cases (contract §3)."""
 
 from aiexport.intel.investigate import Case, Investigation, investigate
 from aiexport.intel.lists import ListEntry, ScreeningList, bundled_list_path, load_lists
+from aiexport.intel.resolve import Model
 from aiexport.intel.screening import CONFIDENT, REVIEW, Match, Screener, party_screen
 from aiexport.intel.signals import Signal
 
@@ -13,6 +14,7 @@ __all__ = [
     "Investigation",
     "ListEntry",
     "Match",
+    "Model",
     "Screener",
     "ScreeningList",
     "Signal",

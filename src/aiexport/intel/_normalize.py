@@ -232,11 +232,14 @@ def name_tokens(name: str) -> tuple[str, ...]:
     return tuple(kept or tokens)
 
 
+@lru_cache(maxsize=500_000)
 def name_key(name: str) -> str:
-    """The name without legal forms, tokens in their order, single-spaced."""
+    """The name without legal forms, tokens in their order, single-spaced (memoised: one
+    worker serves several scenarios of one world, whose consignees are mostly the same)."""
     return " ".join(name_tokens(name))
 
 
+@lru_cache(maxsize=500_000)
 def compact_key(name: str) -> str:
     """The name without legal forms or spaces: 'Hua Wei' and 'Huawei' meet here."""
     return "".join(name_tokens(name))

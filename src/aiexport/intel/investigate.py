@@ -44,7 +44,7 @@ from aiexport.intel._normalize import (
 )
 from aiexport.intel._orders import enrich, load_orders, lpp_limit
 from aiexport.intel.lists import ScreeningList
-from aiexport.intel.resolve import MATCH_THRESHOLD, Link, party_records, resolve
+from aiexport.intel.resolve import MATCH_THRESHOLD, Link, Model, party_records, resolve
 from aiexport.intel.screening import Screener
 from aiexport.intel.signals import Signal, combine
 from aiexport.rules.countries import country_name
@@ -111,6 +111,9 @@ class Investigation:
     lists: str | None
     warnings: list[str]
     seconds: dict[str, float]
+    model: Model | None = None
+    """The Splink model that scored the consignee pairs (trained by this run unless one was
+    given); pass it to another `investigate` to score with the same parameters."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -141,8 +144,14 @@ def investigate(
     rules: RuleSet | None = None,
     threshold: float | None = None,
     progress: Callable[[str], None] | None = None,
+    model: Model | None = None,
 ) -> Investigation:
-    """Run the whole pipeline on an orders file (CSV, Parquet or JSON Lines)."""
+    """Run the whole pipeline on an orders file (CSV, Parquet or JSON Lines).
+
+    Entity resolution trains its Splink model on these orders' consignees, unless a trained
+    `model` (`Investigation.model` of an earlier run) is given: then its m and u probabilities
+    and lambda score the pairs as they are, with no sampling or EM, so that one detector can
+    be applied to several datasets (the policy simulator's scenarios)."""
     rules = rules or load_rule_set(DEFAULT_RULE_SET)
     say = progress or (lambda _s: None)
     t: dict[str, float] = {}
@@ -160,7 +169,9 @@ def investigate(
     say("resolving entities (Splink)")
     t1 = time.perf_counter()
     records = party_records(list(parties.values()))
-    links, demoted = resolve(con, records, threshold=threshold or MATCH_THRESHOLD)
+    links, demoted, used = resolve(
+        con, records, threshold=threshold or MATCH_THRESHOLD, model=model
+    )
     ctx = _Context.build(con, rules, parties)
     relations = _relations(con, parties) + _behaviour_relations(con, ctx)
     clusters, capped = _cluster(parties, links, relations)
@@ -189,6 +200,7 @@ def investigate(
         lists=None if lists is None else lists.version,
         warnings=list(lists.warnings) if lists is not None else [],
         seconds=t,
+        model=used,
     )
 
 

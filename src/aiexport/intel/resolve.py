@@ -16,9 +16,11 @@ unrelated buyers into a giant component.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import duckdb
@@ -55,37 +57,69 @@ class Link:
     shared: tuple[str, ...]
 
 
+_FIELDS = (
+    "name_key",
+    "compact",
+    "country",
+    "address",
+    "phone",
+    "email_domain",
+    "website",
+    "registration",
+    "officers",
+)
+
+
 def party_records(rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Identifier normal forms of consignee rows (ckey, name, country, address, phone, ...)."""
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "unique_id",
-            "name_key",
-            "compact",
-            "country",
-            "address",
-            "phone",
-            "email_domain",
-            "website",
-            "registration",
-            "officers",
-        )
-    }
+    cols: dict[str, list[Any]] = {k: [] for k in ("unique_id", *_FIELDS)}
+    uid = cols["unique_id"]
+    out = [cols[k] for k in _FIELDS]
     for r in rows:
-        dom = email_domain(r.get("email"))
-        cols["unique_id"].append(r["ckey"])
-        cols["name_key"].append(name_key(r["name"]) or None)
-        cols["compact"].append(compact_key(r["name"]) or None)
-        cols["country"].append(r.get("country"))
-        cols["address"].append(address_key(_strip_country(r.get("address"), r.get("country_name"))))
-        cols["phone"].append(phone_key(r.get("phone")))
-        cols["email_domain"].append(None if dom in FREE_MAIL else dom)
-        cols["website"].append(website_domain(r.get("website")))
-        reg = r.get("registration")
-        cols["registration"].append(reg.strip().upper() if reg else None)
-        cols["officers"].append(officer_keys(r.get("officers")) or None)
+        uid.append(r["ckey"])
+        rec = _record(
+            r["name"],
+            r.get("country"),
+            r.get("address"),
+            r.get("country_name"),
+            r.get("phone"),
+            r.get("email"),
+            r.get("website"),
+            r.get("registration"),
+            r.get("officers"),
+        )
+        for col, v in zip(out, rec, strict=True):
+            col.append(v)
     return pa.table(cols, schema=_SCHEMA)
+
+
+@lru_cache(maxsize=1_000_000)
+def _record(
+    name: str,
+    country: str | None,
+    address: str | None,
+    country_name: str | None,
+    phone: str | None,
+    email: str | None,
+    website: str | None,
+    registration: str | None,
+    officers: str | None,
+) -> tuple[Any, ...]:
+    """One consignee's normal forms, memoised on its identity fields: the scenarios of one
+    world share most consignees, and a worker serves several of them."""
+    dom = email_domain(email)
+    offs = officer_keys(officers)
+    return (
+        name_key(name) or None,
+        compact_key(name) or None,
+        country,
+        address_key(_strip_country(address, country_name)),
+        phone_key(phone),
+        None if dom in FREE_MAIL else dom,
+        website_domain(website),
+        registration.strip().upper() if registration else None,
+        tuple(offs) if offs else None,
+    )
 
 
 _SCHEMA = pa.schema(
@@ -190,26 +224,38 @@ def _deterministic_pairs(con: duckdb.DuckDBPyConnection) -> str:
     return "er_pairs"
 
 
-def _splink_pairs(con: duckdb.DuckDBPyConnection, threshold: float) -> str:
+Model = dict[str, Any]
+"""A trained Splink model: settings with m and u probabilities and lambda, as Splink's
+`save_model_to_json` writes them (JSON-serialisable, picklable)."""
+
+
+def _splink_pairs(
+    con: duckdb.DuckDBPyConnection, threshold: float, model: Model | None = None
+) -> tuple[str, Model]:
+    """Score the candidate pairs; train first (lambda, u by sampling, m by EM) unless a
+    trained `model` is given, in which case its parameters are used as they are."""
     from splink import DuckDBAPI, Linker, block_on
 
     db = DuckDBAPI(con)
     sdf = db.register("er_parties", dataset_display_name="consignees")
     logging.getLogger("splink").setLevel(logging.ERROR)
-    linker = Linker(sdf, _settings(), log_level=logging.ERROR)
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("phone"), block_on("address"), block_on("registration")], recall=0.7
-    )
-    linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
-    for rule in ("phone", "address"):
-        try:
-            linker.training.estimate_parameters_using_expectation_maximisation(
-                block_on(rule), estimate_without_term_frequencies=True
-            )
-        except Exception:  # too few pairs under this rule to train on: keep the defaults
-            logging.getLogger(__name__).debug("EM skipped on %s", rule)
+    if model is not None:
+        linker = Linker(sdf, copy.deepcopy(model), log_level=logging.ERROR)
+    else:
+        linker = Linker(sdf, _settings(), log_level=logging.ERROR)
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on("phone"), block_on("address"), block_on("registration")], recall=0.7
+        )
+        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
+        for rule in ("phone", "address"):
+            try:
+                linker.training.estimate_parameters_using_expectation_maximisation(
+                    block_on(rule), estimate_without_term_frequencies=True
+                )
+            except Exception:  # too few pairs under this rule to train on: keep the defaults
+                logging.getLogger(__name__).debug("EM skipped on %s", rule)
     pred = linker.inference.predict(threshold_match_probability=threshold)
-    return str(pred.physical_name)
+    return str(pred.physical_name), linker.misc.save_model_to_json()
 
 
 def resolve(
@@ -218,17 +264,23 @@ def resolve(
     *,
     threshold: float = MATCH_THRESHOLD,
     generic_share: int = GENERIC_SHARE,
-) -> tuple[list[Link], dict[str, int]]:
-    """Link consignee records; return the links above `threshold` and the demoted counts."""
+    model: Model | None = None,
+) -> tuple[list[Link], dict[str, int], Model | None]:
+    """Link consignee records; return the links above `threshold`, the demoted counts and the
+    Splink model used (trained here unless `model` is given; None when the records were too
+    few to train on and were linked deterministically)."""
     con.register("_party_arrow", records)
     con.execute("CREATE OR REPLACE TABLE er_parties AS SELECT * FROM _party_arrow")
     con.unregister("_party_arrow")
     demoted = demote_generic(con, "er_parties", generic_share)
     n = con.execute("SELECT count(*) FROM er_parties").fetchall()
     if not n or n[0][0] < 2:
-        return [], demoted
-    small = n[0][0] < MIN_TRAIN
-    tbl = _deterministic_pairs(con) if small else _splink_pairs(con, threshold)
+        return [], demoted, model
+    used: Model | None = model
+    if n[0][0] < MIN_TRAIN and model is None:
+        tbl = _deterministic_pairs(con)
+    else:
+        tbl, used = _splink_pairs(con, threshold, model)
     rows = con.execute(
         f"""
         SELECT unique_id_l, unique_id_r, match_probability,
@@ -244,4 +296,4 @@ def resolve(
         shared = tuple(nm for nm, hit in zip(names, hits, strict=True) if hit)
         if set(shared) & STRONG or len(shared) >= 2:
             links.append(Link(str(a), str(b), float(p), shared))
-    return links, demoted
+    return links, demoted, used

@@ -8,7 +8,9 @@
 3. an exact replay of LPP allowances and country allocations with the legitimate buyers'
    behaviour: apply for a license, or wait for the new year (`_replay`);
 4. detection by the real `aiexport.intel` pipeline over what shipped, worked up to the
-   scenario's enforcement capacity (`detect`).
+   scenario's enforcement capacity (`detect`). One detector serves every scenario: the
+   entity-resolution model is trained once, on the first scenario's orders (by convention the
+   baseline), and reused with the same parameters for the others and the sweep points.
 
 Metrics come back side by side, with the assumptions and their sources, as JSON and as a
 self-contained HTML report (`report.render_html`). Every assumption lives in the scenario files

@@ -12,10 +12,21 @@ A `Detector` is any callable from an order table to ranked cases; tests may pass
 When `aiexport.intel` cannot be imported the simulator reports detection as unavailable rather
 than guessing.
 
+One detector across scenarios: a regulator does not retrain its entity-resolution model for
+each policy it might adopt. The first detection run of a simulation (the first scenario listed,
+by convention the baseline) trains the Splink model on the consignees of the orders it
+received (lambda, u by random sampling, m by EM); every later run (the other scenarios and the
+sweep points) scores its consignee pairs with those same parameters (`investigate(...,
+model=...)`), so that differences between scenarios come from the trade, not from a model
+re-estimated on each. It is also what makes detection affordable at a million orders: the
+sampling and EM were most of each run's cost. (Term-frequency adjustments are still taken from
+each run's own consignees, as Splink computes them at prediction time.)
+
 `DetectionPool` runs the same pipeline in worker processes, so that one scenario's detection
 runs while the next scenario's decisions are computed and two detections share the cores. Each
 worker does exactly what `intel_detector` does (write the shipped orders to Parquet, run
-`investigate` with the scenario's rules), so the cases, and every metric, are the same.
+`investigate` with the scenario's rules and the shared model, the first run training it), so
+the cases, and every metric, are the same. Later runs wait for the first run's model.
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +61,10 @@ Detector = Callable[[pa.Table, RuleSet], Sequence[Case]]
 
 
 def intel_detector() -> Detector | None:
-    """The real pipeline, or None when `aiexport.intel.investigate` is not available."""
+    """The real pipeline, or None when `aiexport.intel.investigate` is not available.
+
+    The detector is one detector: its first run trains the entity-resolution model, and later
+    runs reuse it (see the module's notes)."""
     try:
         intel = importlib.import_module("aiexport.intel")
     except ImportError:
@@ -59,26 +73,36 @@ def intel_detector() -> Detector | None:
     if investigate is None:
         return None
 
+    trained: list[Any] = []  # the model of the first run, once there is one
+
     def run(orders: pa.Table, rules: RuleSet | None = None) -> list[Case]:
+        kw: dict[str, Any] = {} if rules is None else {"rules": rules}
+        if trained:
+            kw["model"] = trained[0]
         with tempfile.TemporaryDirectory(prefix="aiexport-sim-") as tmp:
             path = Path(tmp) / "orders.parquet"
             pq.write_table(orders, path)
-            result = investigate(path, rules=rules) if rules is not None else investigate(path)
+            result = investigate(path, **kw)
+        if not trained:
+            trained.append(getattr(result, "model", None))
         return [_case(c) for c in _cases_of(result)]
 
     return run
 
 
-def _investigate_file(path: str, rules: RuleSet) -> tuple[list[Case], float, float]:
+Outcome = tuple[list[Case], float, float, Any]
+
+
+def _investigate_file(path: str, rules: RuleSet, model: Any = None) -> Outcome:
     """Worker side of `DetectionPool`: the cases of one orders file, with wall and CPU seconds
-    (CPU of the whole worker process, DuckDB's threads included)."""
+    (CPU of the whole worker process, DuckDB's threads included) and the model used."""
     t0, c0 = time.perf_counter(), time.process_time()
     from aiexport.intel import investigate
 
-    result = investigate(Path(path), rules=rules)
+    result = investigate(Path(path), rules=rules, model=model)
     cases = [_case(c) for c in _cases_of(result)]
     Path(path).unlink(missing_ok=True)
-    return cases, time.perf_counter() - t0, time.process_time() - c0
+    return cases, time.perf_counter() - t0, time.process_time() - c0, result.model
 
 
 def _warm() -> None:
@@ -100,13 +124,19 @@ class DetectionPool:
     """The real pipeline in `workers` spawned processes; `submit` returns at once.
 
     Spawned, not forked: the parent holds Arrow thread pools and large buffers that a fork would
-    copy into an unclear state. A worker imports the pipeline once and serves several runs.
+    copy into an unclear state. A worker imports the pipeline once and serves several runs (and
+    keeps its memoised consignee normal forms between them).
+
+    The first run submitted trains the entity-resolution model; later runs are handed to a
+    worker once that model exists (a relay thread waits for it), as `intel_detector` does.
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
         self._tmp = tempfile.TemporaryDirectory(prefix="aiexport-sim-", dir=_scratch_dir())
         self._ex = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        self._relay = ThreadPoolExecutor(max_workers=16, thread_name_prefix="aiexport-relay")
+        self._model: Future[Any] | None = None
         self._n = 0
         for _ in range(self.workers):
             self._ex.submit(_warm)
@@ -119,19 +149,47 @@ class DetectionPool:
         self._n += 1
         path = Path(self._tmp.name) / f"orders-{self._n}.parquet"
         pq.write_table(orders, path)
-        inner = self._ex.submit(_investigate_file, str(path), rules)
+        inner: Future[Outcome]
+        if self._model is None:
+            model: Future[Any] = Future()
+            self._model = model
+            inner = self._ex.submit(_investigate_file, str(path), rules)
 
-        def relay(f: Future[tuple[list[Case], float, float]]) -> None:
+            def publish(f: Future[Outcome]) -> None:
+                if model.done():  # the pool was closed first
+                    return
+                exc = f.exception()
+                if exc is not None:
+                    model.set_exception(exc)
+                else:
+                    model.set_result(f.result()[3])
+
+            inner.add_done_callback(publish)
+        else:
+            trained = self._model
+
+            def later() -> Outcome:
+                return self._ex.submit(
+                    _investigate_file, str(path), rules, trained.result()
+                ).result()
+
+            inner = self._relay.submit(later)
+
+        def relay(f: Future[Outcome]) -> None:
             exc = f.exception()
             if exc is not None:
                 done.set_exception(exc)
             else:
-                done.set_result(PooledCases(*f.result()))
+                cases, wall, cpu, _model = f.result()
+                done.set_result(PooledCases(cases, wall, cpu))
 
         inner.add_done_callback(relay)
         return done
 
     def close(self) -> None:
+        if self._model is not None and not self._model.done():
+            self._model.set_exception(RuntimeError("detection pool closed"))
+        self._relay.shutdown(wait=True, cancel_futures=True)
         self._ex.shutdown(wait=True, cancel_futures=True)
         self._tmp.cleanup()
 
