@@ -227,17 +227,17 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
     quota: dict[int, tuple[QuotaUse, ...]] = {}
     numbers: dict[int, dict[str, object]] = {}
     engine_tpp: dict[int, Decimal] = {}
-    for r, oc in qp.outcomes.items():
-        if oc.det is not None:
+    for r, (t, nums, uses, det) in qp.outcomes.items():
+        if det is not None:
             tid[r] = len(templates)
-            templates.append(template_of(oc.det))
-            engine_tpp[r] = oc.det.tpp_total
+            templates.append(template_of(det))
+            engine_tpp[r] = det.tpp_total
         else:
-            tid[r] = oc.template
-            if oc.numbers is not None:
-                numbers[r] = oc.numbers
-        if oc.quota:
-            quota[r] = oc.quota
+            tid[r] = t
+            if nums is not None:
+                numbers[r] = nums
+        if uses:
+            quota[r] = uses
     if progress is not None:
         progress(n)
     with stage("amounts and reasons layout"):

@@ -569,21 +569,15 @@ def _alloc_params(prog: Program, d: Determination) -> bool:
 # --- the quota pass ---------------------------------------------------------------------------
 
 
-@dataclass
-class RowOutcome:
-    """A quota-dependent order's decision: a template id, its numbers and quota lines."""
-
-    template: int
-    numbers: dict[str, Any] | None
-    quota: tuple[QuotaUse, ...]
-    det: Determination | None = None  # decided by the engine itself
+# A quota-dependent order's decision: (template id, numbers for its texts, quota lines,
+# the engine's own decision when the engine decided it).
+Outcome = tuple[int, dict[str, Any] | None, tuple[QuotaUse, ...], Determination | None]
 
 
 @dataclass
 class QuotaPass:
     templates: list[Template]
-    outcomes: dict[int, RowOutcome]
-    draws: dict[int, list[tuple[str, Decimal]]]
+    outcomes: dict[int, Outcome]
 
 
 def run_quota_pass(
@@ -602,9 +596,9 @@ def run_quota_pass(
     """Decide the quota-dependent rows in processing order, exactly."""
     state: dict[str, Decimal] = {}
     view = StateView(state, base)
-    outcomes: dict[int, RowOutcome] = {}
+    outcomes: dict[int, Outcome] = {}
+    slotted = [any(kind == SLOT for kind, _ in t.items) for t in templates]
     branch_tpl: dict[tuple[Any, ...], int] = {}
-    draws: dict[int, list[tuple[str, Decimal]]] = {}
     cols = orders.cols
     qty = cols["quantity"]
     cid, cname = cols["consignee_id"], cols["consignee_name"]
@@ -664,9 +658,7 @@ def run_quota_pass(
         prog = programs[k]
         if prog.kind == ENGINE:
             d = by_engine(r)
-            outcomes[r] = RowOutcome(-1, None, d.quota, d)
-            if d.draws:
-                draws[r] = [(x.account, x.amount) for x in d.draws]
+            outcomes[r] = (-1, None, d.quota, d)
             continue
         cons = cons_l[pos]
         ik = ik_l[pos]
@@ -689,12 +681,12 @@ def run_quota_pass(
             t = branch_tpl.get((k, "aia", after >= thr))
             if t is not None:
                 state[acc] = after
-                outcomes[r] = RowOutcome(
+                outcomes[r] = (
                     t,
-                    {"tpp": tpp, "aia_after": after, "aia_thr": thr},
+                    {"tpp": tpp, "aia_after": after, "aia_thr": thr} if slotted[t] else None,
                     (QuotaUse(acc, after, None, True),),
+                    None,
                 )
-                draws[r] = [(acc, tpp)]
                 continue
         elif prog.kind == LPP:
             year = year_l[pos]
@@ -707,7 +699,7 @@ def run_quota_pass(
                 t = branch_tpl.get((k, "fit", tpp >= notice, after == limit))
                 if t is not None:
                     state[acc] = after
-                    outcomes[r] = RowOutcome(
+                    outcomes[r] = (
                         t,
                         {
                             "tpp": tpp,
@@ -718,8 +710,8 @@ def run_quota_pass(
                             "notice": notice,
                         },
                         (QuotaUse(acc, after, limit, True),),
+                        None,
                     )
-                    draws[r] = [(acc, tpp)]
                     continue
         cur = prog
         n: dict[str, Any] = {"tpp": tpp}
@@ -755,9 +747,7 @@ def run_quota_pass(
                 sub = p.get("fail")
                 if sub is None:
                     d = by_engine(r)
-                    outcomes[r] = RowOutcome(-1, None, d.quota, d)
-                    if d.draws:
-                        draws[r] = [(x.account, x.amount) for x in d.draws]
+                    outcomes[r] = (-1, None, d.quota, d)
                     continue
                 n.update(fail_suffix=broke[0], fail_share=broke[1], fail_after=broke[2])
                 dr_list, pending = [], []
@@ -813,17 +803,16 @@ def run_quota_pass(
             if t is None:
                 prog.kind = ENGINE  # the engine decides the key from now on
                 d = by_engine(r)
-                outcomes[r] = RowOutcome(-1, None, d.quota, d)
-                if d.draws:
-                    draws[r] = [(x.account, x.amount) for x in d.draws]
+                outcomes[r] = (-1, None, d.quota, d)
                 continue
             branch_tpl[bkey] = t
+            slotted.extend(
+                any(kind == SLOT for kind, _ in x.items) for x in templates[len(slotted) :]
+            )
         for a, v in pending:
             state[a] = v
-        outcomes[r] = RowOutcome(t, n, quota)
-        if dr_list:
-            draws[r] = dr_list
-    return QuotaPass(templates, outcomes, draws)
+        outcomes[r] = (t, n, quota, None)
+    return QuotaPass(templates, outcomes)
 
 
 def _branch_template(
