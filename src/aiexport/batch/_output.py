@@ -155,35 +155,38 @@ class Decisions:
             yield self.record(i)
 
     # -- Arrow -----------------------------------------------------------------------------
-    def table(self) -> pa.Table:
+    def table(self, dictionary: bool = False) -> pa.Table:
+        """The decisions as an Arrow table with `io.decisions`' schema.
+
+        With `dictionary`, repeated strings (reasons, obligations, codes) stay dictionary-encoded
+        over their distinct values instead of being copied per order; written to Parquet without
+        the Arrow schema, the file reads back as exactly the plain table.
+        """
         schema = parquet_schema()
         tpl = self.templates
         tid = pa.array(self.tid.astype(np.int32))
 
+        def strings(values: list[Any], idx: pa.Array) -> pa.Array:
+            d = pa.array(values, pa.string())
+            if dictionary:
+                return pa.DictionaryArray.from_arrays(idx, d)
+            return d.take(idx)
+
         def per_template(values: list[Any], typ: pa.DataType) -> pa.Array:
             return pa.array(values, type=typ).take(tid)
 
-        reasons = pa.array(self.reasons.rule, pa.string())
-        citations = pa.array(self.reasons.citation, pa.string())
-        texts = pa.array(self.reasons.text, pa.string())
-        rid = pa.array(self.reason_ids.astype(np.int64))
-        reason_struct = pa.StructArray.from_arrays(
-            [reasons.take(rid), citations.take(rid), texts.take(rid)],
-            fields=list(schema.field("reasons").type.value_type),
-        )
+        rid = pa.array(self.reason_ids.astype(np.int32))
+        parts = [
+            strings(self.reasons.rule, rid),
+            strings(self.reasons.citation, rid),
+            strings(self.reasons.text, rid),
+        ]
+        reason_struct = pa.StructArray.from_arrays(parts, names=["rule", "citation", "text"])
         reason_list = pa.ListArray.from_arrays(
-            pa.array(self.reason_offsets.astype(np.int32)),
-            reason_struct,
-            type=schema.field("reasons").type,
+            pa.array(self.reason_offsets.astype(np.int32)), reason_struct
         )
-        ob = pa.array(self.obligations, pa.string()).take(
-            pa.array(self.obligation_ids.astype(np.int64))
-        )
-        ob_list = pa.ListArray.from_arrays(
-            pa.array(self.obligation_offsets.astype(np.int32)),
-            ob,
-            type=schema.field("obligations").type,
-        )
+        ob = strings(self.obligations, pa.array(self.obligation_ids.astype(np.int32)))
+        ob_list = pa.ListArray.from_arrays(pa.array(self.obligation_offsets.astype(np.int32)), ob)
         quota_struct, quota_json = self._quota_columns(schema)
         cols = {
             "order_id": self.order_id,
@@ -202,7 +205,12 @@ class Decisions:
                 pa.array(np.zeros(self.n, dtype=np.int32))
             ),
         }
-        return pa.table([cols[f.name] for f in schema], schema=schema)
+        arrays = [cols[f.name] for f in schema]
+        if dictionary:
+            return pa.Table.from_arrays(arrays, names=schema.names)
+        return pa.table(
+            [a.cast(f.type) for a, f in zip(arrays, schema, strict=True)], schema=schema
+        )
 
     def _quota_columns(self, schema: pa.Schema) -> tuple[pa.Array, pa.Array]:
         """The `quota` struct and `quota_accounts` JSON exactly as `io.decisions` writes them."""
@@ -269,11 +277,11 @@ class Decisions:
         import pyarrow.parquet as pq
 
         with stage("output columns"):
-            table = self.table()
+            table = self.table(dictionary=True)
         with (
             stage("Parquet write"),
             atomic_path(path) as tmp,
-            pq.ParquetWriter(tmp, table.schema) as writer,
+            pq.ParquetWriter(tmp, table.schema, store_schema=False) as writer,
         ):
             writer.write_table(table, row_group_size=65536)
         return self.n
