@@ -255,7 +255,7 @@ def _splink_pairs(
             except Exception:  # too few pairs under this rule to train on: keep the defaults
                 logging.getLogger(__name__).debug("EM skipped on %s", rule)
     pred = linker.inference.predict(threshold_match_probability=threshold)
-    return str(pred.physical_name), linker.misc.save_model_to_json()
+    return str(pred.physical_name), model if model is not None else linker.misc.save_model_to_json()
 
 
 def resolve(
