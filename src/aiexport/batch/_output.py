@@ -176,10 +176,11 @@ class Decisions:
             return pa.array(values, type=typ).take(tid)
 
         rid = pa.array(self.reason_ids.astype(np.int32))
+        # Texts include one per order for running totals: those are copied, not encoded.
         parts = [
             strings(self.reasons.rule, rid),
             strings(self.reasons.citation, rid),
-            strings(self.reasons.text, rid),
+            pa.array(self.reasons.text, pa.string()).take(rid),
         ]
         reason_struct = pa.StructArray.from_arrays(parts, names=["rule", "citation", "text"])
         reason_list = pa.ListArray.from_arrays(
