@@ -191,3 +191,26 @@ def test_cli_writes_nothing_on_error(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.parquet"]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_cli_engines_write_identical_files(tmp_path: Path, suffix: str) -> None:
+    from typer.testing import CliRunner
+
+    from aiexport.cli import app
+
+    runner = CliRunner()
+    outs = []
+    for engine in ("batch", "per-order"):
+        out = tmp_path / f"{engine}{suffix}"
+        result = runner.invoke(
+            app, ["screen", "--sample", "--out", str(out), "--json", "--engine", engine]
+        )
+        assert result.exit_code == 0, result.output
+        outs.append((out, result.stdout))
+    (a, sa), (b, sb) = outs
+    assert sa == sb
+    if suffix == ".parquet":
+        assert pq.read_table(a).equals(pq.read_table(b))
+    else:
+        assert a.read_bytes() == b.read_bytes()
