@@ -210,11 +210,16 @@ def investigate(
 def _parties(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     rows = con.execute(
         """
-        SELECT ckey, mode(consignee_name), mode(loc_country), mode(hq_country),
-               mode(consignee_address), mode(consignee_phone), mode(consignee_email),
-               mode(consignee_website), mode(consignee_registration), mode(consignee_officers),
+        SELECT ckey, mode(consignee_name ORDER BY consignee_name),
+               mode(loc_country ORDER BY loc_country), mode(hq_country ORDER BY hq_country),
+               mode(consignee_address ORDER BY consignee_address),
+               mode(consignee_phone ORDER BY consignee_phone),
+               mode(consignee_email ORDER BY consignee_email),
+               mode(consignee_website ORDER BY consignee_website),
+               mode(consignee_registration ORDER BY consignee_registration),
+               mode(consignee_officers ORDER BY consignee_officers),
                min(consignee_founded), count(*), sum(tpp), min(order_date), max(order_date),
-               any_value(consignee_id)
+               min(consignee_id)
         FROM lines GROUP BY ckey
         """
     ).fetchall()
@@ -330,7 +335,7 @@ def _identifier_index(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[st
     # A payer or forwarder counts when it is a habit (two lines or more), not a one-off.
     for kind, col in (("payer", "payer_name"), ("forwarder", "intermediate_name")):
         for ckey, name, own in con.execute(
-            f"SELECT ckey, {col}, any_value(consignee_name) FROM lines WHERE {col} IS NOT NULL "
+            f"SELECT ckey, {col}, min(consignee_name) FROM lines WHERE {col} IS NOT NULL "
             "GROUP BY ALL HAVING count(*) >= 2"
         ).fetchall():
             key = _name_key(name)
