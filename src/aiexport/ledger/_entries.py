@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from aiexport.errors import InputError
 from aiexport.ledger._amounts import from_micro
+from aiexport.ledger._sql import ENTRY_COLS
 
 EntryKind = Literal["reserve", "commit", "release", "void", "attrition", "adjustment"]
 KINDS: tuple[str, ...] = ("reserve", "commit", "release", "void", "attrition", "adjustment")
@@ -42,20 +43,8 @@ def deltas(kind: str, amount: int, ref_seq: int | None) -> tuple[int, int]:
     raise ValueError(f"unknown entry kind {kind!r}")
 
 
-_FIELDS = (
-    "seq",
-    "txn",
-    "kind",
-    "account",
-    "amount",
-    "order_id",
-    "actor",
-    "citation",
-    "created_at",
-    "expires_at",
-    "ref_seq",
-    "idem_key",
-)
+# The hashed fields: every entry column but the chain links themselves.
+_FIELDS = tuple(c for c in ENTRY_COLS if c not in ("prev_hash", "hash"))
 
 
 def entry_hash(row: dict[str, Any] | Any, prev_hash: str) -> str:
