@@ -55,6 +55,7 @@ from ._plan import (
 )
 from ._read import read_raw
 from ._stages import STAGES, stage
+from ._vector import VecOutcomes
 
 __all__ = ["STAGES", "Decisions", "decide_file", "screen_file", "summarise"]
 
@@ -238,11 +239,13 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
                 numbers[r] = nums
         if uses:
             quota[r] = uses
+    if qp.vec is not None:
+        tid[qp.vec.rows] = qp.vec.tid
     if progress is not None:
         progress(n)
     with stage("amounts and reasons layout"):
         amts = amounts(orders, ikey, infos, engine_tpp, engine.h100_tpp)
-        return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos)
+        return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos, qp.vec)
 
 
 def _country_codes(engine: Engine, orders: Orders, i: int) -> tuple[str, ...]:
@@ -295,6 +298,7 @@ def _assemble(
     numbers: dict[int, dict[str, object]],
     ikey: np.ndarray | None,
     infos: list[ItemInfo],
+    vec: VecOutcomes | None = None,
 ) -> Decisions:
     dates = orders.cols["order_date"]
     date_str = [str(d) for d in dates.values]
@@ -307,6 +311,7 @@ def _assemble(
         numbers,
         ikey,
         [f.cls_reasons for f in infos],
+        vec,
     )
     o_off, o_ids, obligations = build_obligation_ids(templates, tid)
     return Decisions(
@@ -323,6 +328,7 @@ def _assemble(
         obligation_ids=o_ids,
         obligations=obligations,
         quota=quota,
+        vec=vec,
     )
 
 

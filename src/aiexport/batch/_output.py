@@ -8,7 +8,7 @@ quota-dependent texts (running totals) and authorization references are formatte
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,6 +23,7 @@ from aiexport.rules.determination import QuotaUse, Reason, _num
 from ._amounts import Amounts
 from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
 from ._stages import stage
+from ._vector import VecOutcomes
 
 
 def _quota_json(q: QuotaUse, names: dict[str, str]) -> str:
@@ -114,6 +115,15 @@ class Decisions:
     obligation_ids: np.ndarray
     obligations: list[str]
     quota: dict[int, tuple[QuotaUse, ...]]
+    vec: VecOutcomes | None = None  # the orders the quota pass decided in bulk
+
+    def quota_uses(self, i: int) -> tuple[QuotaUse, ...]:
+        q = self.quota.get(i)
+        if q is None and self.vec is not None:
+            j = int(self.vec.slot[i])
+            if j >= 0:
+                return (self.vec.use(j),)
+        return q or ()
 
     # -- per-row views -------------------------------------------------------------------
     def tpp_total(self, i: int) -> Decimal:
@@ -121,7 +131,7 @@ class Decisions:
 
     def record(self, i: int) -> dict[str, Any]:
         t = self.templates[int(self.tid[i])]
-        q = self.quota.get(i)
+        q = self.quota_uses(i)
         quota: dict[str, Any] | None
         if not q:
             quota = None
@@ -257,10 +267,66 @@ class Decisions:
                         remaining[i] = rf
                     draws[i] = u.draws
             js[i] = "[" + ", ".join(parts) + "]"
+        if self.vec is not None and self.vec.rows.size:
+            v = self.vec
+            rows = v.rows
+            u_f, l_f, r_f, null, v_js = v.quota_columns(_pair)
+            valid[rows] = True
+            used[rows] = u_f
+            limit[rows] = l_f
+            remaining[rows] = r_f
+            limit_null[rows] = null
+            draws[rows] = True
+            # Row i's account and JSON: the kernel's (a Python list) or the bulk pass' (Arrow).
+            src = np.full(n, -1, dtype=np.int64)
+            seq = np.array([i for i, q in self.quota.items() if q], dtype=np.int64)
+            src[seq] = np.arange(seq.size)
+            src[rows] = seq.size + np.arange(rows.size)
+            taker = pa.array(src, mask=src < 0)
+            seq_l = seq.tolist()
+            acc_all = pa.concat_arrays(
+                [
+                    pa.array([account[i] for i in seq_l], pa.string()),
+                    pa.array(v.accounts, pa.string()).take(pa.array(v.acc_id)),
+                ]
+            )
+            js_all = pa.concat_arrays([pa.array([js[i] for i in seq_l], pa.string()), v_js])
+            return self._quota_struct(
+                schema,
+                acc_all.take(taker),
+                used,
+                limit,
+                remaining,
+                limit_null,
+                draws,
+                valid,
+            ), js_all.take(taker)
+        return self._quota_struct(
+            schema,
+            pa.array(account, pa.string()),
+            used,
+            limit,
+            remaining,
+            limit_null,
+            draws,
+            valid,
+        ), pa.array(js, pa.string())
+
+    @staticmethod
+    def _quota_struct(
+        schema: pa.Schema,
+        account: pa.Array,
+        used: np.ndarray,
+        limit: np.ndarray,
+        remaining: np.ndarray,
+        limit_null: np.ndarray,
+        draws: np.ndarray,
+        valid: np.ndarray,
+    ) -> pa.Array:
         qtype = schema.field("quota").type
-        struct = pa.StructArray.from_arrays(
+        return pa.StructArray.from_arrays(
             [
-                pa.array(account, pa.string()),
+                account,
                 pa.array(used, pa.float64()),
                 pa.array(limit, pa.float64(), mask=limit_null),
                 pa.array(remaining, pa.float64(), mask=limit_null),
@@ -269,7 +335,6 @@ class Decisions:
             fields=list(qtype),
             mask=pa.array(~valid),
         )
-        return struct, pa.array(js, pa.string())
 
     def write(self, path: Path) -> int:
         fmt = output_format(path)
@@ -305,6 +370,7 @@ def build_reason_ids(
     numbers: dict[int, dict[str, Any]],
     ikey: np.ndarray | None,
     cls_reasons: list[tuple[Reason, ...]],
+    vec: VecOutcomes | None = None,
 ) -> tuple[np.ndarray, np.ndarray, ReasonTable]:
     """Offsets and reason ids for every row; per-row texts only where a template has holes.
 
@@ -363,7 +429,7 @@ def build_reason_ids(
                 flat[pos] = ids[inverse.reshape(-1)]
             elif kind == SLOT:
                 rule, citation, f = item
-                flat[pos] = table.extend(rule, citation, [f(numbers[i]) for i in rows.tolist()])
+                flat[pos] = table.extend(rule, citation, _slot_texts(f, rows, numbers, vec))
             else:
                 r = item
                 flat[pos] = table.id(r.rule, r.citation, r.text)
@@ -381,6 +447,27 @@ def build_reason_ids(
             pos = offsets[rows][:, None] + 1 + np.arange(len(reasons))
             flat[pos] = ids
     return offsets, flat, table
+
+
+def _slot_texts(
+    f: Callable[[dict[str, Any]], str],
+    rows: np.ndarray,
+    numbers: dict[int, dict[str, Any]],
+    vec: VecOutcomes | None,
+) -> list[str]:
+    """A formatter's text for each row: from the kernel's numbers, or the bulk pass' columns."""
+    if vec is None:
+        return [f(numbers[i]) for i in rows.tolist()]
+    j = vec.slot[rows]
+    bulk = j >= 0
+    out: list[str] = [""] * rows.size
+    if bulk.any():
+        at = np.flatnonzero(bulk)
+        for p, text in zip(at.tolist(), vec.texts(f, j[at]), strict=True):
+            out[p] = text
+    for p in np.flatnonzero(~bulk).tolist():
+        out[p] = f(numbers[int(rows[p])])
+    return out
 
 
 def build_obligation_ids(

@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from aiexport.rules.orders import Order, consignee_key
 from aiexport.rules.quota import LicenseInfo, QuotaView, VeuInfo
 
 from ._convert import Orders
+
+if TYPE_CHECKING:
+    from ._vector import VecOutcomes
 
 ZERO = Decimal(0)
 HUGE = Decimal(10) ** 40
@@ -578,6 +581,11 @@ Outcome = tuple[int, dict[str, Any] | None, tuple[QuotaUse, ...], Determination 
 class QuotaPass:
     templates: list[Template]
     outcomes: dict[int, Outcome]
+    vec: VecOutcomes | None = None
+
+
+class _Conflict(Exception):
+    """The sequential kernel met an account the vectorised pass owns."""
 
 
 def run_quota_pass(
@@ -593,7 +601,36 @@ def run_quota_pass(
     infos: list[ItemInfo],
     special: frozenset[str],
 ) -> QuotaPass:
-    """Decide the quota-dependent rows in processing order, exactly."""
+    """Decide the quota-dependent rows in processing order, exactly.
+
+    Orders whose outcome cumulative sums decide are decided in bulk first (`_vector`); the rest
+    run through the kernel below, one by one. Should the kernel meet an account the bulk pass
+    owns (it cannot, by construction; this is the check), the pass is redone one by one.
+    """
+    args = (engine, orders, key, programs, rows, base, templates, file, item_key, infos, special)
+    try:
+        return _quota_pass(*args, vectorise=True)
+    except _Conflict:
+        return _quota_pass(*args, vectorise=False)
+
+
+def _quota_pass(
+    engine: Engine,
+    orders: Orders,
+    key: np.ndarray,
+    programs: list[Program],
+    rows: np.ndarray,
+    base: QuotaView,
+    templates: list[Template],
+    file: str,
+    item_key: np.ndarray,
+    infos: list[ItemInfo],
+    special: frozenset[str],
+    *,
+    vectorise: bool,
+) -> QuotaPass:
+    from ._vector import Retry, VecResult, vector_pass
+
     state: dict[str, Decimal] = {}
     view = StateView(state, base)
     outcomes: dict[int, Outcome] = {}
@@ -607,9 +644,13 @@ def run_quota_pass(
     auth_col = cols["authorization"]
     order_rows = rows[np.lexsort((rows, orders.day_ordinal[rows]))]
 
+    owned: frozenset[str] = frozenset()
+
     def used(acc: str) -> Decimal:
         v = state.get(acc)
         if v is None:
+            if acc in owned:
+                raise _Conflict(acc)
             v = state[acc] = base.used(acc)
         return v
 
@@ -625,6 +666,9 @@ def run_quota_pass(
                     exc.detail, file=file, line=order.line, column=exc.column
                 ) from None
             raise
+        touched = [x.account for x in d.quota] + [x.account for x in d.draws]
+        if owned and any(a in owned for a in touched):
+            raise _Conflict(order.order_id)
         for dr in d.draws:
             state[dr.account] = used(dr.account) + dr.amount
         return d
@@ -653,7 +697,41 @@ def run_quota_pass(
     year_l = [year_of[c] for c in dates.codes[order_rows].tolist()]
     aia_names: dict[str, str] = {}
 
-    for pos, r in enumerate(order_rows.tolist()):
+    vr: VecResult | None = None
+    cons_ids: dict[str, int] = {}
+    cons_of_group = np.array([cons_ids.setdefault(x, len(cons_ids)) for x in names] or [0])
+    for _attempt in range(8 if vectorise else 0):
+        try:
+            vr = vector_pass(
+                engine,
+                orders,
+                order_rows,
+                key[order_rows],
+                cons_of_group[group] if group.size else group,
+                list(cons_ids),
+                np.array(year_l, dtype=np.int64),
+                qty_l,
+                item_key[order_rows],
+                programs,
+                infos,
+                base,
+                branch_tpl,
+                templates,
+                special,
+            )
+            break
+        except Retry:
+            continue
+    positions: list[int] | range = range(len(order_rows))
+    if vr is not None:
+        state.update(vr.state)
+        owned = vr.owned
+        positions = np.flatnonzero(~vr.handled).tolist()
+    slotted.extend(any(kind == SLOT for kind, _ in x.items) for x in templates[len(slotted) :])
+    rows_l = order_rows.tolist()
+
+    for pos in positions:
+        r = rows_l[pos]
         k = key_l[pos]
         prog = programs[k]
         if prog.kind == ENGINE:
@@ -797,7 +875,7 @@ def run_quota_pass(
         bkey = (k, *branch)
         t = branch_tpl.get(bkey)
         if t is None:
-            t = _branch_template(
+            t = branch_template(
                 engine, orders, r, view, quota, dr_list, n, prog, templates, info, special
             )
             if t is None:
@@ -812,10 +890,10 @@ def run_quota_pass(
         for a, v in pending:
             state[a] = v
         outcomes[r] = (t, n, quota, None)
-    return QuotaPass(templates, outcomes)
+    return QuotaPass(templates, outcomes, None if vr is None else vr.vec)
 
 
-def _branch_template(
+def branch_template(
     engine: Engine,
     orders: Orders,
     r: int,
