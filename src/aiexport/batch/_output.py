@@ -389,6 +389,14 @@ def build_reason_ids(
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.empty(int(offsets[-1]), dtype=np.int64)
+    sub_code, sub_values = subs
+    n_dates, n_subs = max(len(date_str), 1), max(len(sub_values), 1)
+    regime_keys: dict[tuple[str, str, str, str], int] = {}
+    ref_keys: dict[tuple[str, str, str], int] = {}
+    regime_pos: list[np.ndarray] = []
+    regime_code: list[np.ndarray] = []
+    ref_pos: list[np.ndarray] = []
+    ref_code: list[np.ndarray] = []
     order = np.argsort(tid, kind="stable")
     bounds = np.flatnonzero(np.diff(tid[order])) + 1
     for rows in np.split(order, bounds):
@@ -405,34 +413,39 @@ def build_reason_ids(
                 continue
             pos = base + j + shift
             if kind == REGIME:
+                # Deferred: (the reason with its representative's date, this row's date).
                 r: Reason = item
-                codes, inverse = np.unique(date_code[rows], return_inverse=True)
-                ids = np.array(
-                    [
-                        table.id(r.rule, r.citation, r.text.replace(t.day, date_str[c], 1))
-                        for c in codes.tolist()
-                    ],
-                    dtype=np.int64,
-                )
-                flat[pos] = ids[inverse.reshape(-1)]
+                rk = regime_keys.setdefault((r.rule, r.citation, r.text, t.day), len(regime_keys))
+                regime_pos.append(pos)
+                regime_code.append(rk * n_dates + date_code[rows])
             elif kind == REF:
+                # Deferred: (the reason with tokens, this row's values of the tokens).
                 r = item
-                sub_code, sub_values = subs
-                codes, inverse = np.unique(sub_code[rows], return_inverse=True)
-                ids = np.array(
-                    [
-                        table.id(r.rule, r.citation, substitute(r.text, sub_values[c]))
-                        for c in codes.tolist()
-                    ],
-                    dtype=np.int64,
-                )
-                flat[pos] = ids[inverse.reshape(-1)]
+                rk = ref_keys.setdefault((r.rule, r.citation, r.text), len(ref_keys))
+                ref_pos.append(pos)
+                ref_code.append(rk * n_subs + sub_code[rows])
             elif kind == SLOT:
                 rule, citation, f = item
                 flat[pos] = table.extend(rule, citation, _slot_texts(f, rows, numbers, vec))
             else:
                 r = item
                 flat[pos] = table.id(r.rule, r.citation, r.text)
+    if regime_pos:
+        regimes = list(regime_keys)
+        codes, inverse = np.unique(np.concatenate(regime_code), return_inverse=True)
+        ids = np.empty(codes.size, dtype=np.int64)
+        for u, c in enumerate(codes.tolist()):
+            rule, citation, text, day = regimes[c // n_dates]
+            ids[u] = table.id(rule, citation, text.replace(day, date_str[c % n_dates], 1))
+        flat[np.concatenate(regime_pos)] = ids[inverse.reshape(-1)]
+    if ref_pos:
+        refs = list(ref_keys)
+        codes, inverse = np.unique(np.concatenate(ref_code), return_inverse=True)
+        ids = np.empty(codes.size, dtype=np.int64)
+        for u, c in enumerate(codes.tolist()):
+            rule, citation, text = refs[c // n_subs]
+            ids[u] = table.id(rule, citation, substitute(text, sub_values[c % n_subs]))
+        flat[np.concatenate(ref_pos)] = ids[inverse.reshape(-1)]
     if ikey is not None and has_cls.any():
         rows_c = np.flatnonzero(has_cls)
         keys = ikey[rows_c]

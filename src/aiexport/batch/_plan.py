@@ -688,13 +688,14 @@ def _quota_pass(
     for f in order_rows[firsts].tolist():
         loc = ccountry.at(f) or dest.at(f)
         names.append(consignee_key(cid.at(f), cname.at(f) or "", loc))
-    cons_l = [names[g] for g in group.tolist()]
-    key_l = key[order_rows].tolist()
-    ik_l = item_key[order_rows].tolist()
-    qty_l = [qty.values[c] for c in qty.codes[order_rows].tolist()]
+    key_p = key[order_rows]
+    ik_p = item_key[order_rows]
+    year_of = np.array(
+        [d.year if hasattr(d, "year") else 0 for d in dates.values] or [0], dtype=np.int64
+    )
+    year_p = year_of[dates.codes[order_rows]] if order_rows.size else np.zeros(0, np.int64)
+    qty_codes = qty.codes[order_rows]
     tpp_cache: dict[tuple[int, int], Decimal] = {}
-    year_of = [d.year if hasattr(d, "year") else 0 for d in dates.values]
-    year_l = [year_of[c] for c in dates.codes[order_rows].tolist()]
     aia_names: dict[str, str] = {}
 
     vr: VecResult | None = None
@@ -706,12 +707,12 @@ def _quota_pass(
                 engine,
                 orders,
                 order_rows,
-                key[order_rows],
+                key_p,
                 cons_of_group[group] if group.size else group,
                 list(cons_ids),
-                np.array(year_l, dtype=np.int64),
-                qty_l,
-                item_key[order_rows],
+                year_p,
+                [qty.values[c] for c in qty_codes.tolist()],
+                ik_p,
                 programs,
                 infos,
                 base,
@@ -722,16 +723,20 @@ def _quota_pass(
             break
         except Retry:
             continue
-    positions: list[int] | range = range(len(order_rows))
+    # The kernel's inputs, for the orders it decides.
+    rest = np.arange(len(order_rows)) if vr is None else np.flatnonzero(~vr.handled)
     if vr is not None:
         state.update(vr.state)
         owned = vr.owned
-        positions = np.flatnonzero(~vr.handled).tolist()
     slotted.extend(any(kind == SLOT for kind, _ in x.items) for x in templates[len(slotted) :])
-    rows_l = order_rows.tolist()
+    rows_l = order_rows[rest].tolist()
+    cons_l = [names[g] for g in group[rest].tolist()]
+    key_l = key_p[rest].tolist()
+    ik_l = ik_p[rest].tolist()
+    qty_l = [qty.values[c] for c in qty_codes[rest].tolist()]
+    year_l = year_p[rest].tolist()
 
-    for pos in positions:
-        r = rows_l[pos]
+    for pos, r in enumerate(rows_l):
         k = key_l[pos]
         prog = programs[k]
         if prog.kind == ENGINE:

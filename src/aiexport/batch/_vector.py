@@ -246,13 +246,15 @@ def _json_numbers(
     texts = pa.array(q).cast(pa.string())
     frac = np.flatnonzero(~whole)
     if frac.size:
+        # Below 2^53 the value and 10^scale are exact doubles, so IEEE division gives the
+        # correctly rounded float, which is `float(Decimal)`; its repr is what `json` writes.
         scale = len(str(unit)) - 1
-        vals = scaled[frac].tolist()
-        fixed: list[str] = []
-        for i, v in zip(frac.tolist(), vals, strict=True):
-            f, t = pair(dec(v, scale if nes is None else int(nes[i])))
-            floats[i] = f
-            fixed.append(t)
+        exact = (np.abs(scaled[frac]) < 2**53) & (unit <= 10**22)
+        floats[frac] = scaled[frac].astype(np.float64) / float(unit)
+        fixed: list[str] = [float.__repr__(x) for x in floats[frac].tolist()]
+        for p in np.flatnonzero(~exact).tolist():
+            i = int(frac[p])
+            floats[i], fixed[p] = pair(dec(int(scaled[i]), scale if nes is None else int(nes[i])))
         mask = np.zeros(len(scaled), dtype=bool)
         mask[frac] = True
         patch = np.zeros(len(scaled), dtype=np.int64)
