@@ -84,14 +84,15 @@ def _floor_setup(url: str) -> None:
 
 def _floor_worker(url: str, worker: int, n: int) -> None:
     conn, ph = _raw_connect(url)
-    sql = f"INSERT INTO floor_entries VALUES ({', '.join([ph] * 14)})"
+    sql = f"INSERT INTO floor_entries VALUES ({', '.join([ph] * len(tables.entries.c))})"
     sqlite = url.startswith("sqlite")
     now = dt.datetime.now(dt.UTC).isoformat()
     for i in range(n):
         seq = worker * 10_000_000 + i + 1
-        digest = hashlib.sha256(str(seq).encode()).hexdigest()
-        row = (seq, "t" * 32, "reserve", f"lpp/c{i % 100}/2025", 1_000_000, f"o{seq}", "bench",
-               "15 CFR 740.29", now, now, None, f"k{seq}#0", digest, digest)  # fmt: skip
+        digest = hashlib.sha256(str(seq).encode()).digest()
+        # The columns of `ledger_entries` (v2): txn, kind, account, actor, citation as ids.
+        row = (seq, seq, 0, i % 100 + 1, 1_000_000, f"o{seq}", 101, 102, now, None, f"k{seq}#0",
+               digest[:8], digest)  # fmt: skip
         if sqlite:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(sql, row)
@@ -161,18 +162,17 @@ def _batch_floor(url: str, entries: int, bare: bool = False) -> float:
     if not url.startswith("sqlite"):
         conn.commit()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    txn = os.urandom(16).hex()
     rows = []
-    prev = "0" * 64
+    prev = bytes(32)
     for i in range(entries):
-        digest = hashlib.sha256(f"{prev}{i}".encode()).hexdigest()
+        digest = hashlib.sha256(prev + str(i).encode()).digest()
         if bare:
             row: tuple[object, ...] = (i + 1, "commit", f"lpp/c{i % 1000}/2025", 7_000_000,
                                        f"b{i // 2}#{i % 2}", "bench", "15 CFR 740.29", now)  # fmt: skip
         else:
-            row = (i + 1, txn, "commit", f"lpp/c{i % 1000}/2025", 7_000_000, f"o{i // 2}",
-                   "bench", "15 CFR 740.29", now, None, None, f"b{i // 2}#{i % 2}", prev,
-                   digest)  # fmt: skip
+            # The columns of `ledger_entries` (v2): txn, kind, account, actor, citation as ids.
+            row = (i + 1, 1, 1, i % 1000 + 1, 7_000_000, f"o{i // 2}", 2001, 2002 + i % 2, None,
+                   None, f"b{i // 2}#{i % 2}", prev[:8], digest)  # fmt: skip
         rows.append(row)
         prev = digest
     table = "bare_entries" if bare else "floor_entries"

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 
 from aiexport.ledger import Ledger, verify
-from aiexport.ledger._entries import entry_hash
+from aiexport.ledger import _tables as t
+from aiexport.ledger._entries import GENESIS, KIND_CODE, EntryRow, entry_hash, entry_row
 
 from .conftest import draw
 
@@ -25,10 +26,54 @@ def _sql(url: str, fn: Callable[[Connection], None]) -> None:
     engine.dispose()
 
 
-def _row(conn: Connection, seq: int) -> dict[str, object]:
-    return dict(
-        conn.execute(text("SELECT * FROM ledger_entries WHERE seq = :s"), {"s": seq}).one()._mapping
-    )
+def _row(conn: Connection, seq: int) -> EntryRow:
+    """Entry `seq` with its texts, after the hash of the entry stored before it."""
+    found = conn.execute(t.entry_select(with_prev=True).where(t.entries.c.seq == seq)).one()
+    return entry_row(found, GENESIS if found.prev is None else bytes(found.prev).hex())
+
+
+def _name_id(conn: Connection, name: str) -> int:
+    found = conn.scalar(text("SELECT id FROM ledger_names WHERE name = :n"), {"n": name})
+    if found is None:
+        found = conn.scalar(text("SELECT coalesce(max(id), 0) + 1 FROM ledger_names"))
+        conn.execute(
+            text("INSERT INTO ledger_names (id, name) VALUES (:i, :n)"), {"i": found, "n": name}
+        )
+    return int(found)
+
+
+def _put(conn: Connection, row: EntryRow, *, insert: bool = False) -> None:
+    """Write `row` (its texts, link and hash as given) at its `seq`, as a forger with SQL would."""
+    old = conn.execute(
+        text("SELECT txn, kind FROM ledger_entries WHERE seq = :s"), {"s": row.seq}
+    ).first()
+    values = {
+        "seq": row.seq,
+        "account": _name_id(conn, str(row.account)),
+        "amount": row.amount,
+        "order_id": row.order_id,
+        "actor": _name_id(conn, str(row.actor)),
+        "citation": _name_id(conn, str(row.citation)),
+        "expires_at": row.expires_at,
+        "ref_seq": row.ref_seq,
+        "idem_key": row.idem_key,
+        "link": bytes.fromhex(row.prev_hash[:16]),
+        "hash": bytes.fromhex(row.hash),
+    }
+    if insert:
+        txn = conn.scalar(text("SELECT id FROM ledger_txns WHERE txn = :t"), {"t": row.txn})
+        values.update(txn=txn, kind=KIND_CODE[row.kind])
+        cols = ", ".join(values)
+        conn.execute(
+            text(
+                f"INSERT INTO ledger_entries ({cols}) VALUES ({', '.join(':' + c for c in values)})"
+            ),
+            values,
+        )
+        return
+    assert old is not None
+    sets = ", ".join(f"{c} = :{c}" for c in values if c != "seq")
+    conn.execute(text(f"UPDATE ledger_entries SET {sets} WHERE seq = :seq"), values)
 
 
 def _edit_amount(conn: Connection) -> None:
@@ -36,12 +81,8 @@ def _edit_amount(conn: Connection) -> None:
 
 
 def _edit_and_rehash(conn: Connection) -> None:
-    row = _row(conn, 3)
-    row["citation"] = "forged"
-    new = entry_hash(row, str(row["prev_hash"]))
-    conn.execute(
-        text("UPDATE ledger_entries SET citation = 'forged', hash = :h WHERE seq = 3"), {"h": new}
-    )
+    row = _row(conn, 3)._replace(citation="forged")
+    _put(conn, row._replace(hash=entry_hash(row, row.prev_hash)))
 
 
 def _delete_middle(conn: Connection) -> None:
@@ -53,28 +94,18 @@ def _delete_last(conn: Connection) -> None:
 
 
 def _insert_after_head(conn: Connection) -> None:
-    row = _row(conn, 6)
-    row.update(seq=7, idem_key="forged#0", prev_hash=row["hash"])
-    row["hash"] = entry_hash(row, str(row["prev_hash"]))
-    cols = ", ".join(row)
-    conn.execute(
-        text(f"INSERT INTO ledger_entries ({cols}) VALUES ({', '.join(':' + c for c in row)})"),
-        row,
-    )
+    last = _row(conn, 6)
+    row = last._replace(seq=7, idem_key="forged#0", prev_hash=last.hash)
+    _put(conn, row._replace(hash=entry_hash(row, row.prev_hash)), insert=True)
 
 
 def _insert_middle(conn: Connection) -> None:
     # Make room by shifting 4..6 up one, then put a forged, self-consistent entry at #4.
     for s in (6, 5, 4):
         conn.execute(text("UPDATE ledger_entries SET seq = seq + 1 WHERE seq = :s"), {"s": s})
-    row = _row(conn, 3)
-    row.update(seq=4, idem_key="forged#0", prev_hash=row["hash"])
-    row["hash"] = entry_hash(row, str(row["prev_hash"]))
-    cols = ", ".join(row)
-    conn.execute(
-        text(f"INSERT INTO ledger_entries ({cols}) VALUES ({', '.join(':' + c for c in row)})"),
-        row,
-    )
+    third = _row(conn, 3)
+    row = third._replace(seq=4, idem_key="forged#0", prev_hash=third.hash)
+    _put(conn, row._replace(hash=entry_hash(row, row.prev_hash)), insert=True)
 
 
 def _swap(conn: Connection) -> None:
@@ -119,21 +150,13 @@ def test_an_external_anchor_catches_a_full_rewrite(ledger: Ledger) -> None:
     anchor = ledger.head()
 
     def rewrite(conn: Connection) -> None:
-        prev = None
+        prev = GENESIS
         for seq in range(1, 7):
-            row = _row(conn, seq)
+            row = _row(conn, seq)._replace(prev_hash=prev)
             if seq == 2:
-                row["citation"] = "rewritten"
-            if prev is not None:
-                row["prev_hash"] = prev
-            row["hash"] = prev = entry_hash(row, str(row["prev_hash"]))
-            conn.execute(
-                text(
-                    "UPDATE ledger_entries SET citation = :citation, prev_hash = :prev_hash, "
-                    "hash = :hash WHERE seq = :seq"
-                ),
-                row,
-            )
+                row = row._replace(citation="rewritten")
+            prev = entry_hash(row, prev)
+            _put(conn, row._replace(hash=prev))
         conn.execute(text("UPDATE ledger_chain_head SET hash = :h"), {"h": prev})
 
     _sql(ledger.url, rewrite)

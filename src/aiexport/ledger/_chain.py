@@ -1,8 +1,8 @@
 """Verify the hash chain and prove the materialised state equals what the entries imply.
 
-Each entry stores the hash of the entry before it and a hash over itself (`_entries.entry_hash`),
-and `ledger_chain_head` stores the last position and hash. Walking the entries in order, the first
-link that fails is classified:
+Each entry stores a hash over itself and the hash of the entry before it (`_entries.entry_hash`),
+and the first 8 bytes of that previous hash (`link`); `ledger_chain_head` stores the last position
+and hash. Walking the entries in order, the first link that fails is classified:
 
 - **edited**: the entry's fields no longer hash to its stored hash, or its stored hash was
   recomputed so the next entry's link no longer matches;
@@ -20,10 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from aiexport.ledger import _tables as t
-from aiexport.ledger._entries import GENESIS, deltas, entry_hash
+from aiexport.ledger._entries import GENESIS, EntryRow, deltas, entry_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,69 +49,77 @@ class VerifyReport:
         return not self.problems
 
 
-def _rehash(row: Any, seq: int) -> str:
-    data = dict(row._mapping)
-    data["seq"] = seq
-    return entry_hash(data, row.prev_hash)
-
-
-def _find_seq_by_hash(ledger: Any, digest: str) -> int | None:
-    with ledger.db.read() as conn:
-        found = conn.scalar(select(t.entries.c.seq).where(t.entries.c.hash == digest).limit(1))
-    return None if found is None else int(found)
+def _rehash(row: EntryRow, seq: int, prev: str) -> str:
+    return entry_hash(row._replace(seq=seq), prev)
 
 
 def _hash_at(ledger: Any, seq: int) -> str | None:
+    if seq == 0:
+        return GENESIS
     with ledger.db.read() as conn:
         found = conn.scalar(select(t.entries.c.hash).where(t.entries.c.seq == seq))
-    return None if found is None else str(found)
+    return None if found is None else bytes(found).hex()
+
+
+def _seqs_with_prefix(ledger: Any, link: str) -> list[int]:
+    """Positions of the entries whose hash starts with `link` (0 for the genesis hash)."""
+    out = [0] if GENESIS.startswith(link) else []
+    e = t.entries.c
+    with ledger.db.read() as conn:
+        q = select(e.seq).where(func.substr(e.hash, 1, 8) == bytes.fromhex(link)).order_by(e.seq)
+        out += [int(s) for s in conn.scalars(q)]
+    return out
 
 
 def _referenced(ledger: Any, digest: str) -> bool:
+    e = t.entries.c
     with ledger.db.read() as conn:
-        q = select(t.entries.c.seq).where(t.entries.c.prev_hash == digest).limit(1)
+        q = select(e.seq).where(e.link == bytes.fromhex(digest[:16])).limit(1)
         head = conn.scalar(select(t.chain_head.c.hash))
         return conn.scalar(q) is not None or head == digest
 
 
-def _classify(ledger: Any, row: Any, expected_seq: int, expected_prev: str) -> Problem:
+def _classify(ledger: Any, row: EntryRow, expected_seq: int, prev: str) -> Problem:
     seq = int(row.seq)
-    self_ok = entry_hash(row, row.prev_hash) == row.hash
-    if seq > expected_seq and (self_ok or row.prev_hash != expected_prev):
+    linked = row.link == prev[:16]
+    if seq > expected_seq and not linked:
         missing = expected_seq if seq == expected_seq + 1 else f"{expected_seq}–{seq - 1}"
         return Problem("deleted", expected_seq, f"entry #{missing} was deleted")
-    linked_to = _find_seq_by_hash(ledger, row.prev_hash)
-    if not self_ok:
-        moved_from = None if linked_to is None else linked_to + 1
-        if moved_from is not None and moved_from != seq and _rehash(row, moved_from) == row.hash:
-            occupant = _hash_at(ledger, moved_from)
-            if occupant is not None and not _referenced(ledger, occupant):
-                return Problem(
-                    "inserted",
-                    moved_from,
-                    f"entry #{moved_from} was inserted: entry #{seq} was written as #{moved_from}",
-                )
+    # Where was this entry written? After an entry whose hash starts with its link.
+    linked_to = _seqs_with_prefix(ledger, row.link)
+    for before in linked_to:
+        moved_from = before + 1
+        if moved_from == seq:
+            continue
+        written_after = _hash_at(ledger, before)
+        if written_after is None or _rehash(row, moved_from, written_after) != row.hash:
+            continue
+        occupant = _hash_at(ledger, moved_from)
+        if occupant is not None and not _referenced(ledger, occupant):
             return Problem(
-                "reordered", seq, f"entry #{seq} was moved: it was written as #{moved_from}"
+                "inserted",
+                moved_from,
+                f"entry #{moved_from} was inserted: entry #{seq} was written as #{moved_from}",
             )
-        if _referenced(ledger, row.hash):
-            return Problem("edited", seq, f"entry #{seq} was edited after it was recorded")
-        return Problem("inserted", seq, f"entry #{seq} was inserted: it is in no link of the chain")
-    # The entry is intact, but it does not follow the entry before it.
-    if linked_to is None:
+        return Problem("reordered", seq, f"entry #{seq} was moved: it was written as #{moved_from}")
+    if linked or entry_hash(row, prev) == row.hash:
+        return Problem("edited", seq, f"entry #{seq} was edited after it was recorded")
+    # The entry does not follow the entry before it, and hashes nowhere else.
+    earlier = [s for s in linked_to if s < seq]
+    if not linked_to:
         return Problem(
             "edited",
             seq - 1,
             f"entry #{seq - 1} was edited and re-hashed: entry #{seq} no longer links to it",
         )
-    if linked_to < seq - 1:
+    if earlier and earlier[-1] < seq - 1:
         return Problem(
             "inserted",
-            linked_to + 1,
-            f"entry #{linked_to + 1} was inserted: entry #{seq} links to #{linked_to}",
+            earlier[-1] + 1,
+            f"entry #{earlier[-1] + 1} was inserted: entry #{seq} links to #{earlier[-1]}",
         )
     return Problem(
-        "reordered", seq, f"entry #{seq} was moved: it links to #{linked_to}, written after it"
+        "reordered", seq, f"entry #{seq} was moved: it links to #{linked_to[0]}, written after it"
     )
 
 
@@ -125,7 +133,7 @@ def verify(ledger: Any, expect_head: tuple[int, str] | None = None) -> VerifyRep
     problems: list[Problem] = []
     count = 0
     for row in ledger.iter_rows():
-        if row.seq != expected_seq or row.prev_hash != prev or entry_hash(row, prev) != row.hash:
+        if row.seq != expected_seq or row.link != prev[:16] or entry_hash(row, prev) != row.hash:
             problems.append(_classify(ledger, row, expected_seq, prev))
             break
         count += 1

@@ -10,6 +10,11 @@ check is only sound if no other writer can draw between the check and the insert
   row (`SELECT … FOR UPDATE`). Statements after the lock see every earlier commit, so the
   check-then-insert is atomic; no serialization failures to retry. Transient errors
   (deadlock, serialization failure, connection loss) are still retried by `Database.write`.
+  The lock is not held through the commit's WAL flush: the transaction commits asynchronously and
+  a synchronous barrier transaction after it (`Database._barrier`) waits for the flush before
+  `write` returns, so concurrent writers share flushes and an answer is given only once durable.
+  A plain read may see a write up to one flush before its writer is told it is durable; a crash
+  in that window loses it together with everything after it (the WAL is replayed in order).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from aiexport.ledger._sql import LOCK
+from aiexport.ledger._sql import LOCK, WAL_BARRIER
 
 T = TypeVar("T")
 
@@ -50,6 +55,25 @@ def _normalise(url: str) -> str:
     return url
 
 
+class RawRetry(Exception):
+    """A driver error from `Database.write(raw=True)`, to be retried if transient."""
+
+
+class Names:
+    """This process's memo of `ledger_names` (text -> id), so a write interns without a query.
+
+    Ids are never reused or changed, but one assigned inside a transaction exists only if that
+    transaction commits: writers put new ids in `staged`, and `Database.write` adds them to `ids`
+    only after the commit succeeded.
+    """
+
+    __slots__ = ("ids", "staged")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.staged: dict[str, int] = {}
+
+
 class Database:
     """An engine plus the two kinds of unit of work: `read()` and `write()`."""
 
@@ -57,6 +81,7 @@ class Database:
         self.url = _normalise(url)
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: Engine = _make_engine(self.url, self.dialect)
+        self.names = Names()
 
     @property
     def is_sqlite(self) -> bool:
@@ -68,31 +93,143 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def write(self, work: Callable[[Connection], T], *, attempts: int = 20, lock: bool = True) -> T:
+    def write(
+        self,
+        work: Callable[[Connection], T],
+        *,
+        attempts: int = 20,
+        lock: bool = True,
+        raw: bool = False,
+    ) -> T:
         """Run `work` in one write transaction holding the ledger's write lock; retry transients.
 
         `work` must be safe to rerun: it is called again from scratch after a retryable failure.
+        `raw`: `work` talks only to the DB-API connection (a `Writer` and its `Sql`), and on
+        PostgreSQL the transaction is run in autocommit mode with explicit `BEGIN`/`COMMIT`
+        sent in the Writer's pipelines: no round trip of its own for either.
         """
         for attempt in range(attempts):
+            self.names.staged.clear()
             try:
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(aiexport_write=True)
-                    with conn.begin():
-                        if lock:
-                            self.lock(conn)
-                        return work(conn)
-            except (OperationalError, DBAPIError) as exc:
+                    if raw and not self.is_sqlite:
+                        out = self._write_raw(conn, work)
+                    else:
+                        try:
+                            with conn.begin():
+                                if lock:
+                                    self.lock(conn)
+                                out = work(conn)
+                        except BaseException:
+                            self._barrier(conn, quiet=True)
+                            raise
+                        self._barrier(conn)
+                if self.names.staged:
+                    self.names.ids.update(self.names.staged)
+                    self.names.staged.clear()
+                return out
+            except (OperationalError, DBAPIError, RawRetry) as exc:
                 if attempt == attempts - 1 or not self._retryable(exc):
+                    if isinstance(exc, RawRetry):
+                        raise exc.__cause__ from None  # type: ignore[misc]
                     raise
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
+
+    def call(self, sql: str, params: tuple[Any, ...], *, attempts: int = 20) -> Any:
+        """PostgreSQL: one statement that writes (`_pgdraw`), then the WAL barrier, in one round
+        trip; its first row. Transient errors are retried as `write` retries them."""
+        import psycopg
+
+        for attempt in range(attempts):
+            try:
+                with self.engine.connect() as conn:
+                    driver = conn.connection.driver_connection
+                    assert driver is not None
+                    driver.autocommit = True
+                    try:
+                        with driver.pipeline():
+                            cur = driver.cursor()
+                            cur.execute(sql, params)
+                            driver.execute(WAL_BARRIER)
+                        return cur.fetchone()
+                    except psycopg.Error:
+                        if driver.closed or driver.broken:
+                            conn.invalidate()
+                        raise
+                    finally:
+                        if not conn.invalidated:
+                            driver.autocommit = False
+            except psycopg.Error as exc:
+                if attempt == attempts - 1 or not self._retryable(RawRetry(exc)):
+                    raise
+                time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
+        raise AssertionError("unreachable")
+
+    def _write_raw(self, conn: Connection, work: Callable[[Connection], T]) -> T:
+        import psycopg
+
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.autocommit = True
+        try:
+            try:
+                out = work(conn)
+            except BaseException:
+                try:
+                    _end_raw(driver)
+                except Exception:
+                    conn.invalidate()
+                raise
+            _end_raw(driver)
+            return out
+        except psycopg.Error as exc:
+            if driver.closed or driver.broken:
+                conn.invalidate()
+            raise RawRetry(exc) from exc
+        finally:
+            if not conn.invalidated:
+                driver.autocommit = False
+
+    def _barrier(self, conn: Connection, *, quiet: bool = False) -> None:
+        """PostgreSQL: wait until the WAL is flushed past everything this write did or saw.
+
+        Write transactions commit without waiting for their flush (`_sql.ASYNC_COMMIT`), so the
+        write lock is free again as soon as the commit is processed; this transaction of its own
+        writes a WAL record and commits synchronously, and PostgreSQL flushes the WAL in order,
+        so when it returns every commit before it is durable. Concurrent writers' barriers share
+        flushes: group commit, with no lock held. It runs after a refusal, a replay or a conflict
+        too, since those answers were read from state that may not have been flushed yet.
+        `quiet`: after an error, the original error is the one to report.
+        """
+        if self.is_sqlite:
+            return
+        try:
+            flush_wal(conn.connection.driver_connection)
+        except Exception:
+            if not quiet:
+                raise
+
+    def flush_wal(self) -> None:
+        """`_barrier` on a connection of its own (for answers decided outside `write`)."""
+        if self.is_sqlite:
+            return
+        with self.engine.connect() as conn:
+            flush_wal(conn.connection.driver_connection)
 
     def lock(self, conn: Connection) -> None:
         """Take the global write lock inside the current transaction."""
         if self.dialect == "postgresql":
             conn.exec_driver_sql(LOCK)
 
-    def _retryable(self, exc: DBAPIError) -> bool:
+    def _retryable(self, exc: DBAPIError | RawRetry) -> bool:
+        if isinstance(exc, RawRetry):
+            import psycopg
+
+            orig = exc.args[0]
+            code = getattr(orig, "sqlstate", None)
+            return code in _RETRYABLE_PG or isinstance(orig, psycopg.OperationalError)
         if self.is_sqlite:
             return "locked" in str(exc.orig) or "busy" in str(exc.orig)
         code = getattr(exc.orig, "sqlstate", None)
@@ -100,6 +237,24 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def flush_wal(raw: Any) -> None:
+    """Commit a transaction that writes one WAL record, synchronously (see `Database._barrier`)."""
+    if raw.info.transaction_status != 0:  # not idle: a failed or unfinished transaction
+        raw.rollback()
+    raw.execute(WAL_BARRIER)
+    raw.commit()
+
+
+def _end_raw(driver: Any) -> None:
+    """End a `write(raw=True)` transaction: roll back what was not committed (a replay, a
+    refusal, an error), then the WAL barrier; one round trip."""
+    open_block = driver.info.transaction_status != 0
+    with driver.pipeline():
+        if open_block:
+            driver.execute("ROLLBACK")
+        driver.execute(WAL_BARRIER)
 
 
 def _make_engine(url: str, dialect: str) -> Engine:

@@ -17,14 +17,14 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from aiexport.errors import InputError
 from aiexport.ledger._amounts import from_micro
-from aiexport.ledger._sql import ENTRY_COLS
 
 EntryKind = Literal["reserve", "commit", "release", "void", "attrition", "adjustment"]
 KINDS: tuple[str, ...] = ("reserve", "commit", "release", "void", "attrition", "adjustment")
+KIND_CODE: dict[str, int] = {k: i for i, k in enumerate(KINDS)}  # stored as its index
 GENESIS = "0" * 64
 
 
@@ -43,30 +43,75 @@ def deltas(kind: str, amount: int, ref_seq: int | None) -> tuple[int, int]:
     raise ValueError(f"unknown entry kind {kind!r}")
 
 
-# The hashed fields: every entry column but the chain links themselves.
-_FIELDS = tuple(c for c in ENTRY_COLS if c not in ("prev_hash", "hash"))
+class EntryRow(NamedTuple):
+    """An entry as read back, its texts resolved: the fields the chain hash covers (`FIELDS`),
+    then the links. `prev_hash` is the hash of the entry read before it; `link` the first 8 bytes
+    (hex) of the hash the entry was written after, as stored."""
+
+    seq: int
+    txn: str | None
+    kind: str
+    account: str | None
+    amount: int
+    order_id: str | None
+    actor: str | None
+    citation: str | None
+    created_at: str | None
+    expires_at: str | None
+    ref_seq: int | None
+    idem_key: str
+    prev_hash: str
+    link: str
+    hash: str
 
 
-def entry_hash(row: dict[str, Any] | Any, prev_hash: str) -> str:
+# The hashed fields: every entry field but the chain links themselves.
+FIELDS = EntryRow._fields[:12]
+
+
+def entry_hash(row: dict[str, Any] | EntryRow, prev_hash: str) -> str:
     """SHA-256 over the previous hash and every field of the entry, its position included.
 
     Including `seq` makes a moved entry fail to verify; including `prev_hash` makes an edit break
     every later link.
     """
-    get = row.get if isinstance(row, dict) else row._mapping.get
-    return hash_fields(prev_hash, tuple(get(name) for name in _FIELDS))
+    if isinstance(row, dict):
+        return hash_fields(prev_hash, tuple(row.get(name) for name in FIELDS))
+    return hash_fields(prev_hash, tuple(row[:12]))
 
 
 def hash_fields(prev_hash: str, values: tuple[Any, ...]) -> str:
-    """`entry_hash` over field values given in `_FIELDS` order (the write path's fast form).
+    """`entry_hash` over field values given in `FIELDS` order (the write path's fast form).
 
-    The preimage is the previous hash and the fields, each preceded by the unit separator
+    The preimage is the previous hash (hex) and the fields, each preceded by the unit separator
     (U+001F), with `None` as the empty string. It is unambiguous because no text field may be
     empty or contain U+001F (`check_text`), and any language can recompute it.
     """
     return hashlib.sha256(
         (prev_hash + "\x1f%s" * 12 % tuple("" if v is None else v for v in values)).encode()
     ).hexdigest()
+
+
+def entry_row(row: Any, prev_hash: str) -> EntryRow:
+    """An `EntryRow` from a row of `_tables.entry_select()`, after an entry of hash `prev_hash`."""
+    kind = KINDS[row.kind] if 0 <= row.kind < len(KINDS) else f"#{row.kind}"
+    return EntryRow(
+        int(row.seq),
+        row.txn,
+        kind,
+        row.account,
+        int(row.amount),
+        row.order_id,
+        row.actor,
+        row.citation,
+        row.created_at,
+        row.expires_at,
+        row.ref_seq,
+        row.idem_key,
+        prev_hash,
+        bytes(row.link).hex(),
+        bytes(row.hash).hex(),
+    )
 
 
 def check_text(*values: str | None) -> None:
@@ -111,23 +156,22 @@ class Entry:
     hash: str
 
     @classmethod
-    def from_row(cls, row: Any) -> Entry:
-        m = row._mapping
+    def from_row(cls, row: EntryRow) -> Entry:
         return cls(
-            seq=m["seq"],
-            txn=m["txn"],
-            kind=m["kind"],
-            account=m["account"],
-            amount=from_micro(m["amount"]),
-            order_id=m["order_id"],
-            actor=m["actor"],
-            citation=m["citation"],
-            created_at=parse_iso(m["created_at"]),
-            expires_at=parse_iso(m["expires_at"]) if m["expires_at"] else None,
-            ref_seq=m["ref_seq"],
-            idem_key=m["idem_key"],
-            prev_hash=m["prev_hash"],
-            hash=m["hash"],
+            seq=row.seq,
+            txn=str(row.txn),
+            kind=row.kind,
+            account=str(row.account),
+            amount=from_micro(row.amount),
+            order_id=row.order_id,
+            actor=str(row.actor),
+            citation=str(row.citation),
+            created_at=parse_iso(str(row.created_at)),
+            expires_at=parse_iso(row.expires_at) if row.expires_at else None,
+            ref_seq=row.ref_seq,
+            idem_key=row.idem_key,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
         )
 
     def to_record(self) -> dict[str, Any]:

@@ -54,7 +54,7 @@ def export_parquet(ledger: Any, out: str | Path, *, batch: int = 50_000) -> int:
                     v.clear()
 
         for row in ledger.iter_rows(batch):
-            m = row._mapping
+            m = row._asdict()
             for n in names:
                 if n == "amount_tpp":
                     cols[n].append(Decimal(m["amount"]) / SCALE)

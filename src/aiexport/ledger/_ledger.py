@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -27,15 +28,21 @@ from aiexport.ledger import _tables as t
 from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import (
+    GENESIS,
+    KIND_CODE,
     Balance,
     Entry,
+    EntryRow,
     Receipt,
+    check_text,
+    entry_row,
     fingerprint,
     iso,
     now_utc,
     parse_iso,
 )
 from aiexport.ledger._migrations import migrate
+from aiexport.ledger._pgdraw import CALL
 from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import CapReached, RequestRow, Writer, draws_fingerprint, refusal
@@ -71,6 +78,9 @@ def _receipt(row: Any, replayed: bool) -> Receipt:
 
 class Ledger:
     """A quota ledger on one database. Also a `QuotaView` for the decision engine."""
+
+    # PostgreSQL: reservations and commitments through `ledger_draw` (see `_pgdraw`).
+    server_draws = True
 
     def __init__(self, url: str | None = None) -> None:
         self.db = Database(url or default_db_url())
@@ -138,26 +148,38 @@ class Ledger:
             ]
 
     def history(self, account: str) -> list[Entry]:
+        """The entries of one account, in chain order (a scan: entries have no account index)."""
         e = t.entries.c
         with self.db.read() as conn:
-            rows = conn.execute(select(t.entries).where(e.account == account).order_by(e.seq))
-            return [Entry.from_row(r) for r in rows]
+            found = conn.scalar(select(t.names.c.id).where(t.names.c.name == account))
+            if found is None:
+                return []
+            q = t.entry_select(with_prev=True).where(e.account == found).order_by(e.seq)
+            return [
+                Entry.from_row(entry_row(r, GENESIS if r.prev is None else bytes(r.prev).hex()))
+                for r in conn.execute(q)
+            ]
 
     def entries(self, batch: int = 10_000) -> Iterator[Entry]:
         """Every entry in chain order, read in pages."""
         for row in self.iter_rows(batch):
             yield Entry.from_row(row)
 
-    def iter_rows(self, batch: int = 10_000) -> Iterator[Any]:
+    def iter_rows(self, batch: int = 10_000) -> Iterator[EntryRow]:
+        """Every entry in chain order with its texts, each with the hash of the one read before
+        it as `prev_hash` (the chain as stored; `verify` checks it)."""
         e = t.entries.c
-        last = 0
+        last, prev = 0, GENESIS
         while True:
             with self.db.read() as conn:
-                q = select(t.entries).where(e.seq > last).order_by(e.seq).limit(batch)
+                q = t.entry_select().where(e.seq > last).order_by(e.seq).limit(batch)
                 rows = conn.execute(q).all()
             if not rows:
                 return
-            yield from rows
+            for r in rows:
+                row = entry_row(r, prev)
+                prev = row.hash
+                yield row
             last = rows[-1].seq
 
     def head(self) -> tuple[int, str]:
@@ -184,12 +206,15 @@ class Ledger:
         *,
         now: dt.datetime | None = None,
         accounts: Sequence[str] = (),
+        raw: bool = False,
     ) -> Receipt:
-        """Run `body` in one locked transaction under idempotency `key`: every write's core."""
+        """Run `body` in one locked transaction under idempotency `key`: every write's core.
+
+        `raw`: `body` uses only the writer's DB-API methods (see `Database.write`)."""
         if not key:
             raise InputError("an idempotency key is required for every ledger write")
         try:
-            return self._transact(key, fp, body, now, accounts)
+            return self._transact(key, fp, body, now, accounts, raw)
         except CapReached as exc:
             self._refused[exc.account] = time.monotonic()
             raise
@@ -221,6 +246,7 @@ class Ledger:
             amount, limit = to_micro(d.amount), to_micro(d.limit)  # type: ignore[arg-type]
             used = (0 if row is None else int(row[0])) + amount
             if used > limit:
+                self.db.flush_wal()  # refuse only on state that is durable
                 raise refusal(d, used, amount, limit, order_id)
 
     def _transact(
@@ -230,13 +256,14 @@ class Ledger:
         body: Callable[[Writer], Sequence[int]],
         now: dt.datetime | None,
         accounts: Sequence[str],
+        raw: bool = False,
     ) -> Receipt:
 
         def work(conn: Connection) -> Receipt:
-            w = Writer(conn, now or now_utc(), self.db.dialect, key, accounts)
+            w = Writer(conn, now or now_utc(), self.db.dialect, key, accounts, self.db.names)
             prior = w.prior
             if prior is not None:
-                if prior.fingerprint != fp:
+                if prior.fingerprint != bytes.fromhex(fp):
                     raise Conflict(
                         f"idempotency key {key!r} was already used for a different request; "
                         "use a new key for a new request"
@@ -249,7 +276,7 @@ class Ledger:
             w.flush()
             return Receipt(key, w.txn, tuple(seqs), w.now)
 
-        return self.db.write(work, lock=False)
+        return self.db.write(work, lock=False, raw=raw)
 
     def reserve(
         self,
@@ -274,7 +301,10 @@ class Ledger:
 
         self._refuse_early(draws, key, order_id, now)
         fp = _draws_fp("reserve", draws, order_id)
-        return self.transact(key, fp, body, now=when, accounts=_accounts(draws))
+        done = self._draw_in_server("reserve", draws, key, actor, order_id, when, expires, fp)
+        if done is not None:
+            return done
+        return self.transact(key, fp, body, now=when, accounts=_accounts(draws), raw=True)
 
     def commit(
         self,
@@ -292,7 +322,72 @@ class Ledger:
 
         self._refuse_early(draws, key, order_id, now)
         fp = _draws_fp("commit", draws, order_id)
-        return self.transact(key, fp, body, now=now, accounts=_accounts(draws))
+        when = now or now_utc()
+        done = self._draw_in_server("commit", draws, key, actor, order_id, when, None, fp)
+        if done is not None:
+            return done
+        return self.transact(key, fp, body, now=when, accounts=_accounts(draws), raw=True)
+
+    def _draw_in_server(
+        self,
+        kind: str,
+        draws: Sequence[Draw],
+        key: str,
+        actor: str,
+        order_id: str | None,
+        when: dt.datetime,
+        expires: str | None,
+        fp: str,
+    ) -> Receipt | None:
+        """PostgreSQL: `apply_draws` as one call of `ledger_draw`; None when the general path
+        must answer (not PostgreSQL, a replayed key, lapsed holds to sweep first)."""
+        if self.db.is_sqlite or not self.server_draws:
+            return None
+        if not key:
+            raise InputError("an idempotency key is required for every ledger write")
+        check_text(key, actor, order_id)
+        amounts = []
+        for d in draws:
+            check_text(d.account, d.citation)
+            m = to_micro(d.amount)
+            if m <= 0:
+                raise InputError(f"draw on {d.account} must be positive, got {d.amount} TPP")
+            amounts.append(m)
+        txn = uuid.uuid4().hex
+        params = (
+            kind,
+            key,
+            bytes.fromhex(fp),
+            actor,
+            order_id,
+            txn,
+            iso(when),
+            expires,
+            [d.account for d in draws],
+            amounts,
+            [None if d.limit is None else to_micro(d.limit) for d in draws],
+            [d.citation for d in draws],
+            [d.max_share for d in draws],
+            [d.share_of for d in draws],
+        )
+        status, first, last, idx, used, lim = self.db.call(CALL, params)
+        if status == "ok":
+            seqs = () if first is None else tuple(range(int(first), int(last) + 1))
+            return Receipt(key, txn, seqs, when)
+        if status in ("replay", "sweep"):
+            return None
+        d = draws[idx]
+        if status == "limit":
+            exc = refusal(d, int(used), amounts[idx], int(lim), order_id)
+        else:
+            who = f" by order {order_id}" if order_id else ""
+            exc = CapReached(
+                f"drawing {d.amount} TPP on {d.account}{who} would take it past "
+                f"{d.max_share:%} of {d.share_of} ({d.citation}); nothing was recorded.",
+                d.account,
+            )
+        self._refused[exc.account] = time.monotonic()
+        raise exc
 
     def commit_reservation(
         self, reservation: str, *, key: str, actor: str, now: dt.datetime | None = None
@@ -326,11 +421,7 @@ class Ledger:
                 )
             seqs = []
             for i, r in enumerate(rows):
-                src = w.conn.execute(
-                    select(t.entries.c.citation, t.entries.c.order_id).where(
-                        t.entries.c.seq == r.seq
-                    )
-                ).one()
+                src = w.conn.execute(t.entry_select().where(t.entries.c.seq == r.seq)).one()
                 seqs.append(
                     w.append(
                         kind,
@@ -359,13 +450,15 @@ class Ledger:
                 raise NotFound(f"no commitment under key {commitment!r}")
             e = t.entries.c
             rows = w.conn.execute(
-                select(t.entries)
-                .where(e.seq.between(req.first_seq, req.last_seq), e.kind == "commit")
+                t.entry_select()
+                .where(e.seq.between(req.first_seq, req.last_seq), e.kind == KIND_CODE["commit"])
                 .order_by(e.seq)
             ).all()
             done = set(
                 w.conn.scalars(
-                    select(e.ref_seq).where(e.kind == "void", e.ref_seq.in_([r.seq for r in rows]))
+                    select(e.ref_seq).where(
+                        e.kind == KIND_CODE["void"], e.ref_seq.in_([r.seq for r in rows])
+                    )
                 )
             )
             if not rows or done:
@@ -466,7 +559,7 @@ class Ledger:
             raise InputError("a batch records commitments or reservations")
 
         def work(conn: Connection) -> list[Receipt]:
-            w = Writer(conn, now or now_utc(), self.db.dialect)
+            w = Writer(conn, now or now_utc(), self.db.dialect, names=self.db.names)
             prior = w.find_requests([r.key for r in requests])
             w.sweep_expired()
             accounts = {d.account for r in requests for d in r.draws}
@@ -486,7 +579,7 @@ class Ledger:
             w.flush()
             return out
 
-        return self.db.write(work, lock=False)
+        return self.db.write(work, lock=False, raw=True)
 
     # -- registries ----------------------------------------------------------------------------
 

@@ -3,37 +3,188 @@
 Each migration has a version, a name and a function of a connection. `migrate` applies the
 missing ones in order inside one write transaction that holds the ledger lock, and records each
 in `ledger_migrations`; two processes opening a new database at once cannot both apply one.
-Never edit a released migration: add the next one.
+Never edit a released migration: add the next one. The tables a released migration creates are
+frozen here as they were (`_V1`), so that a new database still goes through every version.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    inspect,
+    select,
+)
 
 from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
-from aiexport.ledger._entries import GENESIS, iso, now_utc
+from aiexport.ledger._entries import GENESIS, KIND_CODE, iso, now_utc
+from aiexport.ledger._pgdraw import LEDGER_DRAW
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
+_V1 = MetaData()
+_Seq = BigInteger().with_variant(Integer(), "sqlite")
+_v1_entries = Table(
+    "ledger_entries",
+    _V1,
+    Column("seq", _Seq, primary_key=True, autoincrement=False),
+    Column("txn", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("account", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("order_id", Text),
+    Column("actor", Text, nullable=False),
+    Column("citation", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("expires_at", Text),
+    Column("ref_seq", BigInteger),
+    Column("idem_key", Text, nullable=False),
+    Column("prev_hash", Text, nullable=False),
+    Column("hash", Text, nullable=False),
+    Index("ix_ledger_entries_account", "account", "seq"),
+)
+_v1_requests = Table(
+    "ledger_requests",
+    _V1,
+    Column("key", Text, primary_key=True),
+    Column("txn", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("start_seq", BigInteger, nullable=False),
+    Column("first_seq", BigInteger),
+    Column("last_seq", BigInteger),
+    Column("created_at", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 
 def _v1_create(conn: Connection) -> None:
-    for table in (
-        t.entries,
-        t.balances,
-        t.holds,
-        t.requests,
-        t.chain_head,
-        t.licenses,
-        t.veus,
-    ):
+    _v1_entries.create(conn, checkfirst=True)
+    for table in (t.balances, t.holds):
+        table.create(conn, checkfirst=True)
+    _v1_requests.create(conn, checkfirst=True)
+    for table in (t.chain_head, t.licenses, t.veus):
         table.create(conn, checkfirst=True)
     conn.execute(t.chain_head.insert().values(id=1, seq=0, hash=GENESIS))
 
 
-MIGRATIONS: tuple[Migration, ...] = ((1, "create ledger tables", _v1_create),)
+_COPY_CHUNK = 20_000
+
+
+def _chunks(conn: Connection, sql: str) -> Iterator[list[Any]]:
+    result = conn.exec_driver_sql(sql)
+    while rows := result.fetchmany(_COPY_CHUNK):
+        yield list(rows)
+
+
+def _v2_narrow_entries(conn: Connection) -> None:
+    """Entries and requests to the v2 shape (`_tables`): texts interned, hashes as bytes.
+
+    Every entry keeps its position, texts and hash, so the chain verifies exactly as before (the
+    hash covers the same texts); a v1 entry that had been tampered with stays evident.
+    """
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_ledger_entries_account")
+    conn.exec_driver_sql("ALTER TABLE ledger_entries RENAME TO ledger_entries_v1")
+    conn.exec_driver_sql("ALTER TABLE ledger_requests RENAME TO ledger_requests_v1")
+    if conn.dialect.name == "postgresql":
+        # PostgreSQL names a primary key's index after the table; free the names for v2.
+        conn.exec_driver_sql(
+            "ALTER INDEX IF EXISTS ledger_entries_pkey RENAME TO ledger_entries_v1_pkey"
+        )
+        conn.exec_driver_sql(
+            "ALTER INDEX IF EXISTS ledger_requests_pkey RENAME TO ledger_requests_v1_pkey"
+        )
+    for table in (t.names, t.txns, t.entries, t.requests):
+        table.create(conn)
+    names: dict[str, int] = {}
+    txns: dict[str, int] = {}
+    new_names: list[dict[str, Any]] = []
+    new_txns: list[dict[str, Any]] = []
+
+    def name(text: str) -> int:
+        found = names.get(text)
+        if found is None:
+            found = names[text] = len(names) + 1
+            new_names.append({"id": found, "name": text})
+        return found
+
+    def txn(text: str, created_at: str) -> int:
+        found = txns.get(text)
+        if found is None:
+            found = txns[text] = len(txns) + 1
+            new_txns.append({"id": found, "txn": text, "created_at": created_at})
+        return found
+
+    def flush(table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(table.insert(), rows)
+            rows.clear()
+
+    cols = (
+        "seq, txn, kind, account, amount, order_id, actor, citation, created_at, expires_at, "
+        "ref_seq, idem_key, prev_hash, hash"
+    )
+    for rows in _chunks(conn, f"SELECT {cols} FROM ledger_entries_v1 ORDER BY seq"):
+        out = [
+            {
+                "seq": r[0],
+                "txn": txn(r[1], r[8]),
+                "kind": KIND_CODE.get(r[2], -1),
+                "account": name(r[3]),
+                "amount": r[4],
+                "order_id": r[5],
+                "actor": name(r[6]),
+                "citation": name(r[7]),
+                "expires_at": r[9],
+                "ref_seq": r[10],
+                "idem_key": r[11],
+                "link": bytes.fromhex(r[12])[:8],
+                "hash": bytes.fromhex(r[13]),
+            }
+            for r in rows
+        ]
+        flush(t.names, new_names)
+        flush(t.txns, new_txns)
+        conn.execute(t.entries.insert(), out)
+    cols = "key, txn, fingerprint, start_seq, first_seq, last_seq, created_at"
+    for rows in _chunks(conn, f"SELECT {cols} FROM ledger_requests_v1 ORDER BY key"):
+        out = [
+            {
+                "key": r[0],
+                "txn": txn(r[1], r[6]),
+                "fingerprint": bytes.fromhex(r[2]),
+                "start_seq": r[3],
+                "first_seq": r[4],
+                "last_seq": r[5],
+            }
+            for r in rows
+        ]
+        flush(t.txns, new_txns)
+        conn.execute(t.requests.insert(), out)
+    conn.exec_driver_sql("DROP TABLE ledger_entries_v1")
+    conn.exec_driver_sql("DROP TABLE ledger_requests_v1")
+
+
+def _v3_draw_function(conn: Connection) -> None:
+    """PostgreSQL: the `ledger_draw` function (`_pgdraw`); nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "create ledger tables", _v1_create),
+    (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
+    (3, "postgresql: ledger_draw appends a request's draws in one statement", _v3_draw_function),
+)
 
 
 def applied(conn: Connection) -> list[int]:

@@ -60,7 +60,7 @@ def commit_screen(
     """
 
     def work(conn: Connection) -> ScreenCommit:
-        w = Writer(conn, now or now_utc(), ledger.db.dialect, key)
+        w = Writer(conn, now or now_utc(), ledger.db.dialect, key, names=ledger.db.names)
         prior = w.prior
         if prior is not None:
             results = run(AsOfView(conn, int(prior.start_seq)))

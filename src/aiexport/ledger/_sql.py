@@ -12,6 +12,13 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+
+def _ph(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+# The stored columns (schema v2, `_tables`): texts as `ledger_names` ids, the transaction as a
+# `ledger_txns` id, the kind as its index in `KINDS`, hashes as bytes.
 ENTRY_COLS = (
     "seq",
     "txn",
@@ -21,18 +28,18 @@ ENTRY_COLS = (
     "order_id",
     "actor",
     "citation",
-    "created_at",
     "expires_at",
     "ref_seq",
     "idem_key",
-    "prev_hash",
+    "link",
     "hash",
 )
-REQUEST_COLS = ("key", "txn", "fingerprint", "start_seq", "first_seq", "last_seq", "created_at")
-
-
-def _ph(n: int) -> str:
-    return ", ".join(["%s"] * n)
+REQUEST_COLS = ("key", "txn", "fingerprint", "start_seq", "first_seq", "last_seq")
+# A request as read: its transaction's text id and time in place of the `ledger_txns` id.
+_REQUEST_READ = (
+    "SELECT r.key, x.txn, r.fingerprint, r.start_seq, r.first_seq, r.last_seq, x.created_at "
+    "FROM ledger_requests r LEFT JOIN ledger_txns x ON x.id = r.txn"
+)
 
 
 USED = (
@@ -44,17 +51,25 @@ REQUEST_EXISTS = "SELECT 1 FROM ledger_requests WHERE key = %s"
 LOCK = "SELECT seq FROM ledger_chain_head WHERE id = 1 FOR UPDATE"
 STATE = (
     "SELECT h.seq, h.hash, (SELECT min(expires_at) FROM ledger_holds), "
-    "(SELECT fingerprint FROM ledger_requests WHERE key = %s) "
+    "(SELECT fingerprint FROM ledger_requests WHERE key = %s), "
+    "(SELECT max(id) FROM ledger_txns), (SELECT max(id) FROM ledger_names) "
     "FROM ledger_chain_head h WHERE h.id = 1"
 )
-REQUEST = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key = %s"
-REQUESTS_IN = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key IN ({{}})"
+REQUEST = f"{_REQUEST_READ} WHERE r.key = %s"
 # Any number of keys in one statement: a JSON array on SQLite, an array parameter on PostgreSQL.
-REQUESTS_JSON = (
-    f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests "
-    "WHERE key IN (SELECT value FROM json_each(%s))"
+REQUESTS_JSON = f"{_REQUEST_READ} WHERE r.key IN (SELECT value FROM json_each(%s))"
+REQUESTS_ANY = f"{_REQUEST_READ} WHERE r.key = ANY(%s)"
+NAMES_JSON = "SELECT name, id FROM ledger_names WHERE name IN (SELECT value FROM json_each(%s))"
+NAMES_ANY = "SELECT name, id FROM ledger_names WHERE name = ANY(%s)"
+INSERT_NAME = "INSERT INTO ledger_names (id, name) VALUES (%s, %s)"
+INSERT_ENTRY = (
+    f"INSERT INTO ledger_entries ({', '.join(ENTRY_COLS)}) VALUES ({_ph(len(ENTRY_COLS))})"
 )
-REQUESTS_ANY = f"SELECT {', '.join(REQUEST_COLS)} FROM ledger_requests WHERE key = ANY(%s)"
+# PostgreSQL: commit without waiting for the WAL flush (the lock is released at once), then
+# `WAL_BARRIER` in a transaction of its own waits for a flush that covers that commit.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
+WAL_BARRIER = "SELECT pg_logical_emit_message(true, 'aiexport', '')"
+INSERT_TXN = "INSERT INTO ledger_txns (id, txn, created_at) VALUES (%s, %s, %s)"
 EXPIRED = "SELECT seq, account, amount FROM ledger_holds WHERE expires_at <= %s ORDER BY seq"
 BALANCES = (
     "SELECT account, committed, reserved, limit_micro, citation FROM ledger_balances "
@@ -99,6 +114,8 @@ class Sql:
             return state, self.all(balances, tuple(accounts)) if accounts else []
         with self.raw.pipeline():
             lock, head, bal = self.raw.cursor(), self.raw.cursor(), self.raw.cursor()
+            if self.raw.autocommit:  # `Database.write(raw=True)`: the transaction is ours
+                lock.execute("BEGIN")
             lock.execute(LOCK)
             head.execute(STATE, (key,))
             if accounts:

@@ -12,12 +12,12 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from aiexport.ledger import _registry as reg
 from aiexport.ledger import _tables as t
 from aiexport.ledger._amounts import from_micro, to_micro
-from aiexport.ledger._entries import deltas
+from aiexport.ledger._entries import KINDS, deltas
 from aiexport.ledger._sql import USED, Sql
 from aiexport.ledger._writer import Writer
 from aiexport.rules.determination import Draw
@@ -66,20 +66,29 @@ class AsOfView(_Overlay):
         super().__init__()
         self._conn = conn
         self._before = before_seq
-        self._cache: dict[str, int] = {}
+        self._cache: dict[str, int] | None = None
 
     def used(self, account: str) -> Decimal:
-        if account not in self._cache:
-            e = t.entries.c
-            q = select(e.kind, e.amount, e.ref_seq).where(
-                e.account == account, e.seq < self._before
-            )
-            total = 0
-            for row in self._conn.execute(q):
-                dc, dr = deltas(row.kind, row.amount, row.ref_seq)
-                total += dc + dr
-            self._cache[account] = total
-        return from_micro(self._cache[account] + self.pending.get(account, 0))
+        if self._cache is None:
+            self._cache = self._totals()
+        return from_micro(self._cache.get(account, 0) + self.pending.get(account, 0))
+
+    def _totals(self) -> dict[str, int]:
+        """Every account's use before `before_seq`, summed in one pass over the entries (they
+        have no account index; one scan serves the whole replay)."""
+        e, n = t.entries.c, t.names.c
+        has_ref = e.ref_seq.is_not(None)
+        q = (
+            select(n.name, e.kind, has_ref, func.sum(e.amount))
+            .select_from(t.entries.join(t.names, n.id == e.account))
+            .where(e.seq < self._before)
+            .group_by(n.name, e.kind, has_ref)
+        )
+        totals: dict[str, int] = defaultdict(int)
+        for name, kind, ref, amount in self._conn.execute(q):
+            dc, dr = deltas(KINDS[kind], int(amount), 1 if ref else None)
+            totals[name] += dc + dr
+        return totals
 
     def license(self, license_id: str) -> LicenseInfo | None:
         return reg.get_license(self._conn, license_id)

@@ -22,7 +22,8 @@ from sqlalchemy import Connection
 from aiexport.errors import Conflict, InputError, QuotaExceeded
 from aiexport.ledger import _sql as q
 from aiexport.ledger._amounts import from_micro, to_micro
-from aiexport.ledger._entries import check_text, deltas, iso
+from aiexport.ledger._db import Names
+from aiexport.ledger._entries import KIND_CODE, check_text, deltas, iso
 from aiexport.rules.determination import Draw
 
 _EXPIRY_ACTOR = "system:expiry"
@@ -69,7 +70,7 @@ class RequestRow(NamedTuple):
 
     key: str
     txn: str
-    fingerprint: str
+    fingerprint: bytes
     start_seq: int
     first_seq: int | None
     last_seq: int | None
@@ -86,6 +87,7 @@ class Writer:
         dialect: str,
         key: str | None = None,
         accounts: Iterable[str] = (),
+        names: Names | None = None,
     ) -> None:
         self.conn = conn
         self.sql = q.Sql(conn.connection.driver_connection, dialect)
@@ -94,13 +96,21 @@ class Writer:
         self.txn = uuid.uuid4().hex
         self.bal: dict[str, list[Any]] = {}  # account -> [committed, reserved, limit, citation]
         wanted = sorted(set(accounts))[:_CHUNK]
-        (seq, digest, first_expiry, prior_fp), rows = self.sql.open(key, wanted)
+        (seq, digest, first_expiry, prior_fp, txn_max, name_max), rows = self.sql.open(key, wanted)
         self._remember(wanted, rows)
         self.seq: int = int(seq)
         self.hash: str = digest
+        self.txn_id = int(txn_max or 0) + 1
+        self._names = names if names is not None else Names()
+        self._next_name = int(name_max or 0) + 1
+        self.new_names: list[tuple[int, str]] = []
         self.prior = self.find_request(key) if key is not None and prior_fp is not None else None
         self._first_expiry: str | None = first_expiry
         self.rows: list[tuple[Any, ...]] = []
+        # Entries of `draw_batch`, narrow: (seq, account, amount, order_id, citation, idem_key,
+        # link, hash), with txn, kind, actor and expiry the same for all (`_batch_const`).
+        self.batch_rows: list[tuple[Any, ...]] = []
+        self._batch_const: tuple[int, str, str | None] | None = None
         self.touched: dict[str, int] = {}  # account -> last seq
         self.new_holds: list[tuple[Any, ...]] = []
         self.closed_holds: list[tuple[int]] = []
@@ -131,6 +141,38 @@ class Writer:
         self.load([account])
         c, r, _, _ = self.bal[account]
         return int(c) + int(r)
+
+    def intern(self, texts: Iterable[str]) -> dict[str, int]:
+        """The `ledger_names` ids of `texts`, looked up (or assigned) once per process.
+
+        Returns this process's memo: use it as a plain dict after this call. New ids are written
+        at `flush`, in this transaction; `Database.write` keeps them only once it commits.
+        """
+        ids, staged = self._names.ids, self._names.staged
+        missing = sorted({x for x in texts if x not in ids and x not in staged})
+        if missing:
+            for i in range(0, len(missing), 10_000):
+                chunk = missing[i : i + 10_000]
+                if self.sql.sqlite:
+                    found = self.sql.all(q.NAMES_JSON, (json.dumps(chunk),))
+                else:
+                    found = self.sql.all(q.NAMES_ANY, (chunk,))
+                ids.update((name, int(id_)) for name, id_ in found)  # committed by others
+            for text in missing:
+                if text not in ids:
+                    check_text(text)
+                    staged[text] = self._next_name
+                    self.new_names.append((self._next_name, text))
+                    self._next_name += 1
+        if staged:
+            return {**ids, **staged}
+        return ids
+
+    def name_id(self, text: str) -> int:
+        found = self._names.ids.get(text)
+        if found is None:
+            found = self.intern([text])[text]
+        return found
 
     def find_request(self, key: str) -> RequestRow | None:
         row = self.sql.one(q.REQUEST, (key,))
@@ -163,30 +205,22 @@ class Writer:
     ) -> int:
         if account not in self.bal:
             self.load([account])
+        ids = self._names.ids
+        if account not in ids or actor not in ids or citation not in ids:
+            ids = self.intern((account, actor, citation))
         self.seq += 1
         seq = self.seq
-        fields = (
-            seq,
-            self.txn,
-            kind,
-            account,
-            amount,
-            order_id,
-            actor,
-            citation,
-            self.created_at,
-            expires_at,
-            ref_seq,
-            key,
-        )
         prev = self.hash
-        # hash_fields(prev, fields), inlined: this line runs once per entry of a batch
-        self.hash = sha256(
+        # hash_fields(prev, fields), inlined
+        digest = sha256(
             f"{prev}\x1f{seq}\x1f{self.txn}\x1f{kind}\x1f{account}\x1f{amount}"
             f"\x1f{order_id or ''}\x1f{actor}\x1f{citation}\x1f{self.created_at}"
             f"\x1f{expires_at or ''}\x1f{'' if ref_seq is None else ref_seq}\x1f{key}".encode()
-        ).hexdigest()
-        self.rows.append((*fields, prev, self.hash))
+        ).digest()
+        self.hash = digest.hex()
+        self.rows.append((seq, self.txn_id, KIND_CODE[kind], ids[account], amount, order_id,
+                          ids[actor], ids[citation], expires_at, ref_seq, key,
+                          bytes.fromhex(prev[:16]), digest))  # fmt: skip
         dc, dr = deltas(kind, amount, ref_seq)
         state = self.bal[account]
         state[0] += dc
@@ -223,9 +257,9 @@ class Writer:
     ) -> None:
         """`apply_draws` without its checks of `key`, `actor` and `order_id` (the caller's).
 
-        The batch path's inner loop: it computes each chain hash over plain values (the same
-        preimage as `_entries.hash_fields`), appends a tuple per entry, and keeps the balances in
-        memory, so a batch costs one `executemany` per table at `flush`.
+        It computes each chain hash over plain values (the same preimage as
+        `_entries.hash_fields`), appends a row per entry, and keeps the balances in memory, so
+        the transaction's writes wait for `flush`.
         """
         if kind == "reserve":
             col = 1
@@ -235,6 +269,10 @@ class Writer:
             raise InputError(f"draws are committed or reserved, not {kind!r}")
         bal, ok, memo, rows, touched = self.bal, self._ok_text, self._micro, self.rows, self.touched
         txn, created, prev = self.txn, self.created_at, self.hash
+        ids = self._names.ids
+        if actor not in ids or any(d.account not in ids or d.citation not in ids for d in draws):
+            ids = self.intern([actor, *(d.account for d in draws), *(d.citation for d in draws)])
+        txn_id, code, actor_id = self.txn_id, KIND_CODE[kind], ids[actor]
         order = order_id or ""
         expiry = expires_at or ""
         hold = kind == "reserve" and expires_at is not None
@@ -258,10 +296,10 @@ class Writer:
             digest = sha256(
                 f"{prev}\x1f{seq}\x1f{txn}\x1f{kind}\x1f{account}\x1f{m}\x1f{order}\x1f{actor}"
                 f"\x1f{citation}\x1f{created}\x1f{expiry}\x1f\x1f{idem}".encode()
-            ).hexdigest()
-            rows.append((seq, txn, kind, account, m, order_id, actor, citation, created,
-                         expires_at, None, idem, prev, digest))  # fmt: skip
-            prev = digest
+            ).digest()
+            rows.append((seq, txn_id, code, ids[account], m, order_id, actor_id, ids[citation],
+                         expires_at, None, idem, bytes.fromhex(prev[:16]), digest))  # fmt: skip
+            prev = digest.hex()
             bal[account][col] += m
             touched[account] = seq
             if hold:
@@ -292,8 +330,9 @@ class Writer:
         replay of a recorded key, or its entries and caps; `(key, first, last)` per new request.
 
         One function over plain values on purpose: this is the code a batch of 100,000 entries
-        runs 100,000 times. Each request's entries are appended by `draw_all` and its caps
-        checked before the next request; a refusal or conflict aborts the whole transaction.
+        runs 100,000 times. Each request's entries are appended and its caps checked before the
+        next request; a refusal or conflict aborts the whole transaction. Entries go to
+        `batch_rows` in their narrow form (what every entry of the batch shares is written once).
         """
         check_text(actor)
         if kind == "reserve":
@@ -302,18 +341,28 @@ class Writer:
             col = 0
         else:
             raise InputError(f"draws are committed or reserved, not {kind!r}")
-        bal, ok, memo, rows, touched = self.bal, self._ok_str, self._micro, self.rows, self.touched
+        texts = {actor}
+        for r in requests:
+            for d in r.draws:
+                texts.add(d.account)
+                texts.add(d.citation)
+        ids = self.intern(texts)
+        self._batch_const = (ids[actor], kind, expires_at)
+        bal, ok, memo, touched = self.bal, self._ok_str, self._micro, self.touched
+        rows = self.batch_rows
         keys, recorded, holds = self._keys, self.requests, self.new_holds
         txn, created, prev, seq = self.txn, self.created_at, self.hash, self.seq
+        link = bytes.fromhex(prev[:16])
         hold = kind == "reserve" and expires_at is not None
         # The chain hash's preimage (`_entries.hash_fields`), its constant stretches precomputed.
         mid = f"\x1f{txn}\x1f{kind}\x1f"
         by = f"\x1f{actor}\x1f"
         tail = f"\x1f{created}\x1f{expires_at or ''}\x1f\x1f"
+        head = f"{kind}|"
         out: list[RequestRow | tuple[str, int, int]] = []
         for r in requests:
             key, draws, order_id = r.key, r.draws, r.order_id
-            parts = [kind, str(order_id)]
+            parts = [head, str(order_id)]
             amounts = []
             for d in draws:
                 m = memo.get(d.amount)
@@ -324,8 +373,8 @@ class Writer:
                     limit: int | str = ""
                 else:
                     limit = memo.get(d.limit) or self.micro(d.limit)
-                parts.append(f"{d.account},{m},{limit},{d.max_share},{d.share_of}")
-            fp = sha256("|".join(parts).encode()).hexdigest()  # = draws_fingerprint(...)
+                parts.append(f"|{d.account},{m},{limit},{d.max_share},{d.share_of}")
+            fp = sha256("".join(parts).encode()).digest()  # = draws_fingerprint(...)
             found = prior.get(key)
             if found is not None:
                 if found.fingerprint != fp:
@@ -358,10 +407,9 @@ class Writer:
                 idem = f"{key}#{i}"
                 digest = sha256(
                     f"{prev}\x1f{seq}{mid}{account}\x1f{m}\x1f{order}{by}{citation}{tail}{idem}".encode()
-                ).hexdigest()
-                rows.append((seq, txn, kind, account, m, order_id, actor, citation, created,
-                             expires_at, None, idem, prev, digest))  # fmt: skip
-                prev = digest
+                ).digest()
+                rows.append((seq, ids[account], m, order_id, ids[citation], idem, link, digest))
+                prev, link = digest.hex(), digest[:8]
                 bal[account][col] += m
                 touched[account] = seq
                 if hold:
@@ -377,9 +425,9 @@ class Writer:
                     if used > limit:
                         raise refusal(d, used, m, limit, order_id)
             if seq >= start:
-                recorded.append((key, txn, fp, start, start, seq, created))
+                recorded.append((key, fp, start, start, seq))
             else:
-                recorded.append((key, txn, fp, start, None, None, created))
+                recorded.append((key, fp, start, None, None))
             out.append((key, start, seq))
         self.seq, self.hash = seq, prev
         return out
@@ -449,26 +497,82 @@ class Writer:
             raise Conflict(f"idempotency key {key!r} appears twice in one batch; make keys unique")
         self._keys.add(key)
         first, last = (seqs[0], seqs[-1]) if seqs else (None, None)
-        self.requests.append((key, self.txn, fingerprint, start, first, last, self.created_at))
+        self.requests.append((key, bytes.fromhex(fingerprint), start, first, last))
 
     # -- flushing ------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write entries, holds, balances, requests and the new chain head; on PostgreSQL,
-        commit. Nothing may be written after `flush`."""
+        """Write names, the transaction, entries, holds, balances, requests and the new chain
+        head; on PostgreSQL, commit. Nothing may be written after `flush`.
+
+        On PostgreSQL everything goes in one round trip (large batches `COPY` first), and the
+        commit does not wait for its WAL flush: the write lock is released at once, and
+        `Database.write` makes the commit durable before anyone is told of it (see `_db`).
+        """
         sql = self.sql
-        sql.bulk("ledger_entries", q.ENTRY_COLS, self.rows)
+        pg = not sql.sqlite
+        written = bool(self.rows or self.batch_rows or self.requests)
+        txn_id = self.txn_id
         # In key order: the requests B-tree is keyed by it, so its pages fill in sequence.
-        sql.bulk("ledger_requests", q.REQUEST_COLS, sorted(self.requests))
+        self.requests.sort()
+        copy = pg and (len(self.rows) + len(self.batch_rows) >= 1000 or len(self.requests) >= 1000)
+        if copy:
+            sql.bulk("ledger_entries", q.ENTRY_COLS, self.rows + self._full_batch_rows())
+            sql.bulk(
+                "ledger_requests",
+                q.REQUEST_COLS,
+                [(k, txn_id, *rest) for k, *rest in self.requests],
+            )
         with sql.pipeline():
+            if pg:
+                sql.run(q.ASYNC_COMMIT)
+            sql.many(q.INSERT_NAME, self.new_names)
+            if written:
+                sql.run(q.INSERT_TXN, (txn_id, self.txn, self.created_at))
+            if written and not copy:
+                sql.many(q.INSERT_ENTRY, self.rows)
+                if self.batch_rows and sql.sqlite:
+                    self._flush_batch_rows()
+                elif self.batch_rows:
+                    sql.many(q.INSERT_ENTRY, self._full_batch_rows())
+                sql.many(
+                    "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
+                    f"last_seq) VALUES (%s, {txn_id:d}, %s, %s, %s, %s)",
+                    self.requests,
+                )
             sql.many(q.INSERT_HOLD, self.new_holds)
             sql.many(q.DELETE_HOLD, self.closed_holds)
             sql.many(
                 q.UPSERT_BALANCE,
                 [(a, *self.bal[a], last) for a, last in sorted(self.touched.items())],
             )
-            if self.rows:
+            if self.rows or self.batch_rows:
                 sql.run(q.UPDATE_HEAD, (self.seq, self.hash))
-            if not sql.sqlite:
+            if pg:
                 # Commit in the same round trip; the caller's commit() then finds nothing to do.
                 sql.run("COMMIT")
+
+    def _full_batch_rows(self) -> list[tuple[Any, ...]]:
+        if not self.batch_rows:
+            return []
+        assert self._batch_const is not None
+        actor_id, kind, expires_at = self._batch_const
+        code, txn_id = KIND_CODE[kind], self.txn_id
+        return [
+            (seq, txn_id, code, account, m, order, actor_id, citation, expires_at, None, idem, link,
+             digest)
+            for seq, account, m, order, citation, idem, link, digest in self.batch_rows
+        ]  # fmt: skip
+
+    def _flush_batch_rows(self) -> None:
+        """`batch_rows` on SQLite, with what they share written into the statement once: most of
+        the cost of inserting a row is binding its parameters."""
+        assert self._batch_const is not None
+        actor_id, kind, expires_at = self._batch_const
+        code, txn_id = KIND_CODE[kind], self.txn_id
+        expiry = "NULL" if expires_at is None else "'" + expires_at.replace("'", "''") + "'"
+        self.sql.many(
+            f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES (%s, {txn_id:d}, "
+            f"{code:d}, %s, %s, %s, {actor_id:d}, %s, {expiry}, NULL, %s, %s, %s)",
+            self.batch_rows,
+        )

@@ -1,0 +1,176 @@
+"""PostgreSQL: a request's draws appended by a function inside the database (migration 3).
+
+Writers are serialised by the chain-head row lock. Taken from the client, that lock is held
+across two round trips and the client's own work between them; on a busy machine (more clients
+than cores) that is several milliseconds per write, and it caps throughput however the commits'
+flushes are shared. `ledger_draw` does what `Writer.apply_draws` does for one reservation or
+commitment - the same entries, hash chain, balances, holds and request row - in one statement,
+so the lock is held only while the server runs it. It commits asynchronously and the client's
+WAL barrier (`_db`) makes it durable before the caller is answered; both go in one round trip.
+
+The rare cases stay in Python: a replayed key and lapsed holds to sweep are answered `replay` /
+`sweep` without writing, and the caller takes the general path. `tests/ledger` runs both paths
+and `verify` recomputes every hash in Python.
+"""
+
+from __future__ import annotations
+
+LEDGER_DRAW = """-- One request's draws appended to the ledger inside the database, as `Writer.apply_draws` does
+-- (same entries, same hash chain, same balances, holds and request row): the write lock is then
+-- held only while this function runs, never across a round trip to the client.
+--
+-- Returns (status, first_seq, last_seq, idx, used, lim):
+--   'ok'      entries first_seq..last_seq appended, commit pending (asynchronous: see `_db`);
+--   'replay'  the key is recorded already;  'sweep'  a hold has lapsed and must be released
+--             first: nothing written, the client takes the general path for both;
+--   'limit' / 'share'  draw number idx (0-based) would take its account to `used` past its limit
+--             `lim` (or past its share): nothing written.
+CREATE OR REPLACE FUNCTION ledger_draw(
+    p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
+    p_created text, p_expires text, p_accounts text[], p_amounts bigint[], p_limits bigint[],
+    p_citations text[], p_shares numeric[], p_share_of text[],
+    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
+    OUT used bigint, OUT lim bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    us constant text := chr(31);
+    head_seq bigint;
+    prev text;
+    seq bigint;
+    n integer := coalesce(array_length(p_accounts, 1), 0);
+    names text[] := '{}';
+    c bigint[] := '{}';
+    r bigint[] := '{}';
+    lims bigint[] := '{}';
+    cits text[] := '{}';
+    lasts bigint[] := '{}';
+    touched boolean[] := '{}';
+    ids bigint[] := '{}';
+    texts text[];
+    t text;
+    i integer;
+    j integer;
+    k integer;
+    txn_id bigint;
+    name_id bigint;
+    digest bytea;
+    link bytea;
+    col integer;
+    code integer := array_position(
+        ARRAY['reserve', 'commit', 'release', 'void', 'attrition', 'adjustment'], p_kind) - 1;
+    row_c bigint;
+    row_r bigint;
+    row_lim bigint;
+    row_cit text;
+    base bigint;
+BEGIN
+    SELECT h.seq, h.hash INTO head_seq, prev FROM ledger_chain_head h WHERE h.id = 1 FOR UPDATE;
+    IF EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = p_key) THEN
+        status := 'replay';
+        RETURN;
+    END IF;
+    IF (SELECT min(h.expires_at) FROM ledger_holds h) <= p_created THEN
+        status := 'sweep';
+        RETURN;
+    END IF;
+    col := CASE p_kind WHEN 'reserve' THEN 1 WHEN 'commit' THEN 0 END;
+    -- Balances of every account drawn or shared, as `Writer.load` reads them.
+    FOR i IN 1..n LOOP
+        FOREACH t IN ARRAY ARRAY[p_accounts[i], p_share_of[i]] LOOP
+            CONTINUE WHEN t IS NULL OR t = ANY(names);
+            SELECT b.committed, b.reserved, b.limit_micro, b.citation
+              INTO row_c, row_r, row_lim, row_cit
+              FROM ledger_balances b WHERE b.account = t;
+            IF NOT FOUND THEN
+                row_c := 0; row_r := 0; row_lim := NULL; row_cit := NULL;
+            END IF;
+            names := names || t; c := c || row_c; r := r || row_r;
+            lims := lims || row_lim; cits := cits || row_cit; lasts := lasts || 0::bigint;
+            touched := touched || false;
+        END LOOP;
+    END LOOP;
+    -- Apply the draws in memory, then check every cap in draw order (`Writer.draw_all`).
+    FOR i IN 1..n LOOP
+        k := array_position(names, p_accounts[i]);
+        IF col = 1 THEN r[k] := r[k] + p_amounts[i]; ELSE c[k] := c[k] + p_amounts[i]; END IF;
+    END LOOP;
+    FOR i IN 1..n LOOP
+        k := array_position(names, p_accounts[i]);
+        IF p_limits[i] IS NOT NULL THEN
+            lims[k] := p_limits[i];
+            cits[k] := p_citations[i];
+            IF c[k] + r[k] > p_limits[i] THEN
+                status := 'limit'; idx := i - 1; used := c[k] + r[k]; lim := p_limits[i];
+                RETURN;
+            END IF;
+        END IF;
+        IF p_shares[i] IS NOT NULL AND p_share_of[i] IS NOT NULL THEN
+            j := array_position(names, p_share_of[i]);
+            base := c[j] + r[j];
+            IF (c[k] + r[k])::numeric > p_shares[i] * base THEN
+                status := 'share'; idx := i - 1; used := c[k] + r[k]; lim := base;
+                RETURN;
+            END IF;
+        END IF;
+    END LOOP;
+    -- Texts to `ledger_names` ids (assigned here, under the lock, as `Writer.intern` does).
+    texts := ARRAY[p_actor] || p_accounts || p_citations;
+    FOREACH t IN ARRAY texts LOOP
+        SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = t;
+        IF NOT FOUND THEN
+            SELECT coalesce(max(x.id), 0) + 1 INTO name_id FROM ledger_names x;
+            INSERT INTO ledger_names (id, name) VALUES (name_id, t);
+        END IF;
+        ids := ids || name_id;
+    END LOOP;
+    SELECT coalesce(max(x.id), 0) + 1 INTO txn_id FROM ledger_txns x;
+    INSERT INTO ledger_txns (id, txn, created_at) VALUES (txn_id, p_txn, p_created);
+    seq := head_seq;
+    FOR i IN 1..n LOOP
+        seq := seq + 1;
+        link := substring(decode(prev, 'hex') FROM 1 FOR 8);
+        digest := sha256(convert_to(
+            prev || us || seq || us || p_txn || us || p_kind || us || p_accounts[i] || us
+            || p_amounts[i] || us || coalesce(p_order, '') || us || p_actor || us
+            || p_citations[i] || us || p_created || us || coalesce(p_expires, '') || us || us
+            || p_key || '#' || (i - 1), 'UTF8'));
+        INSERT INTO ledger_entries (seq, txn, kind, account, amount, order_id, actor, citation,
+                                    expires_at, ref_seq, idem_key, link, hash)
+        VALUES (seq, txn_id, code, ids[1 + i], p_amounts[i], p_order, ids[1], ids[1 + n + i],
+                p_expires, NULL, p_key || '#' || (i - 1), link, digest);
+        IF col = 1 AND p_expires IS NOT NULL THEN
+            INSERT INTO ledger_holds (seq, txn, account, amount, expires_at)
+            VALUES (seq, p_txn, p_accounts[i], p_amounts[i], p_expires);
+        END IF;
+        prev := encode(digest, 'hex');
+        k := array_position(names, p_accounts[i]);
+        touched[k] := true;
+        lasts[k] := seq;
+    END LOOP;
+    FOR k IN 1..coalesce(array_length(names, 1), 0) LOOP
+        CONTINUE WHEN NOT touched[k];
+        INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
+        VALUES (names[k], c[k], r[k], lims[k], cits[k], lasts[k])
+        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
+            reserved = excluded.reserved, limit_micro = excluded.limit_micro,
+            citation = excluded.citation, last_seq = excluded.last_seq;
+    END LOOP;
+    first_seq := head_seq + 1;
+    last_seq := seq;
+    INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)
+    VALUES (p_key, txn_id, p_fp, head_seq + 1,
+            CASE WHEN n > 0 THEN head_seq + 1 END, CASE WHEN n > 0 THEN seq END);
+    IF n > 0 THEN
+        UPDATE ledger_chain_head SET seq = last_seq, hash = prev WHERE id = 1;
+    END IF;
+    PERFORM set_config('synchronous_commit', 'off', true);
+    status := 'ok';
+END
+$fn$;
+"""
+
+CALL = (
+    "SELECT status, first_seq, last_seq, idx, used, lim FROM ledger_draw("
+    "%s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s::bigint[], %s::text[], "
+    "%s::numeric[], %s::text[])"
+)
