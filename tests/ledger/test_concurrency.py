@@ -191,3 +191,104 @@ def test_concurrent_screen_commits_never_overdraw(
             assert ledger.used(HOT) == 1000
             assert sum(int(r[0]) for r in results) == 100
         assert verify(ledger).ok
+
+
+def _batcher_forever(url: str, proc: int, folder: str, cap: int) -> None:
+    from aiexport.ledger import DrawRequest
+
+    ledger = Ledger(url)
+    fd = os.open(f"{folder}/ack-{proc}-{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    i = 0
+    while True:
+        i += 1
+        tag = f"b{proc}-{os.getpid()}-{i}"
+        reqs = [
+            DrawRequest(f"{tag}/{j}", (draw(HOT, 1, cap), draw(f"aia/c{j % 50}", 1)), f"o{j}")
+            for j in range(500)
+        ]
+        try:
+            ledger.record_batch(reqs, actor=f"batch-{proc}")
+        except QuotaExceeded:
+            continue
+        os.write(fd, f"{tag}\n".encode())
+
+
+def test_batches_killed_mid_write_are_all_or_nothing(url: str, tmp_path: Path) -> None:
+    """4 processes recording 1,000-entry batches on one cap, killed with SIGKILL at random."""
+    Ledger(url).close()
+    cap = 6_000
+    ctx = mp.get_context("fork")
+    rnd = random.Random(11)
+    for _round in range(2):
+        workers = [
+            ctx.Process(target=_batcher_forever, args=(url, p, str(tmp_path), cap))
+            for p in range(4)
+        ]
+        for w in workers:
+            w.start()
+        time.sleep(1.5)
+        for w in workers:
+            time.sleep(rnd.uniform(0.0, 0.5))
+            assert w.pid is not None
+            os.kill(w.pid, signal.SIGKILL)
+        for w in workers:
+            w.join()
+        with Ledger(url) as ledger:
+            report = verify(ledger)
+            assert report.ok, report.problems
+            assert ledger.used(HOT) <= cap
+            recorded = _recorded_keys(url)
+            batches: dict[str, int] = {}
+            for key in recorded:
+                tag = key.rsplit("/", 1)[0]
+                batches[tag] = batches.get(tag, 0) + 1
+            assert set(batches.values()) <= {500}, "a batch was recorded in part"
+            acked = set(_acked(tmp_path))
+            assert acked <= set(batches), sorted(acked - set(batches))[:5]
+            assert len(set(batches) - acked) <= 4 * (_round + 1)  # one in flight per kill
+            assert report.entries == 2 * 500 * len(batches)
+    assert len(acked) >= 2
+
+
+def _mixed_racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
+    import datetime as dt
+
+    ledger = Ledger(url)
+    ledger.server_draws = proc % 2 == 0  # PostgreSQL: half through `ledger_draw`, half not
+    fd = os.open(f"{folder}/ack-{proc}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(n):
+        key = f"m{proc}-{i}"
+        try:
+            if i % 2:
+                ledger.commit([draw(HOT, 1, cap)], key=key, actor=f"p{proc}")
+            else:
+                ledger.reserve(
+                    [draw(HOT, 1, cap)], key=key, actor=f"p{proc}", hold=dt.timedelta(hours=1)
+                )
+        except QuotaExceeded:
+            continue
+        os.write(fd, f"{key}\n".encode())
+    os.close(fd)
+    ledger.close()
+
+
+def test_both_write_paths_racing_never_overdraw(url: str, tmp_path: Path) -> None:
+    """8 processes × 400 draws on one cap, on PostgreSQL half of them through the function."""
+    Ledger(url).close()
+    cap = 1_000
+    ctx = mp.get_context("fork")
+    workers = [
+        ctx.Process(target=_mixed_racer, args=(url, p, 400, str(tmp_path), cap)) for p in range(8)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=240)
+        assert w.exitcode == 0
+    with Ledger(url) as ledger:
+        acked = _acked(tmp_path)
+        assert len(acked) == len(set(acked)) == cap
+        assert ledger.used(HOT) == cap
+        assert _recorded_keys(url) == set(acked)
+        report = verify(ledger)
+        assert report.ok and report.entries == cap, report.problems

@@ -535,9 +535,10 @@ class Writer:
                     self._flush_batch_rows()
                 elif self.batch_rows:
                     sql.many(q.INSERT_ENTRY, self._full_batch_rows())
-                sql.many(
+                sql.many_values(
                     "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
-                    f"last_seq) VALUES (%s, {txn_id:d}, %s, %s, %s, %s)",
+                    "last_seq) VALUES",
+                    f"(%s, {txn_id:d}, %s, %s, %s, %s)",
                     self.requests,
                 )
             sql.many(q.INSERT_HOLD, self.new_holds)
@@ -571,8 +572,8 @@ class Writer:
         actor_id, kind, expires_at = self._batch_const
         code, txn_id = KIND_CODE[kind], self.txn_id
         expiry = "NULL" if expires_at is None else "'" + expires_at.replace("'", "''") + "'"
-        self.sql.many(
-            f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES (%s, {txn_id:d}, "
-            f"{code:d}, %s, %s, %s, {actor_id:d}, %s, {expiry}, NULL, %s, %s, %s)",
+        self.sql.many_values(
+            f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES",
+            f"(%s, {txn_id:d}, {code:d}, %s, %s, %s, {actor_id:d}, %s, {expiry}, NULL, %s, %s, %s)",
             self.batch_rows,
         )
