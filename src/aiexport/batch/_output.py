@@ -270,13 +270,13 @@ class Decisions:
         if self.vec is not None and self.vec.rows.size:
             v = self.vec
             rows = v.rows
-            u_f, l_f, r_f, null, v_js = v.quota_columns(_pair)
+            u_f, l_f, r_f, null, v_draws, v_js = v.quota_columns(_pair)
             valid[rows] = True
             used[rows] = u_f
             limit[rows] = l_f
             remaining[rows] = r_f
             limit_null[rows] = null
-            draws[rows] = True
+            draws[rows] = v_draws
             # Row i's account and JSON: the kernel's (a Python list) or the bulk pass' (Arrow).
             src = np.full(n, -1, dtype=np.int64)
             seq = np.array([i for i, q in self.quota.items() if q], dtype=np.int64)

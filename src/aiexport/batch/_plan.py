@@ -94,6 +94,23 @@ class StateView:
         return self.base.veus_for(consignee)
 
 
+class _PassView(StateView):
+    """The kernel's view at one position of the pass: allocation accounts drawn in bulk are read
+    as they stand at that position (`_vector.Reader`)."""
+
+    def __init__(self, state: dict[str, Decimal], base: QuotaView) -> None:
+        super().__init__(state, base)
+        self.readers: dict[str, Any] = {}
+        self.position = 0
+
+    def used(self, account: str) -> Decimal:
+        r = self.readers.get(account)
+        if r is not None and self.position < r.until:
+            v: Decimal = r.at(self.position)
+            return v
+        return super().used(account)
+
+
 class _Renamed:
     """A quota view that reads `token` in account names as the order's reference."""
 
@@ -629,10 +646,10 @@ def _quota_pass(
     *,
     vectorise: bool,
 ) -> QuotaPass:
-    from ._vector import Retry, VecResult, vector_pass
+    from ._vector import Reader, Retry, VecResult, vector_pass
 
     state: dict[str, Decimal] = {}
-    view = StateView(state, base)
+    view = _PassView(state, base)
     outcomes: dict[int, Outcome] = {}
     slotted = [any(kind == SLOT for kind, _ in t.items) for t in templates]
     branch_tpl: dict[tuple[Any, ...], int] = {}
@@ -666,9 +683,14 @@ def _quota_pass(
                     exc.detail, file=file, line=order.line, column=exc.column
                 ) from None
             raise
-        touched = [x.account for x in d.quota] + [x.account for x in d.draws]
-        if owned and any(a in owned for a in touched):
-            raise _Conflict(order.order_id)
+        if owned:
+            early = view.readers
+            for dr in d.draws:
+                rd = early.get(dr.account)
+                if dr.account in owned or (rd is not None and view.position < rd.until):
+                    raise _Conflict(order.order_id)
+            if any(q.account in owned and q.account not in early for q in d.quota):
+                raise _Conflict(order.order_id)
         for dr in d.draws:
             state[dr.account] = used(dr.account) + dr.amount
         return d
@@ -725,9 +747,13 @@ def _quota_pass(
             continue
     # The kernel's inputs, for the orders it decides.
     rest = np.arange(len(order_rows)) if vr is None else np.flatnonzero(~vr.handled)
+    readers: dict[str, Reader] = {}
     if vr is not None:
         state.update(vr.state)
         owned = vr.owned
+        readers = vr.readers
+        view.readers = readers
+    rest_l = rest.tolist()
     slotted.extend(any(kind == SLOT for kind, _ in x.items) for x in templates[len(slotted) :])
     rows_l = order_rows[rest].tolist()
     cons_l = [names[g] for g in group[rest].tolist()]
@@ -737,6 +763,7 @@ def _quota_pass(
     year_l = year_p[rest].tolist()
 
     for pos, r in enumerate(rows_l):
+        view.position = rest_l[pos]
         k = key_l[pos]
         prog = programs[k]
         if prog.kind == ENGINE:
@@ -865,12 +892,16 @@ def _quota_pass(
             branch = (*branch, "aia", after >= p["aia_thr"])
         elif step in (ALLOC, LIC):
             acc = p["al_acc"]
-            u = used(acc)
+            reader = readers.get(acc)
+            early = reader is not None and rest_l[pos] < reader.until
+            u = reader.at(rest_l[pos]) if early and reader is not None else used(acc)
             after = u + tpp
             limit = p["al_limit"]
             ok = after <= limit
             n.update(al_acc=acc, al_used=u, al_after=after, al_limit=limit, country=p["country"])
             if step == LIC and (ok or p["exempt"]):
+                if early:
+                    raise _Conflict(acc)  # drawn here and in bulk: excluded by construction
                 pending.append((acc, after))
                 quota = (QuotaUse(acc, after, limit, True),)
                 dr_list = [(acc, tpp)]

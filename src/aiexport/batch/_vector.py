@@ -1,28 +1,30 @@
 """The quota pass, vectorised where the order of draws reduces to cumulative sums.
 
-An AIA running total (`aia/<consignee>`) and an LPP allowance (`lpp/<consignee>/<year>`) are
-drawn only by their own consignee's orders. When every quota-dependent order of a consignee is an
-AIA or an LPP order (none goes to the engine or names a UVEU, the only ways another program could
-touch those accounts), its accounts evolve independently of every other order:
+Three kinds of account are drawn only by orders that the kernel models completely:
 
-* an AIA total after an order is the balance before the file plus the cumulative sum of the
-  consignee's AIA orders up to and including it (AIA always draws);
-* an LPP total is the cumulative sum of its orders while they fit the allowance; the first order
-  that would exceed it draws nothing, and from there on that account's orders go to the
-  sequential kernel, which starts from the exact total before that order.
+* an AIA running total (`aia/<consignee>`): every AIA order of the consignee draws;
+* an LPP allowance (`lpp/<consignee>/<year>`): an order draws when it fits; the first order that
+  would exceed the allowance draws nothing;
+* a country allocation (`allocation/<country>`): an order whose license review reads it draws
+  nothing; an order citing a license draws when it fits (or always, for a license the allocation
+  never refuses); the first cited license that does not fit draws nothing.
 
-An LPP order refused its allowance may fall back to AIA: a consignee with such an order keeps its
-AIA total in the sequential kernel too.
+When no order that could touch an account goes elsewhere (to the engine, to a UVEU whose share may
+break, or to what follows a refused LPP allowance), the account evolves independently of every
+other order: its total before an order is the balance before the file plus the cumulative sum of
+the earlier draws, up to the first refusal. From that order on, the account's orders go to the
+sequential kernel, which starts from the exact total before it.
 
 Amounts are exact: every TPP is an integer at one common scale (x 10^S), summed in int64 under a
 bound checked beforehand; the `Decimal` exponent that the engine's arithmetic gives a sum (the
 smallest of its terms') is tracked alongside, so that texts print exactly what `Decimal` prints.
 The first order of every (key, outcome) is still decided by the real engine and checked against
-these numbers before its template is used (`_plan._branch_template`).
+these numbers before its template is used (`_plan.branch_template`).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,7 +40,9 @@ from aiexport.rules.quota import QuotaView
 from ._convert import Orders
 from ._plan import (
     AIA,
+    ALLOC,
     ENGINE,
+    LIC,
     LPP,
     UVEU,
     ItemInfo,
@@ -49,6 +53,7 @@ from ._plan import (
 )
 
 BOUND = 2**62
+_NEVER = 2**62  # a position after every order
 _NO_LIMIT = '"limit_tpp": null, "remaining_tpp": null'
 
 
@@ -60,25 +65,39 @@ def _neg_exp(d: Decimal) -> int | None:
     return -e
 
 
+# Kinds of bulk-decided order.
+K_AIA, K_LPP, K_READ, K_LIC = 0, 1, 2, 3  # AIA; LPP that fits; allocation read; license draw
+
+
 @dataclass
 class VecOutcomes:
-    """The vectorised orders' outcomes as columns (index j), in processing order."""
+    """The bulk-decided orders' outcomes as columns (index j), in processing order.
+
+    Values are integers x 10^scale; `*_ne` are the -exponents of the Decimals the engine's
+    arithmetic gives them.
+    """
 
     rows: np.ndarray  # input row of each
     tid: np.ndarray  # template id
-    lpp: np.ndarray  # bool: an LPP order that fits (else an AIA order)
-    key: np.ndarray  # decision key (its program holds the limit / thresholds)
+    kind: np.ndarray  # K_*
+    key: np.ndarray  # decision key (its program holds limits, thresholds, names)
     acc_id: np.ndarray
     accounts: list[str]
-    after: np.ndarray  # int64: the account's total after the order, x 10^scale
-    after_ne: np.ndarray  # -exponent of that total as a Decimal
-    before_ne: np.ndarray  # -exponent of the total before the order
-    tpp: np.ndarray  # int64: the order's TPP, x 10^scale
+    before: np.ndarray  # the account's total before the order
+    before_ne: np.ndarray
+    tpp: np.ndarray  # the order's TPP
     tpp_ne: np.ndarray
+    after_ne: np.ndarray  # of before + tpp
     year: np.ndarray
     scale: int
     programs: list[Program]
     slot: np.ndarray  # per input row: its index j here, or -1
+
+    @property
+    def after(self) -> np.ndarray:
+        """before + tpp (what the account holds after the order when it draws)."""
+        out: np.ndarray = self.before + self.tpp
+        return out
 
     # -- exact values --------------------------------------------------------------------
     def dec(self, scaled: int, ne: int) -> Decimal:
@@ -103,63 +122,94 @@ class VecOutcomes:
                 return int(x)
             return x
 
-        after, tpp = int(self.after[j]), int(self.tpp[j])
+        before, tpp = int(self.before[j]), int(self.tpp[j])
+        b = v(before, int(self.before_ne[j]))
+        a = v(before + tpp, int(self.after_ne[j]))
         n: dict[str, Any] = {"tpp": v(tpp, int(self.tpp_ne[j]))}
-        if self.lpp[j]:
+        kind = int(self.kind[j])
+        if kind == K_LPP:
             n.update(
                 year=int(self.year[j]),
-                lpp_used=v(after - tpp, int(self.before_ne[j])),
-                lpp_after=v(after, int(self.after_ne[j])),
+                lpp_used=b,
+                lpp_after=a,
                 lpp_limit=p("lpp_limit"),
                 notice=p("notice"),
             )
+        elif kind == K_AIA:
+            n.update(aia_after=a, aia_thr=p("aia_thr"))
         else:
-            n.update(aia_after=v(after, int(self.after_ne[j])), aia_thr=p("aia_thr"))
+            n.update(
+                al_acc=self.accounts[int(self.acc_id[j])],
+                al_used=b,
+                al_after=a,
+                al_limit=p("al_limit"),
+                country=self._param(j, "country"),
+            )
         return n
 
     def use(self, j: int) -> QuotaUse:
-        after = self.dec(int(self.after[j]), int(self.after_ne[j]))
         acc = self.accounts[int(self.acc_id[j])]
-        if self.lpp[j]:
-            return QuotaUse(acc, after, self._param(j, "lpp_limit"), True)
-        return QuotaUse(acc, after, None, True)
+        kind = int(self.kind[j])
+        if kind == K_READ:
+            return QuotaUse(acc, self.before_dec(j), self._param(j, "al_limit"), False)
+        after = self.dec(int(self.before[j] + self.tpp[j]), int(self.after_ne[j]))
+        if kind == K_AIA:
+            return QuotaUse(acc, after, None, True)
+        return QuotaUse(acc, after, self._param(j, LIMIT_OF[kind]), True)
 
     def draws(self, j: int) -> list[tuple[str, Decimal]]:
+        if self.kind[j] == K_READ:
+            return []
         tpp = self.dec(int(self.tpp[j]), int(self.tpp_ne[j]))
         return [(self.accounts[int(self.acc_id[j])], tpp)]
 
-    def before(self, j: int) -> Decimal:
-        return self.dec(int(self.after[j] - self.tpp[j]), int(self.before_ne[j]))
+    def before_dec(self, j: int) -> Decimal:
+        return self.dec(int(self.before[j]), int(self.before_ne[j]))
 
     # -- columns -------------------------------------------------------------------------
+    def _param_column(self, name: str, js: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        vals = np.zeros(js.size, dtype=np.int64)
+        nes = np.zeros(js.size, dtype=np.int64)
+        keys = self.key[js]
+        for k in np.unique(keys).tolist():
+            x: Decimal = self.programs[k].params[name]
+            at = keys == k
+            vals[at] = int(x.scaleb(self.scale))
+            nes[at] = _neg_exp(x) or 0
+        return vals, nes
+
     def _value_column(self, name: str, js: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """A number of the kernel's as (value x 10^scale, -exponent) per order j; None for a
-        name that is not a number of these orders."""
-        lpp = bool(self.lpp[js[0]]) if js.size else False
+        name that is not a number of these orders (all of one kind)."""
+        kind = int(self.kind[js[0]])
+        if not (self.kind[js] == kind).all():
+            return None
+        prefix = {K_LPP: "lpp_", K_AIA: "aia_", K_READ: "al_", K_LIC: "al_"}[kind]
         if name == "tpp":
             return self.tpp[js], self.tpp_ne[js]
-        if name in ("lpp_after", "aia_after") and (name == "lpp_after") == lpp:
-            return self.after[js], self.after_ne[js]
-        if name == "lpp_used" and lpp:
-            return self.after[js] - self.tpp[js], self.before_ne[js]
-        if name in ("lpp_limit", "notice") if lpp else name == "aia_thr":
-            vals = np.zeros(js.size, dtype=np.int64)
-            nes = np.zeros(js.size, dtype=np.int64)
-            keys = self.key[js]
-            for k in np.unique(keys).tolist():
-                x: Decimal = self.programs[k].params[name]
-                at = keys == k
-                vals[at] = int(x.scaleb(self.scale))
-                nes[at] = _neg_exp(x) or 0
-            return vals, nes
+        if name == prefix + "after":
+            return self.before[js] + self.tpp[js], self.after_ne[js]
+        if name == prefix + "used" and kind != K_AIA:
+            return self.before[js], self.before_ne[js]
+        if name in PARAMS_OF[kind]:
+            return self._param_column(name, js)
         return None
 
     def _strings(self, name: str, spec: str, js: np.ndarray) -> list[str] | None:
         """`format(value, spec)` of the kernel's number `name` for each order j."""
+        kinds = self.kind[js]
         if name == "year":
-            if not self.lpp[js].all():
+            if not (kinds == K_LPP).all():
                 return None
             return [format(y, spec) for y in self.year[js].tolist()]
+        if name in ("al_acc", "country"):
+            if not np.isin(kinds, (K_READ, K_LIC)).all():
+                return None
+            if name == "al_acc":
+                names = [self.accounts[a] for a in self.acc_id[js].tolist()]
+            else:
+                names = [self._param(j, "country") for j in js.tolist()]
+            return [format(x, spec) for x in names]
         col = self._value_column(name, js)
         if col is None:
             return None
@@ -187,25 +237,29 @@ class VecOutcomes:
 
     def quota_columns(
         self, pair: Callable[[Decimal], tuple[float, str]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.Array]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.Array]:
         """Per order j: used, limit, remaining (floats; limit and remaining 0 where null), limit
-        null, and the JSON text `io.decisions` writes for its single quota line. `pair(d)` is the
-        reference (float, JSON text) of a Decimal, used where a value is not an integer."""
+        null, draws, and the JSON text `io.decisions` writes for its single quota line. `pair(d)`
+        is the reference (float, JSON text) of a Decimal, used where a value is not an integer."""
         import pyarrow.compute as pc
 
-        m = len(self.rows)
         unit = 10**self.scale
-        limit_s = np.full(len(self.programs), -1, dtype=np.int64)
-        limit_f = np.zeros(len(self.programs))
-        limit_txt = [""] * len(self.programs)
-        for k in np.unique(self.key[self.lpp]).tolist():
-            lim: Decimal = self.programs[k].params["lpp_limit"]
-            limit_s[k] = int(lim.scaleb(self.scale))
-            limit_f[k], text = pair(lim)
-            limit_txt[k] = f'"limit_tpp": {text}, "remaining_tpp": '
-        null = ~self.lpp
-        used_f, used_txt = _json_numbers(self.after, unit, pair, self.dec, self.after_ne)
-        rem_s = np.where(null, 0, np.maximum(limit_s[self.key] - self.after, 0))
+        n_k = len(self.programs)
+        limit_s = np.full(n_k, -1, dtype=np.int64)
+        limit_f = np.zeros(n_k)
+        limit_txt = [""] * n_k
+        for kind in (K_LPP, K_READ, K_LIC):
+            for k in np.unique(self.key[self.kind == kind]).tolist():
+                lim: Decimal = self.programs[k].params[LIMIT_OF[kind]]
+                limit_s[k] = int(lim.scaleb(self.scale))
+                limit_f[k], text = pair(lim)
+                limit_txt[k] = f'"limit_tpp": {text}, "remaining_tpp": '
+        null = self.kind == K_AIA
+        reads = self.kind == K_READ
+        used_s = np.where(reads, self.before, self.before + self.tpp)
+        used_ne = np.where(reads, self.before_ne, self.after_ne)
+        used_f, used_txt = _json_numbers(used_s, unit, pair, self.dec, used_ne)
+        rem_s = np.where(null, 0, np.maximum(limit_s[self.key] - used_s, 0))
         rem_f, rem_txt = _json_numbers(rem_s, unit, pair, self.dec, None)
         lim_f = np.where(null, 0.0, limit_f[self.key])
         rem_f[null] = 0.0
@@ -213,22 +267,24 @@ class VecOutcomes:
             pa.array(self.acc_id)
         )
         limits = pa.array([*limit_txt, _NO_LIMIT], pa.string()).take(
-            pa.array(np.where(null, len(self.programs), self.key))
+            pa.array(np.where(null, n_k, self.key))
         )
         rem_or_empty = pc.if_else(pa.array(null), "", rem_txt)
+        flags = pc.if_else(pa.array(reads), ', "draws": false}]', ', "draws": true}]')
         js = pc.binary_join_element_wise(
-            '[{"account": ',
-            acc_json,
-            ', "used_tpp": ',
-            used_txt,
-            ", ",
-            limits,
-            rem_or_empty,
-            ', "draws": true}]',
-            "",
-        )
-        assert len(js) == m
-        return used_f, lim_f, rem_f, null, js
+            '[{"account": ', acc_json, ', "used_tpp": ', used_txt, ", ", limits, rem_or_empty,
+            flags, "",
+        )  # fmt: skip
+        return used_f, lim_f, rem_f, null, ~reads, js
+
+
+LIMIT_OF = {K_LPP: "lpp_limit", K_READ: "al_limit", K_LIC: "al_limit"}
+PARAMS_OF = {
+    K_LPP: ("lpp_limit", "notice"),
+    K_AIA: ("aia_thr",),
+    K_READ: ("al_limit",),
+    K_LIC: ("al_limit",),
+}
 
 
 def _json_numbers(
@@ -350,52 +406,120 @@ def _json_str(s: str) -> str:
 
 
 @dataclass
+class Reader:
+    """An allocation account drawn here, as orders left to the kernel read it: at a position
+    before `until` (its first refusal), the balance before the file plus the draws decided here
+    at earlier positions; from `until` on, the kernel's own state."""
+
+    start: Decimal
+    positions: list[int]  # of the draws, increasing
+    totals: list[Decimal]  # after each draw
+    until: int
+
+    def at(self, position: int) -> Decimal:
+        i = bisect.bisect_left(self.positions, position)
+        return self.totals[i - 1] if i else self.start
+
+
+@dataclass
 class VecResult:
     handled: np.ndarray  # per position of the pass: decided here
     state: dict[str, Decimal]  # totals the sequential kernel starts from
     owned: frozenset[str]  # accounts whose every order is decided here
     vec: VecOutcomes
+    readers: dict[str, Reader]
 
 
 class Retry(Exception):
     """A key was sent to the engine: the analysis must be redone."""
 
 
-def _segments(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Stable grouping of positions by account code: (order, segment of each, segment starts,
-    distinct codes)."""
+@dataclass
+class _Run:
+    """One family of accounts, run with cumulative sums (arrays in account-then-time order)."""
+
+    pos: np.ndarray  # positions of the pass
+    seg: np.ndarray  # account of each (0..len(names)-1)
+    names: list[str]
+    before: np.ndarray
+    before_ne: np.ndarray
+    vec: np.ndarray  # before the account's first refusal
+    ok: np.ndarray  # fits its limit (or has none)
+    state: dict[str, Decimal]  # refused accounts: the total before their first refusal
+    draws: np.ndarray
+    tpp: np.ndarray
+    tpp_ne: np.ndarray
+    until: np.ndarray  # per account: the position from which the kernel holds it (or _NEVER)
+
+
+def _run(
+    pos: np.ndarray,
+    codes: np.ndarray,
+    name_of: Callable[[int], str],
+    tpp: np.ndarray,
+    tpp_ne: np.ndarray,
+    draws: np.ndarray,
+    limit: np.ndarray,
+    refusable: np.ndarray,
+    u0: Callable[[str], tuple[int, int, Decimal]],
+    scale: int,
+    cut_of: Callable[[str], int] | None = None,
+) -> _Run:
+    """Run accounts: `codes` names each position's account; an order draws its `tpp` where
+    `draws`, unless it is `refusable` and does not fit its `limit` (< 0: none), which is the
+    account's first refusal: it and the account's later orders are left to the kernel. So are
+    the orders at or after an account's `cut_of(name)` position (an order left to the kernel
+    that may draw on it); the kernel then starts from the total before the cut."""
     uniq, inv = np.unique(codes, return_inverse=True)
     inv = inv.reshape(-1)
     order = np.argsort(inv, kind="stable")
     seg = inv[order]
+    p = pos[order]
+    t, t_ne, dr, lim, ref = tpp[order], tpp_ne[order], draws[order], limit[order], refusable[order]
+    names = [name_of(c) for c in uniq.tolist()]
     starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]]) if seg.size else seg
-    return order, seg, starts, uniq
+    base = [u0(a) for a in names]
+    u0_s = np.array([b[0] for b in base] or [0], dtype=np.int64)[: len(names)]
+    u0_ne = np.array([b[1] for b in base] or [0], dtype=np.int64)[: len(names)]
+    td = np.where(dr, t, 0)
+    cs = np.cumsum(td)
+    start_cs = cs[starts] - td[starts] if seg.size else cs
+    before = cs - td - start_cs[seg] + u0_s[seg] if seg.size else cs
+    after = before + t
+    ok = (lim < 0) | (after <= lim)
+    idx = np.arange(p.size)
+    cut = np.array([cut_of(a) if cut_of else _NEVER for a in names] or [0], dtype=np.int64)
+    cut = cut[: len(names)]
+    refused = (~ok & ref) | (p >= cut[seg])
+    first = np.full(len(names), p.size, dtype=np.int64)
+    np.minimum.at(first, seg[refused], idx[refused])
+    vec = idx < first[seg] if seg.size else idx < 0
+    # -exponent of the total before each order: the largest of the starting balance's and the
+    # earlier draws' (a running maximum restarted at each account).
+    w_ne = np.where(dr, t_ne, 0)
+    width = int(max(int(w_ne.max(initial=0)), int(u0_ne.max(initial=0)))) + 1
+    shifted = seg.astype(np.int64) * width + w_ne
+    incl = np.maximum(np.maximum.accumulate(shifted) - seg * width, u0_ne[seg]) if seg.size else seg
+    before_ne = np.empty_like(incl)
+    if seg.size:
+        before_ne[1:] = incl[:-1]
+        before_ne[starts] = u0_ne
+    state: dict[str, Decimal] = {}
 
+    def dec(v: int, ne: int) -> Decimal:
+        return Decimal(v // 10 ** (scale - ne)).scaleb(-ne)
 
-def _running(
-    t: np.ndarray, seg: np.ndarray, starts: np.ndarray, u0: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per position: the segment's total after it (u0 + cumulative sum), and the total before."""
-    cs = np.cumsum(t)
-    base = cs[starts] - t[starts]
-    after = cs - base[seg] + u0[seg]
-    return after, after - t
-
-
-def _running_ne(
-    ne: np.ndarray, seg: np.ndarray, starts: np.ndarray, u0_ne: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per position: -exponent of the Decimal total after it and before it (the largest -exponent
-    of the terms so far, the starting balance's included)."""
-    width = int(max(int(ne.max(initial=0)), int(u0_ne.max(initial=0)))) + 1
-    w = seg.astype(np.int64) * width + ne
-    run = np.maximum.accumulate(w) - seg.astype(np.int64) * width if w.size else w
-    after = np.maximum(run, u0_ne[seg])
-    before = np.empty_like(after)
-    if after.size:
-        before[1:] = after[:-1]
-        before[starts] = u0_ne
-    return after, before
+    for s_ in np.flatnonzero(first < p.size).tolist():
+        f = int(first[s_])
+        state[names[s_]] = dec(int(before[f]), int(before_ne[f]))
+    ends = np.r_[starts[1:], p.size] - 1 if seg.size else seg
+    for s_ in np.flatnonzero((first >= p.size) & (cut < _NEVER)).tolist():
+        last = int(ends[s_])  # every order before the cut: the kernel starts after them
+        state[names[s_]] = dec(int(before[last] + td[last]), int(incl[last]))
+    until = cut.copy()
+    has = first < p.size
+    until[has] = np.minimum(p[first[has]], cut[has])
+    return _Run(p, seg, names, before, before_ne, vec, ok, state, dr, t, t_ne, until)
 
 
 def vector_pass(
@@ -421,10 +545,11 @@ def vector_pass(
     the kernel): the caller runs the analysis again.
     """
     n_pos = len(order_rows)
-    code = {AIA: 1, LPP: 2, ENGINE: 3, UVEU: 3}
+    code = {AIA: 1, LPP: 2, ALLOC: 4, LIC: 5, ENGINE: 3, UVEU: 6}
     kinds = np.array([code.get(p.kind, 0) for p in programs] or [0], dtype=np.int8)
     kind_p = kinds[key_p] if n_pos else np.zeros(0, dtype=np.int8)
-    if not n_pos or not np.isin(kind_p, (1, 2)).any():
+    modelled = np.isin(kind_p, (1, 2, 4, 5))
+    if not n_pos or not modelled.any():
         return None
 
     # Each item key's TPP per unit as an integer mantissa and -exponent (model weights: 0).
@@ -451,38 +576,45 @@ def vector_pass(
     mant = np.where(ok_p, q * u_p, 0)
     ne_p = unit_ne[ik_p]
 
-    quota_kind = np.isin(kind_p, (1, 2))
+    # Consignees whose AIA and LPP accounts something else may touch; allocation accounts too.
+    cons_kind = np.isin(kind_p, (1, 2))
     bad_cons = np.zeros(len(cons_names), dtype=bool)
-    bad_cons[cons_p[(kind_p == 3) | (quota_kind & ~ok_p)]] = True
-    cand = quota_kind & ~bad_cons[cons_p]
+    bad_cons[cons_p[(kind_p == 3) | (kind_p == 6) | (cons_kind & ~ok_p)]] = True
+    alloc_kind = np.isin(kind_p, (4, 5))
+    al_acc_k = [str(p.params.get("al_acc", "")) for p in programs]
+    # Allocation accounts with an order whose amount is not exact here stay in the kernel.
+    bad_alloc = {al_acc_k[k] for k in np.unique(key_p[alloc_kind & ~ok_p]).tolist()}
+    cand = (cons_kind & ~bad_cons[cons_p]) | (alloc_kind & ok_p)
     if not cand.any():
         return None
 
-    # Parameters of the keys involved, and the common scale.
-    params: dict[str, np.ndarray] = {}
+    # The common scale: every amount, parameter and starting balance an integer x 10^scale.
+    names_used = ("lpp_limit", "notice", "aia_thr", "al_limit")
     scale = int(ne_p[cand].max())
     cand_keys = np.unique(key_p[cand]).tolist()
-    for name in ("lpp_limit", "notice", "aia_thr"):
-        for k in cand_keys:
+    for k in cand_keys:
+        for name in names_used:
             x = programs[k].params.get(name)
             if isinstance(x, Decimal):
                 ne = _neg_exp(x)
                 if ne is None or ne > 12:
                     return None
                 scale = max(scale, ne)
-
-    # Accounts and their balances before the file.
+    y0 = int(year_p.min())
+    span = int(year_p.max()) - y0 + 1
     lpp_pos = np.flatnonzero(cand & (kind_p == 2))
     aia_pos_all = np.flatnonzero(cand & (kind_p == 1))
-    y0 = int(year_p.min()) if n_pos else 0
-    span = int(year_p.max()) - y0 + 1 if n_pos else 1
-    lpp_codes = cons_p[lpp_pos] * span + (year_p[lpp_pos] - y0)
-    l_order, l_seg, l_starts, l_uniq = _segments(lpp_codes)
-    l_names = [f"lpp/{cons_names[c // span]}/{c % span + y0}" for c in l_uniq.tolist()]
-    a_cons = np.unique(cons_p[aia_pos_all])
-    a_names_all = {c: f"aia/{cons_names[c]}" for c in a_cons.tolist()}
-    u0: dict[str, Decimal] = {a: base.used(a) for a in [*l_names, *a_names_all.values()]}
-    for v in u0.values():
+    al_pos = np.flatnonzero(cand & alloc_kind)
+    al_names = sorted({al_acc_k[k] for k in np.unique(key_p[al_pos]).tolist()})
+    balances: dict[str, Decimal] = {}
+    wanted = (
+        [f"lpp/{cons_names[c // span]}/{c % span + y0}" for c in
+         np.unique(cons_p[lpp_pos] * span + (year_p[lpp_pos] - y0)).tolist()]
+        + [f"aia/{cons_names[c]}" for c in np.unique(cons_p[aia_pos_all]).tolist()]
+        + al_names
+    )  # fmt: skip
+    for a in wanted:
+        v = balances[a] = base.used(a)
         ne = _neg_exp(v)
         if ne is None or ne > 12:
             return None
@@ -491,14 +623,13 @@ def vector_pass(
         return None
     mult = np.where(cand, 10 ** np.clip(scale - ne_p, 0, 12), 0)
     with np.errstate(over="ignore", invalid="ignore"):
-        if (
-            float(np.sum(mant[cand].astype(np.float64) * mult[cand]))
-            + max((float(v.scaleb(scale)) for v in u0.values()), default=0.0)
-            >= 2**61
-        ):
+        total = float(np.sum(mant[cand].astype(np.float64) * mult[cand]))
+        top = max((float(v.scaleb(scale)) for v in balances.values()), default=0.0)
+        if total + top >= 2**61:
             return None
     tpp_s = np.where(cand, mant * mult, 0)
-    for name in ("lpp_limit", "notice", "aia_thr"):
+    params: dict[str, np.ndarray] = {}
+    for name in names_used:
         arr = np.full(len(programs), -1, dtype=np.int64)
         for k in cand_keys:
             x = programs[k].params.get(name)
@@ -508,110 +639,119 @@ def vector_pass(
                 arr[k] = int(x.scaleb(scale))
         params[name] = arr
 
-    def u0_arrays(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        s = np.array([int(u0[a].scaleb(scale)) for a in names], dtype=np.int64)
-        e = np.array([_neg_exp(u0[a]) or 0 for a in names], dtype=np.int64)
-        return s, e
+    def u0(name: str) -> tuple[int, int, Decimal]:
+        v = balances.get(name)
+        if v is None:
+            v = balances[name] = base.used(name)
+        return int(v.scaleb(scale)), _neg_exp(v) or 0, v
 
+    yes = np.ones(n_pos, dtype=bool)
+    no = np.zeros(n_pos, dtype=bool)
+    none = np.full(n_pos, -1, dtype=np.int64)
     # LPP: every order up to the first that does not fit.
-    sp = lpp_pos[l_order]
-    t = tpp_s[sp]
-    lu0, lu0_ne = u0_arrays(l_names)
-    l_after, _ = _running(t, l_seg, l_starts, lu0)
-    limit = params["lpp_limit"][key_p[sp]]
-    fits = (l_after <= limit) & (limit >= 0)
-    idx = np.arange(sp.size)
-    first_bad = np.full(len(l_names), sp.size, dtype=np.int64)
-    np.minimum.at(first_bad, l_seg[~fits], idx[~fits])
-    l_vec = idx < first_bad[l_seg]
-    l_after_ne, l_before_ne = _running_ne(ne_p[sp], l_seg, l_starts, lu0_ne)
-    state: dict[str, Decimal] = {}
-    seg_start = l_starts
-    for s_ in np.flatnonzero(first_bad < sp.size).tolist():
-        fb = int(first_bad[s_])
-        if fb == int(seg_start[s_]):
-            state[l_names[s_]] = u0[l_names[s_]]
-        else:
-            state[l_names[s_]] = Decimal(
-                int(l_after[fb - 1]) // 10 ** (scale - int(l_after_ne[fb - 1]))
-            ).scaleb(-int(l_after_ne[fb - 1]))
-    # A consignee one of whose LPP orders may be refused and fall back to AIA keeps AIA sequential.
+    lpp = _run(
+        lpp_pos,
+        cons_p[lpp_pos] * span + (year_p[lpp_pos] - y0),
+        lambda c: f"lpp/{cons_names[c // span]}/{c % span + y0}",
+        tpp_s[lpp_pos], ne_p[lpp_pos], yes[lpp_pos],
+        params["lpp_limit"][key_p[lpp_pos]], yes[lpp_pos], u0, scale,
+    )  # fmt: skip
+    # A consignee one of whose LPP orders is refused and may fall back to AIA keeps AIA in the
+    # kernel.
     over_aia = np.array([p.over == AIA for p in programs] or [False], dtype=bool)
-    seq = sp[~l_vec]
+    seq = lpp.pos[~lpp.vec]
     aia_seq = np.zeros(len(cons_names), dtype=bool)
     aia_seq[cons_p[seq[over_aia[key_p[seq]]]]] = True
-
-    # AIA: every order of the other consignees.
     aia_pos = aia_pos_all[~aia_seq[cons_p[aia_pos_all]]]
-    a_order, a_seg, a_starts, a_uniq = _segments(cons_p[aia_pos])
-    a_names = [a_names_all[c] for c in a_uniq.tolist()]
-    ap = aia_pos[a_order]
-    at = tpp_s[ap]
-    au0, au0_ne = u0_arrays(a_names)
-    a_after, _ = _running(at, a_seg, a_starts, au0)
-    a_after_ne, a_before_ne = _running_ne(ne_p[ap], a_seg, a_starts, au0_ne)
+    aia = _run(
+        aia_pos, cons_p[aia_pos], lambda c: f"aia/{cons_names[c]}",
+        tpp_s[aia_pos], ne_p[aia_pos], yes[aia_pos], none[aia_pos], no[aia_pos], u0, scale,
+    )  # fmt: skip
+    # Country allocations: license reviews read, cited licenses draw; not those an order left
+    # to the kernel may read or draw.
+    drawn, cuts = _touched_allocations(engine, orders, order_rows, kind_p, programs)
+    bad_alloc |= drawn
+    al_names = [a for a in al_names if a not in bad_alloc]
+    al_code_k = np.array([al_names.index(a) if a in al_names else -1 for a in al_acc_k] or [-1])
+    al_pos = al_pos[al_code_k[key_p[al_pos]] >= 0]
+    lic = kind_p[al_pos] == 5
+    exempt = np.array([bool(p.params.get("exempt")) for p in programs] or [False], dtype=bool)
+    al = _run(
+        al_pos, al_code_k[key_p[al_pos]], lambda c: al_names[c],
+        tpp_s[al_pos], ne_p[al_pos], lic,
+        params["al_limit"][key_p[al_pos]], lic & ~exempt[key_p[al_pos]], u0, scale,
+        lambda a: cuts.get(a, _NEVER),
+    )  # fmt: skip
 
     # Together, in processing order.
-    lv = np.flatnonzero(l_vec)
-    pos = np.concatenate([sp[lv], ap])
+    runs = [(lpp, K_LPP), (aia, K_AIA), (al, -1)]
+    offsets = np.cumsum([0] + [len(r.names) for r, _ in runs])
+    parts = [
+        (r, np.flatnonzero(r.vec), off, kind) for (r, kind), off in zip(runs, offsets, strict=False)
+    ]
+    pos = np.concatenate([r.pos[v] for r, v, _, _ in parts])
     srt = np.argsort(pos, kind="stable")
     pos = pos[srt]
-    is_lpp = np.concatenate([np.ones(lv.size, dtype=bool), np.zeros(ap.size, dtype=bool)])[srt]
-    acc_id = np.concatenate([l_seg[lv], a_seg + len(l_names)])[srt]
-    after = np.concatenate([l_after[lv], a_after])[srt]
-    after_ne = np.concatenate([l_after_ne[lv], a_after_ne])[srt]
-    before_ne = np.concatenate([l_before_ne[lv], a_before_ne])[srt]
+
+    def cat(f: Callable[[_Run, np.ndarray, int, int], np.ndarray]) -> np.ndarray:
+        out: np.ndarray = np.concatenate([f(r, v, o, k) for r, v, o, k in parts])[srt]
+        return out
+
+    kind_v = cat(
+        lambda r, v, o, k: (
+            np.full(v.size, k) if k >= 0 else np.where(kind_p[r.pos[v]] == 5, K_LIC, K_READ)
+        )
+    ).astype(np.int8)
     keys = key_p[pos]
-    tpp_v = tpp_s[pos]
     rows = order_rows[pos]
     slot = np.full(orders.n, -1, dtype=np.int64)
     slot[rows] = np.arange(pos.size)
+    tpp_ne = ne_p[pos]
+    before_ne = cat(lambda r, v, o, k: r.before_ne[v])
     vec = VecOutcomes(
         rows=rows,
         tid=np.full(pos.size, -1, dtype=np.int64),
-        lpp=is_lpp,
+        kind=kind_v,
         key=keys,
-        acc_id=acc_id,
-        accounts=l_names + a_names,
-        after=after,
-        after_ne=after_ne,
+        acc_id=cat(lambda r, v, o, k: r.seg[v] + o),
+        accounts=lpp.names + aia.names + al.names,
+        before=cat(lambda r, v, o, k: r.before[v]),
         before_ne=before_ne,
-        tpp=tpp_v,
-        tpp_ne=ne_p[pos],
+        tpp=tpp_s[pos],
+        tpp_ne=tpp_ne,
+        after_ne=np.maximum(before_ne, tpp_ne),
         year=year_p[pos],
         scale=scale,
         programs=programs,
         slot=slot,
     )
+    ok_v = cat(lambda r, v, o, k: r.ok[v])
 
-    # Outcomes: LPP (key, fits, notice, at the limit); AIA (key, threshold reached).
-    b1 = np.where(is_lpp, tpp_v >= params["notice"][keys], after >= params["aia_thr"][keys])
-    b2 = is_lpp & (after == params["lpp_limit"][keys])
-    outcome = keys * 8 + is_lpp * 4 + b1 * 2 + b2
+    # Outcomes: LPP (notice, at the limit); AIA (threshold reached); allocation (fits).
+    after = vec.after
+    b1 = np.select(
+        [kind_v == K_LPP, kind_v == K_AIA],
+        [tpp_s[pos] >= params["notice"][keys], after >= params["aia_thr"][keys]],
+        ok_v,
+    )
+    b2 = (kind_v == K_LPP) & (after == params["lpp_limit"][keys])
+    outcome = (keys * 4 + kind_v) * 4 + b1 * 2 + b2
     uniq, first, inv = np.unique(outcome, return_index=True, return_inverse=True)
     tids = np.empty(len(uniq), dtype=np.int64)
+    branch_names = {K_LPP: "fit", K_AIA: "aia", K_READ: ALLOC, K_LIC: LIC}
     for u, (oc, j) in enumerate(zip(uniq.tolist(), first.tolist(), strict=True)):
-        k = oc // 8
-        bkey: tuple[Any, ...] = (
-            (k, "fit", bool(oc & 2), bool(oc & 1)) if oc & 4 else (k, "aia", bool(oc & 2))
-        )
+        k, kind = oc // 16, (oc // 4) % 4
+        bkey: tuple[Any, ...] = (k, branch_names[kind], bool(oc & 2))
+        if kind == K_LPP:
+            bkey = (*bkey, bool(oc & 1))
         tid = branch_tpl.get(bkey)
         if tid is None:
-            acc = vec.accounts[int(acc_id[j])]
-            view = StateView({acc: vec.before(j)}, base)
+            acc = vec.accounts[int(vec.acc_id[j])]
+            view = StateView({acc: vec.before_dec(j)}, base)
             tid = branch_template(
-                engine,
-                orders,
-                int(rows[j]),
-                view,
-                (vec.use(j),),
-                vec.draws(j),
-                vec.numbers(j),
-                programs[k],
-                templates,
-                infos[int(ik_p[pos[j]])],
-                special,
-            )
+                engine, orders, int(rows[j]), view, (vec.use(j),), vec.draws(j),
+                vec.numbers(j), programs[k], templates, infos[int(ik_p[pos[j]])], special,
+            )  # fmt: skip
             if tid is None:
                 programs[k].kind = ENGINE
                 raise Retry
@@ -620,6 +760,77 @@ def vector_pass(
     vec.tid = tids[inv.reshape(-1)]
     handled = np.zeros(n_pos, dtype=bool)
     handled[pos] = True
-    owned = {vec.accounts[s_] for s_ in range(len(l_names)) if l_names[s_] not in state}
-    owned.update(a_names)
-    return VecResult(handled, state, frozenset(owned), vec)
+    state = {**lpp.state, **aia.state, **al.state}
+    owned = frozenset(a for a in vec.accounts if a not in state)
+    return VecResult(handled, state, owned, vec, _readers(al, scale))
+
+
+def _readers(al: _Run, scale: int) -> dict[str, Reader]:
+    """Readers of the allocation accounts decided here."""
+    out: dict[str, Reader] = {}
+    draw = al.vec & al.draws
+    after = al.before + al.tpp
+    after_ne = np.maximum(al.before_ne, al.tpp_ne)
+    starts = np.flatnonzero(np.r_[True, al.seg[1:] != al.seg[:-1]]) if al.seg.size else al.seg
+    for s_, name in enumerate(al.names):
+        lo = int(starts[s_])
+        hi = int(starts[s_ + 1]) if s_ + 1 < len(starts) else al.pos.size
+        at = lo + np.flatnonzero(draw[lo:hi])
+        out[name] = Reader(
+            start=Decimal(int(al.before[lo]) // 10 ** (scale - int(al.before_ne[lo]))).scaleb(
+                -int(al.before_ne[lo])
+            ),
+            positions=al.pos[at].tolist(),
+            totals=[
+                Decimal(v // 10 ** (scale - e)).scaleb(-e)
+                for v, e in zip(after[at].tolist(), after_ne[at].tolist(), strict=True)
+            ],
+            until=int(al.until[s_]),
+        )
+    return out
+
+
+def _touched_allocations(
+    engine: Engine,
+    orders: Orders,
+    order_rows: np.ndarray,
+    kind_p: np.ndarray,
+    programs: list[Program],
+) -> tuple[set[str], dict[str, int]]:
+    """Allocation accounts that orders left to the kernel may draw on: those of a cited license
+    that follows a broken UVEU share (excluded), and the account of every country an order going
+    to the engine names, or that governs one (cut at the first such order's position). Orders
+    left to the kernel that only read an allocation read it through `Reader`s."""
+    out: set[str] = set()
+    for p in programs:
+        sub = p.params.get("fail") if p.kind == UVEU else None
+        if isinstance(sub, Program) and sub.kind == LIC:
+            out.add(str(sub.params.get("al_acc", "")))
+    cuts: dict[str, int] = {}
+    cols = orders.cols
+    at = np.flatnonzero(kind_p == 3)
+    if at.size:
+        rows = order_rows[at]
+        dates = cols["order_date"]
+        seen: dict[tuple[str, Any], int] = {}
+        for c in ("destination", "consignee_country", "consignee_hq_country"):
+            col = cols[c]
+            for p_, code, day in zip(
+                at.tolist(), col.codes[rows].tolist(), dates.codes[rows].tolist(), strict=True
+            ):
+                k = (col.values[code], dates.values[day])
+                seen[k] = min(seen.get(k, _NEVER), p_)
+        for (country, day), p_ in seen.items():
+            if not country:
+                continue
+            try:
+                aliases = engine.rules.value("countries.aliases", day)
+            except Exception:
+                aliases = {}
+            names = {country}
+            if isinstance(aliases, dict):
+                names.add(str(aliases.get(country, country)))
+            for c in names:
+                a = f"allocation/{c}"
+                cuts[a] = min(cuts.get(a, _NEVER), p_)
+    return out, cuts
