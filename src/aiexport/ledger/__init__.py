@@ -10,14 +10,18 @@ engine decides directly against it; `commit_screen` decides and records a whole 
 
 Guarantees, and how they are kept:
 
-- *Never overdrawn.* Writers are serialised (SQLite `BEGIN IMMEDIATE`; PostgreSQL a row lock on
-  the chain head) and every cap is checked inside the transaction that appends the draw.
+- *Never overdrawn.* Writers are serialised (SQLite `BEGIN IMMEDIATE`; PostgreSQL one
+  transaction-scoped advisory lock) and every cap is checked inside the transaction that appends
+  the draw. On PostgreSQL a reservation or commitment is one call of a function in the database
+  (`_pgdraw`), so the lock is never held across a round trip.
 - *Exact.* Amounts are integer micro-TPP; an amount finer than 0.000001 TPP is refused.
 - *Idempotent.* Every write carries a key; a replay returns the first receipt and writes nothing.
 - *Tamper-evident.* Each entry hashes its predecessor; `verify` names the first entry edited,
   deleted, inserted or moved, and checks that balances and holds equal what the entries imply.
-- *Durable.* An acknowledged write is committed with `synchronous=FULL` (SQLite) or
-  `synchronous_commit=on` (PostgreSQL).
+- *Durable.* An acknowledged write is committed with `synchronous=FULL` (SQLite). On PostgreSQL
+  the writer's commit does not wait for its WAL flush (the lock is released at once); a
+  synchronous barrier transaction after it waits for a flush covering it before any answer is
+  given, so concurrent writers share flushes (`_db`).
 """
 
 from aiexport.ledger._amounts import from_micro, to_micro

@@ -6,8 +6,8 @@ check is only sound if no other writer can draw between the check and the insert
 - SQLite: WAL journal, `synchronous=FULL` (an acknowledged entry survives power loss), and every
   write transaction starts with `BEGIN IMMEDIATE`, which takes the database's single write lock
   before the first read. Readers never block and never see a half-written transaction.
-- PostgreSQL: READ COMMITTED, and every write transaction first locks the one `ledger_chain_head`
-  row (`SELECT … FOR UPDATE`). Statements after the lock see every earlier commit, so the
+- PostgreSQL: READ COMMITTED, and every write transaction first takes one transaction-scoped
+  advisory lock (`_sql.LOCK`). Statements after the lock see every earlier commit, so the
   check-then-insert is atomic; no serialization failures to retry. Transient errors
   (deadlock, serialization failure, connection loss) are still retried by `Database.write`.
   The lock is not held through the commit's WAL flush: the transaction commits asynchronously and
@@ -137,24 +137,34 @@ class Database:
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
 
-    def call(self, sql: str, params: tuple[Any, ...], *, attempts: int = 20) -> Any:
-        """PostgreSQL: one statement that writes (`_pgdraw`), then the WAL barrier, in one round
-        trip; its first row. Transient errors are retried as `write` retries them."""
+    def call(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """PostgreSQL: `sql`, a statement that takes the write lock and commits asynchronously
+        (`_pgdraw`), in a transaction of its own, then the WAL barrier in another: one
+        simple-query string, one round trip (each `COMMIT` in it ends a transaction, where the
+        statements of one pipeline sync would share one). Returns `sql`'s first row.
+        Transient errors are retried as `write` retries them."""
         import psycopg
 
-        for attempt in range(attempts):
+        text = f"BEGIN; {sql}; COMMIT; {WAL_BARRIER}"
+        for attempt in range(20):
             try:
                 with self.engine.connect() as conn:
                     driver = conn.connection.driver_connection
                     assert driver is not None
                     driver.autocommit = True
                     try:
-                        with driver.pipeline():
-                            cur = driver.cursor()
-                            cur.execute(sql, params)
-                            driver.execute(WAL_BARRIER)
-                        return cur.fetchone()
+                        cur = psycopg.ClientCursor(driver)
+                        cur.execute(text, params)
+                        row = None
+                        while True:
+                            if row is None and cur.description is not None:
+                                row = cur.fetchone()
+                            if not cur.nextset():
+                                break
+                        return row
                     except psycopg.Error:
+                        if driver.info.transaction_status != 0 and not driver.broken:
+                            driver.execute("ROLLBACK")
                         if driver.closed or driver.broken:
                             conn.invalidate()
                         raise
@@ -162,7 +172,7 @@ class Database:
                         if not conn.invalidated:
                             driver.autocommit = False
             except psycopg.Error as exc:
-                if attempt == attempts - 1 or not self._retryable(RawRetry(exc)):
+                if attempt == 19 or not self._retryable(RawRetry(exc)):
                     raise
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
         raise AssertionError("unreachable")

@@ -374,7 +374,7 @@ class Ledger:
         if status == "ok":
             seqs = () if first is None else tuple(range(int(first), int(last) + 1))
             return Receipt(key, txn, seqs, when)
-        if status in ("replay", "sweep"):
+        if status not in ("limit", "share"):
             return None
         d = draws[idx]
         if status == "limit":

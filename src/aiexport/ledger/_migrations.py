@@ -175,7 +175,8 @@ def _v2_narrow_entries(conn: Connection) -> None:
 
 
 def _v3_draw_function(conn: Connection) -> None:
-    """PostgreSQL: the `ledger_draw` function (`_pgdraw`); nothing to do on SQLite."""
+    """PostgreSQL: the functions `ledger_draw_locked` and `ledger_draw` (`_pgdraw`); nothing
+    to do on SQLite."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(LEDGER_DRAW)
 

@@ -1,6 +1,6 @@
 """PostgreSQL: a request's draws appended by a function inside the database (migration 3).
 
-Writers are serialised by the chain-head row lock. Taken from the client, that lock is held
+Writers are serialised by one lock (`_sql.LOCK`). Taken from the client, that lock is held
 across two round trips and the client's own work between them; on a busy machine (more clients
 than cores) that is several milliseconds per write, and it caps throughput however the commits'
 flushes are shared. `ledger_draw` does what `Writer.apply_draws` does for one reservation or
@@ -9,7 +9,9 @@ so the lock is held only while the server runs it. It commits asynchronously and
 WAL barrier (`_db`) makes it durable before the caller is answered; both go in one round trip.
 
 The rare cases stay in Python: a replayed key and lapsed holds to sweep are answered `replay` /
-`sweep` without writing, and the caller takes the general path. `tests/ledger` runs both paths
+`sweep` without writing, and the caller takes the general path. (Measured and dropped: a queue
+of requests drained in groups by whoever holds the lock; with the lock held only inside the
+server and the flushes shared, the hand-over is cheap enough that grouping did not pay.) `tests/ledger` runs both paths
 and `verify` recomputes every hash in Python.
 """
 
@@ -25,7 +27,7 @@ LEDGER_DRAW = """-- One request's draws appended to the ledger inside the databa
 --             first: nothing written, the client takes the general path for both;
 --   'limit' / 'share'  draw number idx (0-based) would take its account to `used` past its limit
 --             `lim` (or past its share): nothing written.
-CREATE OR REPLACE FUNCTION ledger_draw(
+CREATE OR REPLACE FUNCTION ledger_draw_locked(
     p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
     p_created text, p_expires text, p_accounts text[], p_amounts bigint[], p_limits bigint[],
     p_citations text[], p_shares numeric[], p_share_of text[],
@@ -64,7 +66,7 @@ DECLARE
     row_cit text;
     base bigint;
 BEGIN
-    SELECT h.seq, h.hash INTO head_seq, prev FROM ledger_chain_head h WHERE h.id = 1 FOR UPDATE;
+    SELECT h.seq, h.hash INTO head_seq, prev FROM ledger_chain_head h WHERE h.id = 1;
     IF EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = p_key) THEN
         status := 'replay';
         RETURN;
@@ -163,14 +165,29 @@ BEGIN
     IF n > 0 THEN
         UPDATE ledger_chain_head SET seq = last_seq, hash = prev WHERE id = 1;
     END IF;
-    PERFORM set_config('synchronous_commit', 'off', true);
     status := 'ok';
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION ledger_draw(
+    p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
+    p_created text, p_expires text, p_accounts text[], p_amounts bigint[], p_limits bigint[],
+    p_citations text[], p_shares numeric[], p_share_of text[],
+    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
+    OUT used bigint, OUT lim bigint
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pg_advisory_xact_lock(7294002);  -- the write lock (`_sql.LOCK`)
+    SELECT * INTO status, first_seq, last_seq, idx, used, lim FROM ledger_draw_locked(
+        p_kind, p_key, p_fp, p_actor, p_order, p_txn, p_created, p_expires, p_accounts,
+        p_amounts, p_limits, p_citations, p_shares, p_share_of);
+    -- The commit does not wait for its flush: the lock is free at once (see `_db`).
+    PERFORM set_config('synchronous_commit', 'off', true);
 END
 $fn$;
 """
 
 CALL = (
-    "SELECT status, first_seq, last_seq, idx, used, lim FROM ledger_draw("
-    "%s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::bigint[], %s::bigint[], %s::text[], "
-    "%s::numeric[], %s::text[])"
+    "SELECT * FROM ledger_draw(%s, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::bigint[], "
+    "%s::bigint[], %s::text[], %s::numeric[], %s::text[])"
 )

@@ -51,7 +51,11 @@ USED = (
     "FROM ledger_balances b WHERE b.account = %s"
 )
 REQUEST_EXISTS = "SELECT 1 FROM ledger_requests WHERE key = %s"
-LOCK = "SELECT seq FROM ledger_chain_head WHERE id = 1 FOR UPDATE"
+# PostgreSQL's write lock: a transaction-scoped advisory lock, granted to waiters one at a time
+# in arrival order. (A row lock on the chain head wakes every waiter at each commit to race for
+# the row again: with 8 writers on 2 cores, most of a write went to that herd.)
+WRITE_LOCK_KEY = 7294002
+LOCK = f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"
 STATE = (
     "SELECT h.seq, h.hash, (SELECT min(expires_at) FROM ledger_holds), "
     "(SELECT fingerprint FROM ledger_requests WHERE key = %s), "
