@@ -12,7 +12,7 @@ from aiexport.errors import Conflict, InputError, NotFound, QuotaExceeded
 from aiexport.ledger import Ledger, verify
 from aiexport.rules.quota import QuotaView
 
-from .conftest import draw
+from .conftest import PG_URL, draw
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -193,3 +193,35 @@ def test_batch_chain_holds_and_replays_verify(ledger: Ledger) -> None:
         )
     report = verify(ledger)
     assert report.ok and report.entries == 12
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set")
+def test_postgres_answers_only_after_the_wal_is_flushed_past_the_write() -> None:
+    """Writes commit asynchronously under the lock; the barrier after them must be a transaction
+    of its own that waits for the flush, on both write paths. Right after a write returns,
+    everything in the WAL is flushed (bar WAL that other sessions wrote in between, hence the
+    count); were the barrier part of the write's asynchronous transaction, it would not be until
+    the WAL writer's next round (up to 200 ms later)."""
+    from sqlalchemy import create_engine, text
+
+    from .conftest import _reset_pg
+
+    assert PG_URL
+    _reset_pg(PG_URL)
+    engine = create_engine(PG_URL)
+    with Ledger(PG_URL) as ledger, engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        for server in (True, False):
+            ledger.server_draws = server
+            flushed = 0
+            for i in range(20):
+                ledger.commit([draw("acct", 1)], key=f"{server}-{i}", actor="t")
+                flushed += bool(
+                    conn.scalar(
+                        text("SELECT pg_current_wal_flush_lsn() >= pg_current_wal_insert_lsn()")
+                    )
+                )
+            assert flushed >= 15, (server, flushed)
+        assert verify(ledger).ok
+    engine.dispose()

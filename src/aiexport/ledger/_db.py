@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -55,6 +56,12 @@ def _normalise(url: str) -> str:
     return url
 
 
+class _Kept(NamedTuple):
+    proxy: Any  # the pool's connection proxy, checked out for good
+    cursor: Any  # a psycopg ClientCursor on it
+    pid: int
+
+
 class RawRetry(Exception):
     """A driver error from `Database.write(raw=True)`, to be retried if transient."""
 
@@ -82,6 +89,9 @@ class Database:
         self.dialect = make_url(self.url).get_backend_name()
         self.engine: Engine = _make_engine(self.url, self.dialect)
         self.names = Names()
+        self._local = threading.local()
+        self._kept_lock = threading.Lock()
+        self._all_kept: list[_Kept] = []
 
     @property
     def is_sqlite(self) -> bool:
@@ -147,35 +157,50 @@ class Database:
 
         text = f"BEGIN; {sql}; COMMIT; {WAL_BARRIER}"
         for attempt in range(20):
+            kept = self._kept_connection()
             try:
-                with self.engine.connect() as conn:
-                    driver = conn.connection.driver_connection
-                    assert driver is not None
-                    driver.autocommit = True
-                    try:
-                        cur = psycopg.ClientCursor(driver)
-                        cur.execute(text, params)
-                        row = None
-                        while True:
-                            if row is None and cur.description is not None:
-                                row = cur.fetchone()
-                            if not cur.nextset():
-                                break
-                        return row
-                    except psycopg.Error:
-                        if driver.info.transaction_status != 0 and not driver.broken:
-                            driver.execute("ROLLBACK")
-                        if driver.closed or driver.broken:
-                            conn.invalidate()
-                        raise
-                    finally:
-                        if not conn.invalidated:
-                            driver.autocommit = False
+                cur = kept.cursor
+                cur.execute(text, params)
+                row = None
+                while True:
+                    if row is None and cur.description is not None:
+                        row = cur.fetchone()
+                    if not cur.nextset():
+                        break
+                return row
             except psycopg.Error as exc:
+                driver = kept.proxy.driver_connection
+                if driver.closed or driver.broken:
+                    self._drop_kept()
+                elif driver.info.transaction_status != 0:
+                    driver.execute("ROLLBACK")
                 if attempt == 19 or not self._retryable(RawRetry(exc)):
                     raise
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
+
+    def _kept_connection(self) -> _Kept:
+        """This thread's connection for `call`, kept out of the pool and in autocommit mode (a
+        checkout and return per call costs more than the call's own client work)."""
+        kept: _Kept | None = getattr(self._local, "kept", None)
+        if kept is None or kept.pid != os.getpid():
+            import psycopg
+
+            proxy = self.engine.raw_connection()
+            driver = proxy.driver_connection
+            assert driver is not None
+            driver.autocommit = True
+            kept = _Kept(proxy, psycopg.ClientCursor(driver), os.getpid())
+            self._local.kept = kept
+            with self._kept_lock:
+                self._all_kept.append(kept)
+        return kept
+
+    def _drop_kept(self) -> None:
+        kept = getattr(self._local, "kept", None)
+        self._local.kept = None
+        if kept is not None:
+            kept.proxy.invalidate()
 
     def _write_raw(self, conn: Connection, work: Callable[[Connection], T]) -> T:
         import psycopg
@@ -246,6 +271,15 @@ class Database:
         return code in _RETRYABLE_PG or bool(exc.connection_invalidated)
 
     def dispose(self) -> None:
+        with self._kept_lock:
+            kept, self._all_kept = self._all_kept, []
+        for k in kept:
+            if k.pid == os.getpid():
+                try:
+                    k.proxy.driver_connection.autocommit = False
+                    k.proxy.close()
+                except Exception:
+                    k.proxy.invalidate()
         self.engine.dispose()
 
 
