@@ -10,7 +10,9 @@
    within its epoch, the quantity and the authorization's reference) and run the real
    `Engine.decide` once per key.
 3. Re-run the quota-dependent part exactly, in (order_date, input position) order, for the keys
-   that need it (`_plan`).
+   that need it: AIA totals, LPP allowances and country allocations with cumulative sums per
+   account up to the account's first refusal (`_vector`), everything else through a small
+   sequential kernel that does the engine's `Decimal` arithmetic (`_plan`).
 4. Build the output columns from the templates and write them in `io.decisions`' formats.
 
 The per-order path (`aiexport.screen.decide_all`) stays the reference; `tests/batch` proves the
