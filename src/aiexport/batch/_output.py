@@ -244,7 +244,11 @@ class Decisions:
                 acc = names.get(u.account)
                 if acc is None:
                     acc = names[u.account] = json.dumps(u.account)
-                uf, us = _pair(u.used_tpp)
+                # Balances repeat (orders that only read an allocation): one conversion each.
+                hit = nums.get(u.used_tpp)
+                if hit is None:
+                    hit = nums[u.used_tpp] = _pair(u.used_tpp)
+                uf, us = hit
                 if u.limit_tpp is None:
                     lf = rf = 0.0
                     limits = '"limit_tpp": null, "remaining_tpp": null'
@@ -253,7 +257,11 @@ class Decisions:
                     if hit is None:
                         hit = nums[u.limit_tpp] = _pair(u.limit_tpp)
                     lf, ls = hit
-                    rf, rs = _pair(max(u.limit_tpp - u.used_tpp, Decimal(0)))
+                    rem = max(u.limit_tpp - u.used_tpp, Decimal(0))
+                    hit = nums.get(rem)
+                    if hit is None:
+                        hit = nums[rem] = _pair(rem)
+                    rf, rs = hit
                     limits = f'"limit_tpp": {ls}, "remaining_tpp": {rs}'
                 flag = "true" if u.draws else "false"
                 parts.append(f'{{"account": {acc}, "used_tpp": {us}, {limits}, "draws": {flag}}}')

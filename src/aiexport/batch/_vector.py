@@ -798,9 +798,10 @@ def _touched_allocations(
     programs: list[Program],
 ) -> tuple[set[str], dict[str, int]]:
     """Allocation accounts that orders left to the kernel may draw on: those of a cited license
-    that follows a broken UVEU share (excluded), and the account of every country an order going
-    to the engine names, or that governs one (cut at the first such order's position). Orders
-    left to the kernel that only read an allocation read it through `Reader`s."""
+    that follows a broken UVEU share (excluded), and the account of every country that an order
+    going to the engine with a cited license names, or that governs one (cut at the first such
+    order's position). Orders left to the kernel that only read an allocation read it through
+    `Reader`s."""
     out: set[str] = set()
     for p in programs:
         sub = p.params.get("fail") if p.kind == UVEU else None
@@ -808,7 +809,14 @@ def _touched_allocations(
             out.add(str(sub.params.get("al_acc", "")))
     cuts: dict[str, int] = {}
     cols = orders.cols
-    at = np.flatnonzero(kind_p == 3)
+    # Only an order citing a license draws on an allocation; the others the engine decides
+    # read it (through a `Reader`, or from the kernel's state past the account's cut). Should one
+    # draw after all, the kernel notices and the pass is redone one by one.
+    auth = cols["authorization"]
+    cites = np.array(
+        [isinstance(a, str) and a.startswith("LICENSE:") for a in auth.values] or [False]
+    )
+    at = np.flatnonzero((kind_p == 3) & cites[auth.codes[order_rows]])
     if at.size:
         rows = order_rows[at]
         dates = cols["order_date"]
