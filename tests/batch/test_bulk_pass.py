@@ -1,0 +1,99 @@
+"""The bulk pass's safety nets: whatever way it gives up, the decisions stay the engine's.
+
+The bulk pass (`batch._vector`) decides AIA, LPP and allocation orders with cumulative sums. It
+redoes its analysis when a key's first order does not match the engine (`Retry`), and the whole
+quota pass is redone order by order when the sequential kernel meets an account the bulk pass
+owns (`_Conflict`). Both are forced here on the synthetic world and the results compared with the
+per-order engine, record for record.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import aiexport.batch._plan as plan
+import aiexport.batch._vector as vector
+from aiexport.batch import decide_file
+from aiexport.io.orders import read_orders
+from aiexport.rules.decide import Engine
+from aiexport.rules.quota import MemoryQuota
+from aiexport.rules.ruleset import load_rule_set
+from aiexport.screen import decide_all
+from aiexport.world import generate_world
+
+ENGINE = Engine(load_rule_set("diffusion-2025"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("world")
+    generate_world(root, seed=5, orders=6_000)
+    src = root / "orders.parquet"
+    expected = [d.to_record() for d in decide_all(read_orders(src), ENGINE, MemoryQuota())]
+    return src, expected
+
+
+def test_bulk_pass_decides_most_quota_orders(world: tuple[Path, list[dict[str, Any]]]) -> None:
+    src, expected = world
+    got = decide_file(src, ENGINE)
+    assert got.vec is not None and got.vec.rows.size > len(got.quota)
+    assert list(got.records()) == expected
+
+
+def test_a_key_whose_first_order_does_not_match_is_redone(
+    world: tuple[Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first two templates the bulk pass asks for are refused: their keys go to the engine,
+    the analysis is redone without them, and every decision is still the engine's."""
+    src, expected = world
+    real = vector.branch_template
+    refused: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> int | None:
+        if len(refused) < 2:
+            refused.append(1)
+            return None
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vector, "branch_template", flaky)
+    got = decide_file(src, ENGINE)
+    assert len(refused) == 2
+    assert got.vec is not None
+    assert list(got.records()) == expected
+
+
+def test_an_account_the_kernel_meets_sends_the_pass_order_by_order(
+    world: tuple[Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Claim that the bulk pass owns every account: the kernel's first read raises the conflict,
+    and the pass is redone one order at a time, with the same decisions."""
+    src, expected = world
+    real = vector.vector_pass
+
+    class Everything(frozenset[str]):
+        def __contains__(self, item: object) -> bool:
+            return True
+
+    def greedy(*args: Any, **kwargs: Any) -> vector.VecResult | None:
+        r = real(*args, **kwargs)
+        if r is not None:
+            r.owned = Everything()
+            r.state.clear()
+        return r
+
+    calls: list[bool] = []
+    real_pass = plan._quota_pass
+
+    def spy(*args: Any, vectorise: bool) -> plan.QuotaPass:
+        calls.append(vectorise)
+        return real_pass(*args, vectorise=vectorise)
+
+    monkeypatch.setattr(vector, "vector_pass", greedy)
+    monkeypatch.setattr(plan, "_quota_pass", spy)
+    got = decide_file(src, ENGINE)
+    assert calls == [True, False]
+    assert got.vec is None
+    assert list(got.records()) == expected
