@@ -360,24 +360,12 @@ class Writer:
         tail = f"\x1f{created}\x1f{expires_at or ''}\x1f\x1f"
         head = f"{kind}|"
         out: list[RequestRow | tuple[str, int, int]] = []
+        sha, append, micro = sha256, rows.append, self.micro
         for r in requests:
             key, draws, order_id = r.key, r.draws, r.order_id
-            parts = [head, str(order_id)]
-            amounts = []
-            for d in draws:
-                m = memo.get(d.amount)
-                if m is None:
-                    m = memo[d.amount] = to_micro(d.amount)
-                amounts.append(m)
-                if d.limit is None:
-                    limit: int | str = ""
-                else:
-                    limit = memo.get(d.limit) or self.micro(d.limit)
-                parts.append(f"|{d.account},{m},{limit},{d.max_share},{d.share_of}")
-            fp = sha256("".join(parts).encode()).digest()  # = draws_fingerprint(...)
             found = prior.get(key)
             if found is not None:
-                if found.fingerprint != fp:
+                if found.fingerprint != bytes.fromhex(self.fingerprint(kind, draws, order_id)):
                     raise Conflict(f"idempotency key {key!r} was used for another request")
                 out.append(found)
                 continue
@@ -394,10 +382,21 @@ class Writer:
             keys.add(key)
             start = seq + 1
             order = order_id or ""
-            for i, (d, m) in enumerate(zip(draws, amounts, strict=True)):
-                account, citation = d.account, d.citation
+            fp_text = head + str(order_id)  # the preimage of `draws_fingerprint`, as it goes
+            for i, d in enumerate(draws):
+                account, citation, amount, lim = d.account, d.citation, d.amount, d.limit
+                m = memo.get(amount)
+                if m is None:
+                    m = memo[amount] = to_micro(amount)
+                if lim is None:
+                    fp_text += f"|{account},{m},,{d.max_share},{d.share_of}"
+                else:
+                    lm = memo.get(lim)
+                    if lm is None:
+                        lm = micro(lim)
+                    fp_text += f"|{account},{m},{lm},{d.max_share},{d.share_of}"
                 if m <= 0:
-                    raise InputError(f"draw on {account} must be positive, got {d.amount} TPP")
+                    raise InputError(f"draw on {account} must be positive, got {amount} TPP")
                 if account not in ok or citation not in ok:
                     check_text(account, citation)
                     ok.update((account, citation))
@@ -405,25 +404,26 @@ class Writer:
                     self.load([account, d.share_of or account])
                 seq += 1
                 idem = f"{key}#{i}"
-                digest = sha256(
+                digest = sha(
                     f"{prev}\x1f{seq}{mid}{account}\x1f{m}\x1f{order}{by}{citation}{tail}{idem}".encode()
                 ).digest()
-                rows.append((seq, ids[account], m, order_id, ids[citation], idem, link, digest))
+                append((seq, ids[account], m, order_id, ids[citation], idem, link, digest))
                 prev, link = digest.hex(), digest[:8]
                 bal[account][col] += m
                 touched[account] = seq
                 if hold:
                     holds.append((seq, txn, account, m, expires_at))
-            for d, m in zip(draws, amounts, strict=True):
+            fp = sha(fp_text.encode()).digest()  # = draws_fingerprint(...)
+            for d in draws:
                 if d.max_share is not None:
-                    self.check(d, m, order_id)
+                    self.check(d, memo[d.amount], order_id)
                 elif d.limit is not None:
                     state = bal[d.account]
                     limit = memo[d.limit]
                     state[2], state[3] = limit, d.citation
                     used = state[0] + state[1]
                     if used > limit:
-                        raise refusal(d, used, m, limit, order_id)
+                        raise refusal(d, used, memo[d.amount], limit, order_id)
             if seq >= start:
                 recorded.append((key, fp, start, start, seq))
             else:
