@@ -3,8 +3,11 @@
 For SQLite (a file in a temporary directory) and PostgreSQL (`--pg URL`, else
 `$AIEXPORT_TEST_PG_URL`), measure reservations per second for one writer and for N concurrent
 client processes, and the same count of raw single-row INSERT transactions into a table shaped
-like `ledger_entries` (same indexes, same durability: SQLite WAL + synchronous=FULL, PostgreSQL
-synchronous_commit=on). Then the batch path: one transaction recording many orders' draws.
+like `ledger_entries` (same columns and indexes, same durability: SQLite WAL + synchronous=FULL;
+PostgreSQL synchronous_commit=on, each INSERT acknowledged once its commit is flushed - as each
+reservation is, its asynchronous commit being followed by a synchronous barrier transaction
+before it returns, see `aiexport.ledger._db`). Then the batch path: one transaction recording
+many orders' draws, against one `executemany` of the same number of entry rows.
 
     .venv/bin/python bench/ledger.py                      # SQLite, and PostgreSQL if configured
     .venv/bin/python bench/ledger.py --n 4000 --clients 8 --batch 100000
