@@ -328,18 +328,21 @@ def pc_if_else(mask: np.ndarray, a: pa.Array, b: pa.Array) -> pa.Array:
 def _thousands(vals: np.ndarray, nes: np.ndarray, scale: int) -> list[str]:
     """`format(Decimal, ",")` of non-negative values `vals x 10^-scale` with exponents `-nes`
     (0 <= nes <= 6, so `Decimal` prints them in fixed point)."""
-    out: list[str] = [""] * vals.size
-    for e in np.unique(nes).tolist():
-        at = np.flatnonzero(nes == e)
+    groups = np.unique(nes).tolist()
+    out = np.empty(vals.size, dtype=object)
+    for e in groups:
+        at = np.flatnonzero(nes == e) if len(groups) > 1 else slice(None)
         m = vals[at] // 10 ** (scale - e)
-        whole, frac = np.divmod(m, 10**e)
         if e == 0:
-            texts = [f"{w:,}" for w in whole.tolist()]
+            texts = [f"{w:,}" for w in m.tolist()]
         else:
+            whole, frac = np.divmod(m, 10**e)
             texts = [f"{w:,}.{x:0{e}d}" for w, x in zip(whole.tolist(), frac.tolist(), strict=True)]
-        for i, t in zip(at.tolist(), texts, strict=True):
-            out[i] = t
-    return out
+        if len(groups) == 1:
+            return texts
+        out[at] = texts
+    result: list[str] = out.tolist()
+    return result
 
 
 class _Field:
@@ -390,13 +393,10 @@ def _interleave(literals: list[str], cols: list[list[str]], n: int) -> list[str]
     """Row i: literals[0] + cols[0][i] + literals[1] + ... (cols has one fewer entry)."""
     if not cols:
         return [literals[0]] * n
-    out = [literals[0] + x for x in cols[0]]
-    for lit, col in zip(literals[1:], cols[1:], strict=False):
-        out = [a + lit + b for a, b in zip(out, col, strict=True)]
-    tail = literals[len(cols)]
-    if tail:
-        out = [a + tail for a in out]
-    return out
+    fmt = "%s".join(lit.replace("%", "%%") for lit in literals)
+    if len(cols) == 1:
+        return [fmt % x for x in cols[0]]
+    return [fmt % t for t in zip(*cols, strict=True)]
 
 
 def _json_str(s: str) -> str:
