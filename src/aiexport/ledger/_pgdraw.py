@@ -30,7 +30,7 @@ LEDGER_DRAW = """-- One request's draws appended to the ledger inside the databa
 CREATE OR REPLACE FUNCTION ledger_draw_locked(
     p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
     p_created text, p_expires text, p_accounts text[], p_amounts bigint[], p_limits bigint[],
-    p_citations text[], p_shares numeric[], p_share_of text[],
+    p_citations text[], p_shares numeric[], p_share_of text[], p_ids bigint[],
     OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
     OUT used bigint, OUT lim bigint
 ) LANGUAGE plpgsql AS $fn$
@@ -65,13 +65,19 @@ DECLARE
     row_lim bigint;
     row_cit text;
     base bigint;
+    replay boolean;
+    lapsed boolean;
 BEGIN
-    SELECT h.seq, h.hash INTO head_seq, prev FROM ledger_chain_head h WHERE h.id = 1;
-    IF EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = p_key) THEN
+    SELECT h.seq, h.hash,
+           EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = p_key),
+           coalesce((SELECT min(o.expires_at) FROM ledger_holds o) <= p_created, false)
+      INTO head_seq, prev, replay, lapsed
+      FROM ledger_chain_head h WHERE h.id = 1;
+    IF replay THEN
         status := 'replay';
         RETURN;
     END IF;
-    IF (SELECT min(h.expires_at) FROM ledger_holds h) <= p_created THEN
+    IF lapsed THEN
         status := 'sweep';
         RETURN;
     END IF;
@@ -115,18 +121,22 @@ BEGIN
             END IF;
         END IF;
     END LOOP;
-    -- Texts to `ledger_names` ids (assigned here, under the lock, as `Writer.intern` does).
+    -- Texts to `ledger_names` ids: `p_ids` were looked up before the lock (ids never change);
+    -- the texts new then get theirs here, under the lock, as `Writer.intern` does.
     texts := ARRAY[p_actor] || p_accounts || p_citations;
-    FOREACH t IN ARRAY texts LOOP
-        SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = t;
+    ids := p_ids;
+    FOR k IN 1..array_length(texts, 1) LOOP
+        CONTINUE WHEN ids[k] IS NOT NULL;
+        SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = texts[k];
         IF NOT FOUND THEN
             SELECT coalesce(max(x.id), 0) + 1 INTO name_id FROM ledger_names x;
-            INSERT INTO ledger_names (id, name) VALUES (name_id, t);
+            INSERT INTO ledger_names (id, name) VALUES (name_id, texts[k]);
         END IF;
-        ids := ids || name_id;
+        ids[k] := name_id;
     END LOOP;
-    SELECT coalesce(max(x.id), 0) + 1 INTO txn_id FROM ledger_txns x;
-    INSERT INTO ledger_txns (id, txn, created_at) VALUES (txn_id, p_txn, p_created);
+    INSERT INTO ledger_txns (id, txn, created_at)
+    SELECT coalesce(max(x.id), 0) + 1, p_txn, p_created FROM ledger_txns x
+    RETURNING id INTO txn_id;
     seq := head_seq;
     FOR i IN 1..n LOOP
         seq := seq + 1;
@@ -176,11 +186,17 @@ CREATE OR REPLACE FUNCTION ledger_draw(
     OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
     OUT used bigint, OUT lim bigint
 ) LANGUAGE plpgsql AS $fn$
+DECLARE
+    ids bigint[];
 BEGIN
+    -- One index lookup per text (a join here is planned as a hash join over every name).
+    SELECT array_agg((SELECT x.id FROM ledger_names x WHERE x.name = t.name) ORDER BY t.k)
+      INTO ids
+      FROM unnest(ARRAY[p_actor] || p_accounts || p_citations) WITH ORDINALITY AS t(name, k);
     PERFORM pg_advisory_xact_lock(7294002);  -- the write lock (`_sql.LOCK`)
     SELECT * INTO status, first_seq, last_seq, idx, used, lim FROM ledger_draw_locked(
         p_kind, p_key, p_fp, p_actor, p_order, p_txn, p_created, p_expires, p_accounts,
-        p_amounts, p_limits, p_citations, p_shares, p_share_of);
+        p_amounts, p_limits, p_citations, p_shares, p_share_of, ids);
     -- The commit does not wait for its flush: the lock is free at once (see `_db`).
     PERFORM set_config('synchronous_commit', 'off', true);
 END
