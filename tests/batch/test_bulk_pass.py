@@ -9,6 +9,7 @@ per-order engine, record for record.
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,51 @@ def test_an_account_the_kernel_meets_sends_the_pass_order_by_order(
     assert calls == [True, False]
     assert got.vec is None
     assert list(got.records()) == expected
+
+
+def test_an_exhausted_allocation_is_scanned_past_its_first_refusal(tmp_path: Path) -> None:
+    """Cited licenses to India draw its 790,000,000 TPP allocation until one does not fit; that
+    one draws nothing, a later smaller license still fits, and license reviews in between read
+    the allocation as it stands at their date. The bulk pass decides every order."""
+    from aiexport.batch._vector import K_LIC, K_READ
+
+    rows: list[dict[str, str]] = []
+    sizes = [300_000_000, 300_000_000, 250_000_000, 150_000_000, 100_000_000, 5_000]
+    for i, tpp in enumerate(sizes):
+        day = f"2025-07-{2 * i + 1:02d}"
+        rows.append(
+            {"order_id": f"L-{i}", "order_date": day, "exporter": "X", "item": "CUSTOM",
+             "tpp_per_unit": str(tpp), "die_area_mm2": "800", "quantity": "1",
+             "destination": "IN", "consignee_name": f"Cloud {i}",
+             "authorization": f"LICENSE:D-{i}"}
+        )  # fmt: skip
+        rows.append(
+            {"order_id": f"R-{i}", "order_date": day, "exporter": "X", "item": "H100-SXM5",
+             "quantity": str(10_000 + i), "destination": "IN", "consignee_name": "Reviewed",
+             "authorization": ""}
+        )  # fmt: skip
+    path = tmp_path / "orders.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=sorted({k for r in rows for k in r}))
+        w.writeheader()
+        w.writerows(rows)
+    expected = [d.to_record() for d in decide_all(read_orders(path), ENGINE, MemoryQuota())]
+    got = decide_file(path, ENGINE)
+    assert list(got.records()) == expected
+    by_id = {r["order_id"]: r for r in expected}
+    # 300M + 300M drawn; 250M would make 850M: refused; 150M fits (750M); 100M would make 850M:
+    # refused; 5,000 fits.
+    assert [by_id[f"L-{i}"]["quota"]["draws"] for i in range(6)] == [
+        True, True, False, True, False, True,
+    ]  # fmt: skip
+    assert [by_id[f"L-{i}"]["quota"]["used_tpp"] for i in range(6)] == [
+        300_000_000, 600_000_000, 600_000_000, 750_000_000, 750_000_000, 750_005_000,
+    ]  # fmt: skip
+    # Every cited license is decided in bulk; the reviews (each consignee's LPP allowance is
+    # exceeded at once, so the kernel takes them) read the allocation as it stands at their date.
+    assert got.vec is not None
+    assert all(got.vec.slot[i] >= 0 for i in range(0, 12, 2))
+    assert {K_LIC, K_READ} <= set(got.vec.kind.tolist())
+    assert [by_id[f"R-{i}"]["quota"]["used_tpp"] for i in range(6)] == [
+        300_000_000, 600_000_000, 600_000_000, 750_000_000, 750_000_000, 750_005_000,
+    ]  # fmt: skip

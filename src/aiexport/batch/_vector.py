@@ -464,12 +464,14 @@ def _run(
     u0: Callable[[str], tuple[int, int, Decimal]],
     scale: int,
     cut_of: Callable[[str], int] | None = None,
+    scan: bool = False,
 ) -> _Run:
     """Run accounts: `codes` names each position's account; an order draws its `tpp` where
     `draws`, unless it is `refusable` and does not fit its `limit` (< 0: none), which is the
     account's first refusal: it and the account's later orders are left to the kernel. So are
     the orders at or after an account's `cut_of(name)` position (an order left to the kernel
-    that may draw on it); the kernel then starts from the total before the cut."""
+    that may draw on it); the kernel then starts from the total before the cut. With `scan`, the
+    orders after a refusal are decided here too, one by one in integers, up to the cut."""
     uniq, inv = np.unique(codes, return_inverse=True)
     inv = inv.reshape(-1)
     order = np.argsort(inv, kind="stable")
@@ -505,6 +507,13 @@ def _run(
         before_ne[1:] = incl[:-1]
         before_ne[starts] = u0_ne
     state: dict[str, Decimal] = {}
+    drew = dr.copy()  # what actually draws (a refused order does not)
+    if scan:
+        _scan(first, cut, starts, p, t, t_ne, dr, lim, ref, before, before_ne, ok, vec, drew)
+        # Now only a cut hands an account to the kernel.
+        first = np.full(len(names), p.size, dtype=np.int64)
+        at_cut = p >= cut[seg]
+        np.minimum.at(first, seg[at_cut], idx[at_cut])
 
     def dec(v: int, ne: int) -> Decimal:
         return Decimal(v // 10 ** (scale - ne)).scaleb(-ne)
@@ -515,11 +524,56 @@ def _run(
     ends = np.r_[starts[1:], p.size] - 1 if seg.size else seg
     for s_ in np.flatnonzero((first >= p.size) & (cut < _NEVER)).tolist():
         last = int(ends[s_])  # every order before the cut: the kernel starts after them
-        state[names[s_]] = dec(int(before[last] + td[last]), int(incl[last]))
+        if drew[last]:
+            state[names[s_]] = dec(
+                int(before[last] + t[last]), max(int(before_ne[last]), int(t_ne[last]))
+            )
+        else:
+            state[names[s_]] = dec(int(before[last]), int(before_ne[last]))
     until = cut.copy()
     has = first < p.size
     until[has] = np.minimum(p[first[has]], cut[has])
-    return _Run(p, seg, names, before, before_ne, vec, ok, state, dr, t, t_ne, until)
+    return _Run(p, seg, names, before, before_ne, vec, ok, state, drew, t, t_ne, until)
+
+
+def _scan(
+    first: np.ndarray,
+    cut: np.ndarray,
+    starts: np.ndarray,
+    p: np.ndarray,
+    t: np.ndarray,
+    t_ne: np.ndarray,
+    dr: np.ndarray,
+    lim: np.ndarray,
+    ref: np.ndarray,
+    before: np.ndarray,
+    before_ne: np.ndarray,
+    ok: np.ndarray,
+    vec: np.ndarray,
+    drew: np.ndarray,
+) -> None:
+    """From each account's first refusal to its cut, the running total one order at a time
+    (a refused order draws nothing, so a later smaller one may fit). Arrays are updated in
+    place."""
+    n = p.size
+    for s_ in np.flatnonzero(first < n).tolist():
+        lo = int(first[s_])
+        hi = int(starts[s_ + 1]) if s_ + 1 < len(starts) else n
+        if p[lo] >= cut[s_]:
+            continue  # the cut came first
+        total, tne = int(before[lo]), int(before_ne[lo])
+        for i in range(lo, hi):
+            if p[i] >= cut[s_]:
+                before[i], before_ne[i] = total, tne  # where the kernel starts
+                break
+            a = total + int(t[i])
+            fits = lim[i] < 0 or a <= lim[i]
+            before[i], before_ne[i], ok[i], vec[i] = total, tne, fits, True
+            if dr[i] and (fits or not ref[i]):
+                total = a
+                tne = max(tne, int(t_ne[i]))
+            else:
+                drew[i] = False
 
 
 def vector_pass(
@@ -680,7 +734,7 @@ def vector_pass(
         al_pos, al_code_k[key_p[al_pos]], lambda c: al_names[c],
         tpp_s[al_pos], ne_p[al_pos], lic,
         params["al_limit"][key_p[al_pos]], lic & ~exempt[key_p[al_pos]], u0, scale,
-        lambda a: cuts.get(a, _NEVER),
+        lambda a: cuts.get(a, _NEVER), scan=True,
     )  # fmt: skip
 
     # Together, in processing order.
@@ -697,10 +751,9 @@ def vector_pass(
         out: np.ndarray = np.concatenate([f(r, v, o, k) for r, v, o, k in parts])[srt]
         return out
 
+    # A cited license that does not fit (and is refused) draws nothing: like a read.
     kind_v = cat(
-        lambda r, v, o, k: (
-            np.full(v.size, k) if k >= 0 else np.where(kind_p[r.pos[v]] == 5, K_LIC, K_READ)
-        )
+        lambda r, v, o, k: np.full(v.size, k) if k >= 0 else np.where(r.draws[v], K_LIC, K_READ)
     ).astype(np.int8)
     keys = key_p[pos]
     rows = order_rows[pos]
@@ -741,7 +794,8 @@ def vector_pass(
     branch_names = {K_LPP: "fit", K_AIA: "aia", K_READ: ALLOC, K_LIC: LIC}
     for u, (oc, j) in enumerate(zip(uniq.tolist(), first.tolist(), strict=True)):
         k, kind = oc // 16, (oc // 4) % 4
-        bkey: tuple[Any, ...] = (k, branch_names[kind], bool(oc & 2))
+        name = LIC if kind == K_READ and programs[k].kind == LIC else branch_names[kind]
+        bkey: tuple[Any, ...] = (k, name, bool(oc & 2))
         if kind == K_LPP:
             bkey = (*bkey, bool(oc & 1))
         tid = branch_tpl.get(bkey)
