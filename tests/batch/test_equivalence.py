@@ -195,9 +195,16 @@ def write_orders(rows: list[dict[str, str]], path: Path) -> Path:
 
 
 def assert_same(path: Path, engine: Engine) -> None:
+    """Records, summaries and the Parquet output (the columns the batch path builds itself)."""
+    from aiexport.io.decisions import write_records
+
     expected = decide_all(read_orders(path), engine, MemoryQuota(), file=str(path))
     got = decide_file(path, engine)
     assert list(got.records()) == [d.to_record() for d in expected]
+    ref = path.with_name(path.stem + ".ref.parquet")
+    write_records((d.to_record() for d in expected), ref)
+    got.write(path.with_name(path.stem + ".batch.parquet"))
+    assert pq.read_table(path.with_name(path.stem + ".batch.parquet")).equals(pq.read_table(ref))
     s1, s2 = summarise(got), summarise_dets(expected, engine.rules.name)
     assert s1.to_dict() == s2.to_dict()
 

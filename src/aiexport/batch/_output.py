@@ -122,7 +122,7 @@ class Decisions:
         if q is None and self.vec is not None:
             j = int(self.vec.slot[i])
             if j >= 0:
-                return (self.vec.use(j),)
+                return self.vec.uses(j)
         return q or ()
 
     # -- per-row views -------------------------------------------------------------------
@@ -278,8 +278,8 @@ class Decisions:
         if self.vec is not None and self.vec.rows.size:
             v = self.vec
             rows = v.rows
-            u_f, l_f, r_f, null, v_draws, v_js = v.quota_columns(_pair)
-            valid[rows] = True
+            v_valid, u_f, l_f, r_f, null, v_draws, v_account, v_js = v.quota_columns(_pair)
+            valid[rows] = v_valid
             used[rows] = u_f
             limit[rows] = l_f
             remaining[rows] = r_f
@@ -295,7 +295,7 @@ class Decisions:
             acc_all = pa.concat_arrays(
                 [
                     pa.array([account[i] for i in seq_l], pa.string()),
-                    pa.array(v.accounts, pa.string()).take(pa.array(v.acc_id)),
+                    v_account,
                 ]
             )
             js_all = pa.concat_arrays([pa.array([js[i] for i in seq_l], pa.string()), v_js])

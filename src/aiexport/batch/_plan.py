@@ -664,12 +664,24 @@ def _quota_pass(
     owned: frozenset[str] = frozenset()
 
     def used(acc: str) -> Decimal:
-        v = state.get(acc)
+        """The balance at the current position: read from the bulk pass where it ran the
+        account, else the kernel's own state."""
+        rd = view.readers.get(acc)
+        if rd is not None and view.position < rd.until:
+            v: Decimal = rd.at(view.position)
+            return v
+        v = state.get(acc)  # type: ignore[assignment]
         if v is None:
             if acc in owned:
                 raise _Conflict(acc)
             v = state[acc] = base.used(acc)
         return v
+
+    def write(acc: str, value: Decimal) -> None:
+        rd = view.readers.get(acc)
+        if rd is not None and view.position < rd.until:
+            raise _Conflict(acc)  # drawn in bulk and here: excluded by construction
+        state[acc] = value
 
     def by_engine(r: int) -> Determination:
         order = order_at(orders, r)
@@ -692,7 +704,7 @@ def _quota_pass(
             if any(q.account in owned and q.account not in early for q in d.quota):
                 raise _Conflict(order.order_id)
         for dr in d.draws:
-            state[dr.account] = used(dr.account) + dr.amount
+            write(dr.account, used(dr.account) + dr.amount)
         return d
 
     # Per-row inputs of the loop, gathered column-wise once.
@@ -790,7 +802,7 @@ def _quota_pass(
             thr = p["aia_thr"]
             t = branch_tpl.get((k, "aia", after >= thr))
             if t is not None:
-                state[acc] = after
+                write(acc, after)
                 outcomes[r] = (
                     t,
                     {"tpp": tpp, "aia_after": after, "aia_thr": thr} if slotted[t] else None,
@@ -808,7 +820,7 @@ def _quota_pass(
                 notice = p["notice"]
                 t = branch_tpl.get((k, "fit", tpp >= notice, after == limit))
                 if t is not None:
-                    state[acc] = after
+                    write(acc, after)
                     outcomes[r] = (
                         t,
                         {
@@ -892,16 +904,12 @@ def _quota_pass(
             branch = (*branch, "aia", after >= p["aia_thr"])
         elif step in (ALLOC, LIC):
             acc = p["al_acc"]
-            reader = readers.get(acc)
-            early = reader is not None and rest_l[pos] < reader.until
-            u = reader.at(rest_l[pos]) if early and reader is not None else used(acc)
+            u = used(acc)
             after = u + tpp
             limit = p["al_limit"]
             ok = after <= limit
             n.update(al_acc=acc, al_used=u, al_after=after, al_limit=limit, country=p["country"])
             if step == LIC and (ok or p["exempt"]):
-                if early:
-                    raise _Conflict(acc)  # drawn here and in bulk: excluded by construction
                 pending.append((acc, after))
                 quota = (QuotaUse(acc, after, limit, True),)
                 dr_list = [(acc, tpp)]
@@ -924,7 +932,7 @@ def _quota_pass(
                 any(kind == SLOT for kind, _ in x.items) for x in templates[len(slotted) :]
             )
         for a, v in pending:
-            state[a] = v
+            write(a, v)
         outcomes[r] = (t, n, quota, None)
     return QuotaPass(templates, outcomes, None if vr is None else vr.vec)
 

@@ -66,7 +66,10 @@ def _neg_exp(d: Decimal) -> int | None:
 
 
 # Kinds of bulk-decided order.
-K_AIA, K_LPP, K_READ, K_LIC = 0, 1, 2, 3  # AIA; LPP that fits; allocation read; license draw
+# AIA; LPP that fits; allocation read (a license review, or a refused cited license); cited
+# license drawn; LPP refused with nothing after it; LPP refused, then a license review.
+K_AIA, K_LPP, K_READ, K_LIC, K_OVER, K_OVER_READ = 0, 1, 2, 3, 4, 5
+LPP_KINDS = (K_LPP, K_OVER, K_OVER_READ)
 
 
 @dataclass
@@ -92,6 +95,10 @@ class VecOutcomes:
     scale: int
     programs: list[Program]
     slot: np.ndarray  # per input row: its index j here, or -1
+    # K_OVER_READ: the allocation the license review reads, and its total before the order.
+    al_acc: np.ndarray
+    al_before: np.ndarray
+    al_before_ne: np.ndarray
 
     @property
     def after(self) -> np.ndarray:
@@ -127,7 +134,7 @@ class VecOutcomes:
         a = v(before + tpp, int(self.after_ne[j]))
         n: dict[str, Any] = {"tpp": v(tpp, int(self.tpp_ne[j]))}
         kind = int(self.kind[j])
-        if kind == K_LPP:
+        if kind in LPP_KINDS:
             n.update(
                 year=int(self.year[j]),
                 lpp_used=b,
@@ -137,28 +144,43 @@ class VecOutcomes:
             )
         elif kind == K_AIA:
             n.update(aia_after=a, aia_thr=p("aia_thr"))
+        if kind in (K_READ, K_LIC):
+            acc, al_b, al_a = self.accounts[int(self.acc_id[j])], b, a
+        elif kind == K_OVER_READ:
+            ab, ane = int(self.al_before[j]), int(self.al_before_ne[j])
+            acc = self.accounts[int(self.al_acc[j])]
+            al_b = v(ab, ane)
+            al_a = v(ab + tpp, max(ane, int(self.tpp_ne[j])))
         else:
-            n.update(
-                al_acc=self.accounts[int(self.acc_id[j])],
-                al_used=b,
-                al_after=a,
-                al_limit=p("al_limit"),
-                country=self._param(j, "country"),
-            )
+            return n
+        n.update(
+            al_acc=acc,
+            al_used=al_b,
+            al_after=al_a,
+            al_limit=p("al_limit"),
+            country=self._param(j, "country"),
+        )
         return n
 
-    def use(self, j: int) -> QuotaUse:
-        acc = self.accounts[int(self.acc_id[j])]
+    def uses(self, j: int) -> tuple[QuotaUse, ...]:
+        """Order j's quota lines (one, or none for an LPP refusal with nothing after it)."""
         kind = int(self.kind[j])
+        if kind == K_OVER:
+            return ()
+        acc = self.accounts[int(self.acc_id[j])]
         if kind == K_READ:
-            return QuotaUse(acc, self.before_dec(j), self._param(j, "al_limit"), False)
+            return (QuotaUse(acc, self.before_dec(j), self._param(j, "al_limit"), False),)
+        if kind == K_OVER_READ:
+            al = self.accounts[int(self.al_acc[j])]
+            used = self.dec(int(self.al_before[j]), int(self.al_before_ne[j]))
+            return (QuotaUse(al, used, self._param(j, "al_limit"), False),)
         after = self.dec(int(self.before[j] + self.tpp[j]), int(self.after_ne[j]))
         if kind == K_AIA:
-            return QuotaUse(acc, after, None, True)
-        return QuotaUse(acc, after, self._param(j, LIMIT_OF[kind]), True)
+            return (QuotaUse(acc, after, None, True),)
+        return (QuotaUse(acc, after, self._param(j, LIMIT_OF[kind]), True),)
 
     def draws(self, j: int) -> list[tuple[str, Decimal]]:
-        if self.kind[j] == K_READ:
+        if self.kind[j] not in (K_AIA, K_LPP, K_LIC):
             return []
         tpp = self.dec(int(self.tpp[j]), int(self.tpp_ne[j]))
         return [(self.accounts[int(self.acc_id[j])], tpp)]
@@ -184,13 +206,19 @@ class VecOutcomes:
         kind = int(self.kind[js[0]])
         if not (self.kind[js] == kind).all():
             return None
-        prefix = {K_LPP: "lpp_", K_AIA: "aia_", K_READ: "al_", K_LIC: "al_"}[kind]
         if name == "tpp":
             return self.tpp[js], self.tpp_ne[js]
-        if name == prefix + "after":
+        own = "lpp_" if kind in LPP_KINDS else "aia_" if kind == K_AIA else "al_"
+        if name == own + "after":
             return self.before[js] + self.tpp[js], self.after_ne[js]
-        if name == prefix + "used" and kind != K_AIA:
+        if name == own + "used" and kind != K_AIA:
             return self.before[js], self.before_ne[js]
+        if kind == K_OVER_READ and name == "al_used":
+            return self.al_before[js], self.al_before_ne[js]
+        if kind == K_OVER_READ and name == "al_after":
+            return self.al_before[js] + self.tpp[js], np.maximum(
+                self.al_before_ne[js], self.tpp_ne[js]
+            )
         if name in PARAMS_OF[kind]:
             return self._param_column(name, js)
         return None
@@ -199,14 +227,18 @@ class VecOutcomes:
         """`format(value, spec)` of the kernel's number `name` for each order j."""
         kinds = self.kind[js]
         if name == "year":
-            if not (kinds == K_LPP).all():
+            if not np.isin(kinds, LPP_KINDS).all():
                 return None
             return [format(y, spec) for y in self.year[js].tolist()]
         if name in ("al_acc", "country"):
-            if not np.isin(kinds, (K_READ, K_LIC)).all():
+            if np.isin(kinds, (K_READ, K_LIC)).all():
+                ids = self.acc_id[js]
+            elif (kinds == K_OVER_READ).all():
+                ids = self.al_acc[js]
+            else:
                 return None
             if name == "al_acc":
-                names = [self.accounts[a] for a in self.acc_id[js].tolist()]
+                names = [self.accounts[a] for a in ids.tolist()]
             else:
                 names = [self._param(j, "country") for j in js.tolist()]
             return [format(x, spec) for x in names]
@@ -237,37 +269,54 @@ class VecOutcomes:
 
     def quota_columns(
         self, pair: Callable[[Decimal], tuple[float, str]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.Array]:
-        """Per order j: used, limit, remaining (floats; limit and remaining 0 where null), limit
-        null, draws, and the JSON text `io.decisions` writes for its single quota line. `pair(d)`
-        is the reference (float, JSON text) of a Decimal, used where a value is not an integer."""
+    ) -> tuple[
+        np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.Array, pa.Array
+    ]:
+        """Per order j, its (single) quota line: valid, used, limit, remaining (floats; limit and
+        remaining 0 where null), limit null, draws, account, and the JSON text `io.decisions`
+        writes (null where there is no line). `pair(d)` is the reference (float, JSON text) of
+        a Decimal, used where a value is not an integer."""
         import pyarrow.compute as pc
 
         unit = 10**self.scale
+        kind = self.kind
+        # The limit of each row's line: per (key, which limit), as a row's index into tables.
         n_k = len(self.programs)
-        limit_s = np.full(n_k, -1, dtype=np.int64)
-        limit_f = np.zeros(n_k)
-        limit_txt = [""] * n_k
-        for kind in (K_LPP, K_READ, K_LIC):
-            for k in np.unique(self.key[self.kind == kind]).tolist():
-                lim: Decimal = self.programs[k].params[LIMIT_OF[kind]]
-                limit_s[k] = int(lim.scaleb(self.scale))
-                limit_f[k], text = pair(lim)
-                limit_txt[k] = f'"limit_tpp": {text}, "remaining_tpp": '
-        null = self.kind == K_AIA
-        reads = self.kind == K_READ
-        used_s = np.where(reads, self.before, self.before + self.tpp)
-        used_ne = np.where(reads, self.before_ne, self.after_ne)
+        which = np.where(kind == K_LPP, 0, 1)  # 0: the LPP allowance, 1: the allocation
+        lim_id = self.key * 2 + which
+        limit_s = np.full(2 * n_k, -1, dtype=np.int64)
+        limit_f = np.zeros(2 * n_k)
+        limit_txt = [""] * (2 * n_k)
+        for kd in (K_LPP, K_READ, K_LIC, K_OVER_READ):
+            for k in np.unique(self.key[kind == kd]).tolist():
+                lim: Decimal = self.programs[k].params[LIMIT_OF[kd]]
+                i = k * 2 + (0 if kd == K_LPP else 1)
+                limit_s[i] = int(lim.scaleb(self.scale))
+                limit_f[i], text = pair(lim)
+                limit_txt[i] = f'"limit_tpp": {text}, "remaining_tpp": '
+        valid = kind != K_OVER
+        null = (kind == K_AIA) | ~valid
+        reads = (kind == K_READ) | (kind == K_OVER_READ)
+        over = kind == K_OVER_READ
+        used_s = np.where(
+            over, self.al_before, np.where(kind == K_READ, self.before, self.before + self.tpp)
+        )
+        used_ne = np.where(
+            over, self.al_before_ne, np.where(kind == K_READ, self.before_ne, self.after_ne)
+        )
+        used_s = np.where(valid, used_s, 0)
         used_f, used_txt = _json_numbers(used_s, unit, pair, self.dec, used_ne)
-        rem_s = np.where(null, 0, np.maximum(limit_s[self.key] - used_s, 0))
+        rem_s = np.where(null, 0, np.maximum(limit_s[lim_id] - used_s, 0))
         rem_f, rem_txt = _json_numbers(rem_s, unit, pair, self.dec, None)
-        lim_f = np.where(null, 0.0, limit_f[self.key])
+        lim_f = np.where(null, 0.0, limit_f[lim_id])
         rem_f[null] = 0.0
+        acc = np.where(over, self.al_acc, self.acc_id)
+        account = pa.array(self.accounts, pa.string()).take(pa.array(acc, mask=~valid))
         acc_json = pa.array([_json_str(a) for a in self.accounts], pa.string()).take(
-            pa.array(self.acc_id)
+            pa.array(np.where(valid, acc, 0))
         )
         limits = pa.array([*limit_txt, _NO_LIMIT], pa.string()).take(
-            pa.array(np.where(null, n_k, self.key))
+            pa.array(np.where(null, 2 * n_k, lim_id))
         )
         rem_or_empty = pc.if_else(pa.array(null), "", rem_txt)
         flags = pc.if_else(pa.array(reads), ', "draws": false}]', ', "draws": true}]')
@@ -275,15 +324,18 @@ class VecOutcomes:
             '[{"account": ', acc_json, ', "used_tpp": ', used_txt, ", ", limits, rem_or_empty,
             flags, "",
         )  # fmt: skip
-        return used_f, lim_f, rem_f, null, ~reads, js
+        js = pc.if_else(pa.array(valid), js, pa.scalar(None, pa.string()))
+        return valid, used_f, lim_f, rem_f, null, valid & ~reads, account, js
 
 
-LIMIT_OF = {K_LPP: "lpp_limit", K_READ: "al_limit", K_LIC: "al_limit"}
+LIMIT_OF = {K_LPP: "lpp_limit", K_READ: "al_limit", K_LIC: "al_limit", K_OVER_READ: "al_limit"}
 PARAMS_OF = {
     K_LPP: ("lpp_limit", "notice"),
     K_AIA: ("aia_thr",),
     K_READ: ("al_limit",),
     K_LIC: ("al_limit",),
+    K_OVER: ("lpp_limit", "notice"),
+    K_OVER_READ: ("lpp_limit", "notice", "al_limit"),
 }
 
 
@@ -702,27 +754,8 @@ def vector_pass(
     yes = np.ones(n_pos, dtype=bool)
     no = np.zeros(n_pos, dtype=bool)
     none = np.full(n_pos, -1, dtype=np.int64)
-    # LPP: every order up to the first that does not fit.
-    lpp = _run(
-        lpp_pos,
-        cons_p[lpp_pos] * span + (year_p[lpp_pos] - y0),
-        lambda c: f"lpp/{cons_names[c // span]}/{c % span + y0}",
-        tpp_s[lpp_pos], ne_p[lpp_pos], yes[lpp_pos],
-        params["lpp_limit"][key_p[lpp_pos]], yes[lpp_pos], u0, scale,
-    )  # fmt: skip
-    # A consignee one of whose LPP orders is refused and may fall back to AIA keeps AIA in the
-    # kernel.
-    over_aia = np.array([p.over == AIA for p in programs] or [False], dtype=bool)
-    seq = lpp.pos[~lpp.vec]
-    aia_seq = np.zeros(len(cons_names), dtype=bool)
-    aia_seq[cons_p[seq[over_aia[key_p[seq]]]]] = True
-    aia_pos = aia_pos_all[~aia_seq[cons_p[aia_pos_all]]]
-    aia = _run(
-        aia_pos, cons_p[aia_pos], lambda c: f"aia/{cons_names[c]}",
-        tpp_s[aia_pos], ne_p[aia_pos], yes[aia_pos], none[aia_pos], no[aia_pos], u0, scale,
-    )  # fmt: skip
     # Country allocations: license reviews read, cited licenses draw; not those an order left
-    # to the kernel may read or draw.
+    # to the kernel may draw on.
     drawn, cuts = _touched_allocations(engine, orders, order_rows, kind_p, programs)
     bad_alloc |= drawn
     al_names = [a for a in al_names if a not in bad_alloc]
@@ -735,6 +768,56 @@ def vector_pass(
         tpp_s[al_pos], ne_p[al_pos], lic,
         params["al_limit"][key_p[al_pos]], lic & ~exempt[key_p[al_pos]], u0, scale,
         lambda a: cuts.get(a, _NEVER), scan=True,
+    )  # fmt: skip
+    readers = _readers(al, scale)
+
+    # LPP: every order, one by one in integers past the first refusal. A refused order gets what
+    # follows the allowance in its key's program: nothing, or a license review reading the
+    # allocation (here when the allocation is run here, else in the kernel, as is AIA).
+    lpp = _run(
+        lpp_pos,
+        cons_p[lpp_pos] * span + (year_p[lpp_pos] - y0),
+        lambda c: f"lpp/{cons_names[c // span]}/{c % span + y0}",
+        tpp_s[lpp_pos], ne_p[lpp_pos], yes[lpp_pos],
+        params["lpp_limit"][key_p[lpp_pos]], yes[lpp_pos], u0, scale, scan=True,
+    )  # fmt: skip
+    refused = ~lpp.draws
+    lk = key_p[lpp.pos]
+    over_none = np.array([p.over == "none" for p in programs] or [False], dtype=bool)[lk]
+    over_read = np.array([p.over == ALLOC for p in programs] or [False], dtype=bool)[lk]
+    al_of_lpp = np.array([al_names.index(a) if a in al_names else -1 for a in al_acc_k] or [-1])
+    over_acc = al_of_lpp[lk]
+    until = np.array([readers[a].until for a in al_names] or [0], dtype=np.int64)
+    over_read &= (over_acc >= 0) & (lpp.pos < until[np.maximum(over_acc, 0)])
+    to_kernel = refused & ~over_none & ~over_read
+    lpp.vec &= ~to_kernel
+    lpp_kind = np.where(refused, np.where(over_none, K_OVER, K_OVER_READ), K_LPP)
+    # The kernel reads those accounts as they stand at its orders' positions.
+    for s_ in np.unique(lpp.seg[to_kernel]).tolist():
+        at = np.flatnonzero((lpp.seg == s_) & lpp.draws)
+        head = int(np.flatnonzero(lpp.seg == s_)[0])
+        readers[lpp.names[s_]] = Reader(
+            start=_dec(int(lpp.before[head]), int(lpp.before_ne[head]), scale),
+            positions=lpp.pos[at].tolist(),
+            totals=[
+                _dec(int(v), int(e), scale)
+                for v, e in zip(
+                    (lpp.before[at] + lpp.tpp[at]).tolist(),
+                    np.maximum(lpp.before_ne[at], lpp.tpp_ne[at]).tolist(),
+                    strict=True,
+                )
+            ],
+            until=_NEVER,
+        )
+    # A consignee with such an order that may fall back to AIA keeps AIA in the kernel.
+    over_aia = np.array([p.over == AIA for p in programs] or [False], dtype=bool)
+    seq = lpp.pos[to_kernel]
+    aia_seq = np.zeros(len(cons_names), dtype=bool)
+    aia_seq[cons_p[seq[over_aia[key_p[seq]]]]] = True
+    aia_pos = aia_pos_all[~aia_seq[cons_p[aia_pos_all]]]
+    aia = _run(
+        aia_pos, cons_p[aia_pos], lambda c: f"aia/{cons_names[c]}",
+        tpp_s[aia_pos], ne_p[aia_pos], yes[aia_pos], none[aia_pos], no[aia_pos], u0, scale,
     )  # fmt: skip
 
     # Together, in processing order.
@@ -753,7 +836,13 @@ def vector_pass(
 
     # A cited license that does not fit (and is refused) draws nothing: like a read.
     kind_v = cat(
-        lambda r, v, o, k: np.full(v.size, k) if k >= 0 else np.where(r.draws[v], K_LIC, K_READ)
+        lambda r, v, o, k: (
+            lpp_kind[v]
+            if r is lpp
+            else np.full(v.size, k)
+            if k >= 0
+            else np.where(r.draws[v], K_LIC, K_READ)
+        )
     ).astype(np.int8)
     keys = key_p[pos]
     rows = order_rows[pos]
@@ -761,6 +850,15 @@ def vector_pass(
     slot[rows] = np.arange(pos.size)
     tpp_ne = ne_p[pos]
     before_ne = cat(lambda r, v, o, k: r.before_ne[v])
+    # The allocation a refused LPP order's license review reads: as it stands at its position.
+    al_acc_v = np.full(pos.size, -1, dtype=np.int64)
+    al_before = np.zeros(pos.size, dtype=np.int64)
+    al_before_ne = np.zeros(pos.size, dtype=np.int64)
+    ovr = np.flatnonzero(kind_v == K_OVER_READ)
+    if ovr.size:
+        acc_o = al_of_lpp[key_p[pos[ovr]]]
+        al_acc_v[ovr] = acc_o + offsets[2]
+        al_before[ovr], al_before_ne[ovr] = _read_at(al, acc_o, pos[ovr])
     vec = VecOutcomes(
         rows=rows,
         tid=np.full(pos.size, -1, dtype=np.int64),
@@ -777,8 +875,13 @@ def vector_pass(
         scale=scale,
         programs=programs,
         slot=slot,
+        al_acc=al_acc_v,
+        al_before=al_before,
+        al_before_ne=al_before_ne,
     )
     ok_v = cat(lambda r, v, o, k: r.ok[v])
+    al_lim = params["al_limit"][keys]
+    ok_v[ovr] = (al_before[ovr] + tpp_s[pos[ovr]]) <= al_lim[ovr]
 
     # Outcomes: LPP (notice, at the limit); AIA (threshold reached); allocation (fits).
     after = vec.after
@@ -788,22 +891,29 @@ def vector_pass(
         ok_v,
     )
     b2 = (kind_v == K_LPP) & (after == params["lpp_limit"][keys])
-    outcome = (keys * 4 + kind_v) * 4 + b1 * 2 + b2
+    outcome = (keys * 8 + kind_v) * 4 + b1 * 2 + b2
     uniq, first, inv = np.unique(outcome, return_index=True, return_inverse=True)
     tids = np.empty(len(uniq), dtype=np.int64)
     branch_names = {K_LPP: "fit", K_AIA: "aia", K_READ: ALLOC, K_LIC: LIC}
     for u, (oc, j) in enumerate(zip(uniq.tolist(), first.tolist(), strict=True)):
-        k, kind = oc // 16, (oc // 4) % 4
-        name = LIC if kind == K_READ and programs[k].kind == LIC else branch_names[kind]
-        bkey: tuple[Any, ...] = (k, name, bool(oc & 2))
-        if kind == K_LPP:
-            bkey = (*bkey, bool(oc & 1))
+        k, kind, flag = oc // 32, (oc // 4) % 8, bool(oc & 2)
+        bkey: tuple[Any, ...]
+        if kind == K_OVER:
+            bkey = (k, "over")
+        elif kind == K_OVER_READ:
+            bkey = (k, "over", ALLOC, flag)
+        else:
+            name = LIC if kind == K_READ and programs[k].kind == LIC else branch_names[kind]
+            bkey = (k, name, flag, bool(oc & 1)) if kind == K_LPP else (k, name, flag)
         tid = branch_tpl.get(bkey)
         if tid is None:
-            acc = vec.accounts[int(vec.acc_id[j])]
-            view = StateView({acc: vec.before_dec(j)}, base)
+            seen = {vec.accounts[int(vec.acc_id[j])]: vec.before_dec(j)}
+            if kind == K_OVER_READ:
+                seen[vec.accounts[int(al_acc_v[j])]] = _dec(
+                    int(al_before[j]), int(al_before_ne[j]), scale
+                )
             tid = branch_template(
-                engine, orders, int(rows[j]), view, (vec.use(j),), vec.draws(j),
+                engine, orders, int(rows[j]), StateView(seen, base), vec.uses(j), vec.draws(j),
                 vec.numbers(j), programs[k], templates, infos[int(ik_p[pos[j]])], special,
             )  # fmt: skip
             if tid is None:
@@ -816,7 +926,31 @@ def vector_pass(
     handled[pos] = True
     state = {**lpp.state, **aia.state, **al.state}
     owned = frozenset(a for a in vec.accounts if a not in state)
-    return VecResult(handled, state, owned, vec, _readers(al, scale))
+    return VecResult(handled, state, owned, vec, readers)
+
+
+def _dec(v: int, ne: int, scale: int) -> Decimal:
+    return Decimal(v // 10 ** (scale - ne)).scaleb(-ne)
+
+
+def _read_at(al: _Run, acc: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The totals (x 10^scale, -exponent) of allocation accounts `acc` just before positions
+    `at` (all before the account's cut): the starting balance plus the draws decided earlier."""
+    vals = np.zeros(at.size, dtype=np.int64)
+    nes = np.zeros(at.size, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, al.seg[1:] != al.seg[:-1]]) if al.seg.size else al.seg
+    drew = al.vec & al.draws
+    for a in np.unique(acc).tolist():
+        lo = int(starts[a])
+        hi = int(starts[a + 1]) if a + 1 < len(starts) else al.pos.size
+        d = lo + np.flatnonzero(drew[lo:hi])
+        totals = al.before[d] + al.tpp[d]
+        t_ne = np.maximum(al.before_ne[d], al.tpp_ne[d])
+        mine = np.flatnonzero(acc == a)
+        i = np.searchsorted(al.pos[d], at[mine], side="left")
+        vals[mine] = np.where(i > 0, totals[np.maximum(i - 1, 0)] if d.size else 0, al.before[lo])
+        nes[mine] = np.where(i > 0, t_ne[np.maximum(i - 1, 0)] if d.size else 0, al.before_ne[lo])
+    return vals, nes
 
 
 def _readers(al: _Run, scale: int) -> dict[str, Reader]:
