@@ -37,7 +37,14 @@ from aiexport.screen import Summary, decide_all
 
 from ._amounts import Amounts, amounts, from_decimals
 from ._convert import Orders, convert, first_error
-from ._keys import Signatures, coarse_keys, combine, item_keys, special_end_uses
+from ._keys import (
+    Signatures,
+    coarse_keys,
+    combine,
+    group_rows,
+    item_keys,
+    special_end_uses,
+)
 from ._output import Decisions, build_obligation_ids, build_reason_ids
 from ._plan import (
     END_TOKEN,
@@ -51,9 +58,10 @@ from ._plan import (
     full_order,
     item_info,
     order_at,
-    placeholder,
     plan_key,
+    recording_engine,
     run_quota_pass,
+    tokenised,
 )
 from ._read import read_raw
 from ._stages import STAGES, stage
@@ -163,48 +171,11 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
     rules = engine.rules
     n = orders.n
     special = special_end_uses(rules)
-    t_plan = stage("keys and engine templates")
-    t_plan.__enter__()
-    ikey, ireps = item_keys(rules, orders)
-    infos = [item_info(engine, order_at(orders, int(r))) for r in ireps.tolist()]
-    classes: dict[object, int] = {}
-    klass = np.array(
-        [
-            classes.setdefault(("error", k) if f.error else f.klass, len(classes))
-            for k, f in enumerate(infos)
-        ],
-        dtype=np.int64,
-    )
-    coarse, _ = coarse_keys(rules, orders, klass[ikey])
-    dates = orders.cols["order_date"]
-    sigs = Signatures(rules, dates)
-    key = np.full(n, -1, dtype=np.int64)
-    programs: list[Program] = []
-    suspects: list[np.ndarray] = []
-    by_group = np.argsort(coarse, kind="stable")
-    bounds = np.flatnonzero(np.diff(coarse[by_group])) + 1
-    for rows in np.split(by_group, bounds):
-        remaining = rows
-        while remaining.size:
-            rep = int(remaining[0])
-            info = infos[int(ikey[rep])]
-            if info.error:
-                suspects.append(remaining)
-                break
-            prog = plan_key(engine, placeholder(order_at(orders, rep), special), info)
-            if prog.kind == ERROR:
-                suspects.append(remaining)
-                break
-            sig = sigs.ids(prog.names, prog.year, _country_codes(engine, orders, rep))
-            codes = dates.codes[remaining]
-            match = sig[codes] == sig[dates.codes[rep]]
-            key[remaining[match]] = len(programs)
-            programs.append(prog)
-            remaining = remaining[~match]
-    if suspects:
-        _raise_first_error(orders, engine, np.concatenate(suspects))
+    with stage("keys and engine templates"):
+        planned = plan_keys(orders, engine, special)
+    if planned is None:
         return _per_order(orders, engine, base, progress)
-    t_plan.__exit__(None, None, None)
+    ikey, infos, key, programs = planned
     templates: list[Template] = []
     tid_of_key = np.full(len(programs), -1, dtype=np.int64)
     for k, prog in enumerate(programs):
@@ -248,6 +219,63 @@ def _batch(orders: Orders, engine: Engine, base: QuotaView, progress: Progress |
     with stage("amounts and reasons layout"):
         amts = amounts(orders, ikey, infos, engine_tpp, engine.h100_tpp)
         return _assemble(orders, engine, templates, tid, amts, quota, numbers, ikey, infos, qp.vec)
+
+
+def plan_keys(
+    orders: Orders, engine: Engine, special: frozenset[str]
+) -> tuple[np.ndarray, list[ItemInfo], np.ndarray, list[Program]] | None:
+    """Item keys and their classification, and decision keys with their programs (None when
+    some order fails in a way only the per-order path reports: the first error is raised)."""
+    rules = engine.rules
+    n = orders.n
+    ikey, ireps = item_keys(rules, orders)
+    infos = [item_info(engine, order_at(orders, int(r))) for r in ireps.tolist()]
+    classes: dict[object, int] = {}
+    klass = np.array(
+        [
+            classes.setdefault(("error", k) if f.error else f.klass, len(classes))
+            for k, f in enumerate(infos)
+        ],
+        dtype=np.int64,
+    )
+    coarse, _ = coarse_keys(rules, orders, klass[ikey])
+    dates = orders.cols["order_date"]
+    sigs = Signatures(rules, dates)
+    recording = recording_engine(engine)
+    auth, end_use = orders.cols["authorization"], orders.cols["end_use"]
+    key = np.full(n, -1, dtype=np.int64)
+    programs: list[Program] = []
+    suspects: list[np.ndarray] = []
+    for rows in group_rows(coarse):
+        remaining = rows
+        while remaining.size:
+            rep = int(remaining[0])
+            info = infos[int(ikey[rep])]
+            if info.error:
+                suspects.append(remaining)
+                break
+            use = end_use.at(rep)
+            order = order_at(
+                orders,
+                rep,
+                authorization=tokenised(auth.at(rep)),
+                end_use=use if use in special else END_TOKEN,
+            )
+            prog = plan_key(engine, order, info, recording)
+            if prog.kind == ERROR:
+                suspects.append(remaining)
+                break
+            same = sigs.same(
+                prog.names, prog.year, _country_codes(engine, orders, rep), int(dates.codes[rep])
+            )
+            match = same[dates.codes[remaining]]
+            key[remaining[match]] = len(programs)
+            programs.append(prog)
+            remaining = remaining[~match]
+    if suspects:
+        _raise_first_error(orders, engine, np.concatenate(suspects))
+        return None
+    return ikey, infos, key, programs
 
 
 def _country_codes(engine: Engine, orders: Orders, i: int) -> tuple[str, ...]:

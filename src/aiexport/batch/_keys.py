@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aiexport.errors import AiexportError
 from aiexport.rules.ruleset import RuleSet
@@ -141,16 +143,36 @@ def combine(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         c = c.astype(np.int64)
         width = int(c.max()) + 2
         if size * width >= 2**62:
-            _, acc = np.unique(acc, return_inverse=True)
-            acc = acc.reshape(-1).astype(np.int64)
+            acc = first_appearance(acc)
             size = int(acc.max()) + 1
         acc = acc * width + (c + 1)
         size *= width
-    _, first, inverse = np.unique(acc, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.reshape(-1)], first[order]
+    code = first_appearance(acc)
+    # Numbered by first appearance: a row starts a group when its id exceeds every earlier one.
+    prev = np.empty(n, dtype=np.int64)
+    prev[0] = -1
+    np.maximum.accumulate(code[:-1], out=prev[1:])
+    return code, np.flatnonzero(code > prev)
+
+
+def first_appearance(values: np.ndarray) -> np.ndarray:
+    """Ids of the distinct values of an int64 array, numbered in the order of their first row
+    (a hash table: Arrow's dictionary encoding)."""
+    enc = pc.dictionary_encode(pa.array(values, type=pa.int64()))
+    out: np.ndarray = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return out
+
+
+def group_rows(ids: np.ndarray) -> list[np.ndarray]:
+    """The rows of each group id (0, 1, ...), each in row order."""
+    if not ids.size:
+        return []
+    top = int(ids.max())
+    # A stable sort of small integers is a radix sort.
+    small = ids.astype(np.int16) if top < 2**15 else ids
+    order = np.argsort(small, kind="stable")
+    bounds = np.flatnonzero(np.diff(ids[order])) + 1
+    return np.split(order, bounds)
 
 
 def item_keys(rules: RuleSet, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
@@ -181,55 +203,93 @@ class Signatures:
         self.rules = rules
         self.dates = dates
         self.valid = np.array([isinstance(d, dt.date) for d in dates.values], dtype=bool)
+        self.ordinals = np.array(
+            [d.toordinal() if isinstance(d, dt.date) else 0 for d in dates.values], dtype=np.int64
+        )
+        self.years = np.array(
+            [d.year if isinstance(d, dt.date) else 0 for d in dates.values], dtype=np.int64
+        )
         self.columns: dict[Any, np.ndarray] = {}
         self.cache: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], np.ndarray] = {}
+        self.varying: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], list[np.ndarray]] = {}
+        self.constant: dict[Any, bool] = {}
 
     def _column(self, key: Any) -> np.ndarray:
         col = self.columns.get(key)
         if col is not None:
             return col
         kind = key[0]
-        days = self.dates.values
+        valid = self.valid
+        days = self.ordinals
         out = np.zeros(len(days), dtype=np.int64)
         if kind == "year":
-            for k, d in enumerate(days):
-                if isinstance(d, dt.date):
-                    out[k] = d.year
+            out[valid] = self.years[valid]
         elif kind == "entry":
             p = self.rules.parameters[key[1]]
-            starts = [v.start for v in p.values]
-            for k, d in enumerate(days):
-                if isinstance(d, dt.date):
-                    out[k] = bisect.bisect_right(starts, d)
+            starts = np.array([v.start.toordinal() for v in p.values], dtype=np.int64)
+            out[valid] = np.searchsorted(starts, days[valid], side="right")
         elif kind == "before":
             # Is the day before the date a date-valued parameter holds (per entry)?
             p = self.rules.parameters[key[1]]
             entry = self._column(("entry", key[1]))
-            for k, d in enumerate(days):
-                i = int(entry[k])
-                if isinstance(d, dt.date) and i:
-                    value = p.values[i - 1].value
-                    if isinstance(value, str):
-                        with contextlib.suppress(ValueError):
-                            out[k] = 1 + int(d < dt.date.fromisoformat(value))
+            target = np.zeros(len(p.values) + 1, dtype=np.int64)
+            dated = np.zeros(len(p.values) + 1, dtype=bool)
+            for i, v in enumerate(p.values, start=1):
+                if isinstance(v.value, str):
+                    with contextlib.suppress(ValueError):
+                        target[i] = dt.date.fromisoformat(v.value).toordinal()
+                        dated[i] = True
+            rows = valid & dated[entry]
+            out[rows] = 1 + (days[rows] < target[entry[rows]])
         else:  # ("member", name, code): is the country in the list on that day
-            p = self.rules.parameters[key[1]]
             entry = self._column(("entry", key[1]))
-            per_entry: dict[int, int] = {}
-            for k, d in enumerate(days):
-                if not isinstance(d, dt.date):
-                    continue
-                i = int(entry[k])
-                v = per_entry.get(i)
-                if v is None:
-                    try:
-                        members = self.rules.members(key[1], d)
-                        v = 1 + int(key[2] in members)
-                    except AiexportError:
-                        v = 0
-                    per_entry[i] = v
-                out[k] = v
+            per_entry = np.zeros(len(self.rules.parameters[key[1]].values) + 1, dtype=np.int64)
+            firsts = np.flatnonzero(valid)
+            seen_entries, at = np.unique(entry[firsts], return_index=True)
+            for i, k in zip(seen_entries.tolist(), firsts[at].tolist(), strict=True):
+                try:
+                    members = self.rules.members(key[1], self.dates.values[k])
+                    per_entry[i] = 1 + int(key[2] in members)
+                except AiexportError:
+                    per_entry[i] = 0
+            out[valid] = per_entry[entry[valid]]
         self.columns[key] = out
+        return out
+
+    def same(
+        self, names: tuple[str, ...], year: bool, codes: tuple[str, ...], day: int
+    ) -> np.ndarray:
+        """Per date code: whether the parameters `names` (and the year, with `year`) say the
+        same on it as on date code `day`, for the countries `codes` (`ids(...) == ids[day]`,
+        without numbering the signatures)."""
+        key = (names, year, codes)
+        cols = self.varying.get(key)
+        if cols is None:
+            cols = self.varying[key] = self._varying(names, year, codes)
+        out: np.ndarray = self.valid == self.valid[day]
+        for col in cols:
+            out &= col == col[day]
+        return out
+
+    def _varying(
+        self, names: tuple[str, ...], year: bool, codes: tuple[str, ...]
+    ) -> list[np.ndarray]:
+        """The signature's columns that are not the same on every valid date."""
+        keys: list[Any] = [("year",)] if year else []
+        for name in names:
+            if name.startswith("countries.") and name != "countries.aliases":
+                keys += [("member", name, c) for c in dict.fromkeys(codes)]
+            else:
+                keys += [("entry", name), ("before", name)]
+        out = []
+        for k in keys:
+            flat = self.constant.get(k)
+            if flat is None:
+                col = self._column(k)
+                v = col[self.valid]
+                flat = self.constant[k] = bool(v.size == 0 or (v == v[0]).all())
+            if not flat:
+                out.append(self._column(k))
         return out
 
     def ids(self, names: tuple[str, ...], year: bool, codes: tuple[str, ...]) -> np.ndarray:

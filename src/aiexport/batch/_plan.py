@@ -17,6 +17,7 @@ order, which is always exact.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,10 +27,12 @@ import numpy as np
 
 from aiexport.errors import AiexportError, ParameterNotFound
 from aiexport.io.orders import RowParser
+from aiexport.rules.countries import Countries, CountryStatus
 from aiexport.rules.decide import Engine
 from aiexport.rules.determination import Determination, QuotaUse, Reason
 from aiexport.rules.orders import Order, consignee_key
 from aiexport.rules.quota import LicenseInfo, QuotaView, VeuInfo
+from aiexport.rules.ruleset import RuleSet
 
 from ._convert import Orders
 
@@ -338,46 +341,64 @@ def item_info(engine: Engine, order: Order) -> ItemInfo:
     return ItemInfo(spec.chips_per_unit, cls.tpp_per_ic, weights, cls.reasons, klass)
 
 
-def order_at(orders: Orders, i: int, authorization: str | None = None) -> Order:
-    """The `Order` of row i, built from converted columns (fields the engine reads)."""
+_ORDER_FIELDS = (
+    "item",
+    "item_kind",
+    "chips_per_unit",
+    "tpp_per_unit",
+    "die_area_mm2",
+    "datacenter",
+    "memory_bandwidth_gbps",
+    "training_ops",
+    "consignee_id",
+    "consignee_country",
+    "consignee_hq_country",
+    "intermediate_country",
+    "payer_country",
+    "additional_training_ops",
+)
+_ORDER_FLAGS = (
+    "open_weights",
+    "consignee_government",
+    "derived_from_published",
+    "less_capable_than_open",
+    "secure_storage",
+)
+
+
+def order_at(
+    orders: Orders, i: int, authorization: str | None = None, end_use: str | None = None
+) -> Order:
+    """The `Order` of row i, built from converted columns (fields the engine reads);
+    `authorization` and `end_use`, when given, replace the row's."""
     c = orders.cols
-
-    def g(name: str) -> Any:
-        return c[name].at(i)
-
-    auth = g("authorization")
-    if authorization is not None:
-        auth = authorization
+    kw: dict[str, Any] = {}
+    for name in _ORDER_FIELDS:
+        col = c[name]
+        kw[name] = col.values[col.codes[i]]
+    for name in _ORDER_FLAGS:
+        col = c[name]
+        kw[name] = bool(col.values[col.codes[i]])
+    if authorization is None:
+        col = c["authorization"]
+        authorization = col.values[col.codes[i]]
+    if end_use is None:
+        col = c["end_use"]
+        end_use = col.values[col.codes[i]]
+    dest, name_ = c["destination"], c["consignee_name"]
+    day, qty = c["order_date"], c["quantity"]
     return Order(
         order_id=str(orders.order_id[i].as_py()),
-        order_date=g("order_date"),
+        order_date=day.values[day.codes[i]],
         exporter="",
-        quantity=g("quantity"),
-        destination=g("destination") or "",
-        consignee_name=g("consignee_name") or "",
-        item=g("item"),
-        item_kind=g("item_kind"),
-        chips_per_unit=g("chips_per_unit"),
-        tpp_per_unit=g("tpp_per_unit"),
-        die_area_mm2=g("die_area_mm2"),
-        datacenter=g("datacenter"),
-        memory_bandwidth_gbps=g("memory_bandwidth_gbps"),
-        training_ops=g("training_ops"),
-        open_weights=bool(g("open_weights")),
-        consignee_id=g("consignee_id"),
-        consignee_country=g("consignee_country"),
-        consignee_hq_country=g("consignee_hq_country"),
-        consignee_government=bool(g("consignee_government")),
-        end_use=g("end_use"),
-        intermediate_country=g("intermediate_country"),
-        payer_country=g("payer_country"),
-        authorization=auth,
-        derived_from_published=bool(g("derived_from_published")),
-        additional_training_ops=g("additional_training_ops"),
-        less_capable_than_open=bool(g("less_capable_than_open")),
-        secure_storage=bool(g("secure_storage")),
+        quantity=qty.values[qty.codes[i]],
+        destination=dest.values[dest.codes[i]] or "",
+        consignee_name=name_.values[name_.codes[i]] or "",
+        end_use=end_use,  # type: ignore[arg-type]
+        authorization=authorization,
         position=i,
         line=int(orders.lines[i]),
+        **kw,
     )
 
 
@@ -410,10 +431,38 @@ class _Recorder(dict[str, Any]):
         return super().__getitem__(name)
 
 
+class _RecordingCountries(Countries):
+    """Country statuses shared by every key's recording: a status computed for one key is
+    reused by the next, and its lookup records the parameters computing it read."""
+
+    def __init__(self, rules: RuleSet, rec: _Recorder) -> None:
+        super().__init__(rules)
+        self.rec = rec
+        self.known: dict[tuple[str, dt.date], tuple[CountryStatus, frozenset[str]]] = {}
+
+    def status(self, code: str, day: dt.date) -> CountryStatus:
+        hit = self.known.get((code, day))
+        if hit is not None:
+            self.rec.seen.update(hit[1])
+            return hit[0]
+        outer = self.rec.seen
+        self.rec.seen = set()
+        try:
+            st = super().status(code, day)
+            self.known[(code, day)] = (st, frozenset(self.rec.seen))
+            return st
+        finally:
+            outer.update(self.rec.seen)
+            self.rec.seen = outer
+
+
 def recording_engine(engine: Engine) -> tuple[Engine, _Recorder]:
+    """An engine over the same law whose parameter lookups are recorded in `rec.seen` (clear
+    it before each key); one serves every key."""
     rec = _Recorder(engine.rules.parameters)
     rules = dataclasses.replace(engine.rules, parameters=rec)
     eng = Engine(rules, engine.catalog, engine.party_screen)
+    eng.countries = _RecordingCountries(rules, rec)
     rec.seen.clear()
     return eng, rec
 
@@ -430,9 +479,17 @@ def _raised(engine: Engine, order: Order) -> list[str]:
     return ["", f" raised by {inc:.0%} for a Supp. No. 5 para (b) destination"]
 
 
-def plan_key(engine: Engine, rep: Order, info: ItemInfo) -> Program:
-    """Run the engine on a key's representative and decide how the key's orders are decided."""
-    eng, rec = recording_engine(engine)
+def plan_key(
+    engine: Engine,
+    rep: Order,
+    info: ItemInfo,
+    recording: tuple[Engine, _Recorder] | None = None,
+) -> Program:
+    """Run the engine on a key's representative and decide how the key's orders are decided.
+
+    `recording` (from `recording_engine(engine)`) is reused across keys when given."""
+    eng, rec = recording if recording is not None else recording_engine(engine)
+    rec.seen.clear()
     prog = _plan(eng, rep, info)
     prog.names = tuple(sorted(n for n in rec.seen if not n.startswith("items.")))
     return prog
