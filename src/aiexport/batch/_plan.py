@@ -456,11 +456,46 @@ class _RecordingCountries(Countries):
             self.rec.seen = outer
 
 
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class _RecordingRules(RuleSet):
+    """The rule set over a `_Recorder`, with dated values and citations memoised per day (a
+    memoised lookup is recorded as the lookup would be)."""
+
+    memo: dict[tuple[str, str, dt.date], Any] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def _seen(self, name: str) -> None:
+        rec = self.parameters
+        if isinstance(rec, _Recorder):
+            rec.seen.add(name)
+
+    def value(self, name: str, day: dt.date) -> Any:
+        hit = self.memo.get(("v", name, day), _MISSING)
+        if hit is _MISSING:
+            hit = self.memo[("v", name, day)] = super().value(name, day)
+        else:
+            self._seen(name)
+        return hit
+
+    def cite(self, name: str, day: dt.date) -> str:
+        hit = self.memo.get(("c", name, day))
+        if hit is None:
+            hit = self.memo[("c", name, day)] = super().cite(name, day)
+        else:
+            self._seen(name)
+        return str(hit)
+
+
 def recording_engine(engine: Engine) -> tuple[Engine, _Recorder]:
     """An engine over the same law whose parameter lookups are recorded in `rec.seen` (clear
     it before each key); one serves every key."""
     rec = _Recorder(engine.rules.parameters)
-    rules = dataclasses.replace(engine.rules, parameters=rec)
+    r = engine.rules
+    rules = _RecordingRules(r.name, r.description, rec, r.citations, r.extensions, r.source)
     eng = Engine(rules, engine.catalog, engine.party_screen)
     eng.countries = _RecordingCountries(rules, rec)
     rec.seen.clear()
