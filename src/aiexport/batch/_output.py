@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aiexport.io.decisions import atomic_path, output_format, parquet_schema, write_records
 from aiexport.rules.determination import QuotaUse, Reason, _num
@@ -352,13 +353,60 @@ class Decisions:
 
         with stage("output columns"):
             table = self.table(dictionary=True)
-        with (
-            stage("Parquet write"),
-            atomic_path(path) as tmp,
-            pq.ParquetWriter(tmp, table.schema, store_schema=False) as writer,
-        ):
-            writer.write_table(table, row_group_size=65536)
+        with stage("Parquet write"), atomic_path(path) as tmp:
+            table = pa.Table.from_arrays(
+                [_compact(c.combine_chunks()) for c in table.columns], schema=table.schema
+            )
+            leaves = _leaf_paths(table.schema)
+            with pq.ParquetWriter(
+                tmp,
+                table.schema,
+                store_schema=False,
+                # Distinct per order: a dictionary would only be tried and dropped.
+                use_dictionary=[c for c in leaves if c not in PLAIN_COLUMNS],
+                # Long texts: min/max statistics cost time and serve no filter.
+                write_statistics=[c for c in leaves if c not in NO_STATISTICS],
+            ) as writer:
+                writer.write_table(table, row_group_size=65536)
         return self.n
+
+
+PLAIN_COLUMNS = frozenset({"order_id", "quota_accounts"})
+NO_STATISTICS = frozenset({"quota_accounts", "reasons.list.element.text"})
+
+
+def _leaf_paths(schema: pa.Schema) -> list[str]:
+    """Parquet column paths of an Arrow schema's leaves (lists as `name.list.element`)."""
+
+    def walk(prefix: str, t: pa.DataType) -> list[str]:
+        if pa.types.is_list(t) or pa.types.is_large_list(t):
+            return walk(prefix + ".list.element", t.value_type)
+        if pa.types.is_struct(t):
+            return [p for f in t for p in walk(f"{prefix}.{f.name}", f.type)]
+        return [prefix]
+
+    return [p for f in schema for p in walk(f.name, f.type)]
+
+
+def _compact(arr: pa.Array) -> pa.Array:
+    """The same values with every dictionary reduced to its distinct entries.
+
+    A dictionary built over a table of reasons repeats each rule once per reason: written
+    as is, the Parquet writer stores (and soon abandons) that whole dictionary per column
+    chunk. Arrays with nulls or offsets at a nesting level are left as they are.
+    """
+    if isinstance(arr, pa.DictionaryArray):
+        enc = pc.dictionary_encode(arr.dictionary)
+        return pa.DictionaryArray.from_arrays(enc.indices.take(arr.indices), enc.dictionary)
+    if arr.offset or arr.null_count:
+        return arr
+    if isinstance(arr, pa.ListArray):
+        return pa.ListArray.from_arrays(arr.offsets, _compact(arr.values), type=arr.type)
+    if isinstance(arr, pa.StructArray):
+        return pa.StructArray.from_arrays(
+            [_compact(arr.field(i)) for i in range(arr.type.num_fields)], fields=list(arr.type)
+        )
+    return arr
 
 
 def layout(
