@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from aiexport.errors import OrderError
 from aiexport.io.orders import (
@@ -80,14 +79,15 @@ def factorize(raw: RawColumn | None, n: int) -> tuple[np.ndarray, list[Any]]:
                 uniques.append(v)
             codes[i] = c
         return codes, uniques
-    enc = raw.dictionary_encode()
+    # A dictionary-encoded column (Parquet text, each value once) is its own factorisation.
+    enc = raw if isinstance(raw, pa.DictionaryArray) else raw.dictionary_encode()
     uniques = enc.dictionary.to_pylist()
     idx = enc.indices
     if idx.null_count:
-        codes = idx.fill_null(len(uniques)).to_numpy().astype(np.int32)
+        codes = idx.fill_null(len(uniques)).to_numpy().astype(np.int32, copy=False)
         uniques.append(None)
     else:
-        codes = idx.to_numpy(zero_copy_only=False).astype(np.int32)
+        codes = idx.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
     return codes, uniques
 
 
@@ -126,7 +126,6 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
     p = RowParser(raw.file)
     bad = np.zeros(n, dtype=bool)
     cols: dict[str, Col] = {}
-
     seen: dict[str, tuple[np.ndarray, list[Any]]] = {}
 
     def factorized(name: str) -> tuple[np.ndarray, list[Any]]:
@@ -147,7 +146,7 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
 
     for name in REQUIRED:
         if name != "order_id":
-            bad |= Col(*factorized(name)).mask(_blank)
+            bad |= Col(*factorized(name)).mask(lambda v: not _plain(v) and _blank(v))
     add("order_date", method(p.date, "order_date"))
     add("quantity", method(p.positive_int, "quantity"))
     for c in COUNTRY_COLUMNS:
@@ -159,7 +158,7 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
             continue
         add(c, method(p.decimal, c))
     for c in ("item", "consignee_id", "consignee_name"):
-        add(c, method(p.text, c))
+        add(c, _plain_or(method(p.text, c)))
 
     def kind(v: Any) -> str | None:
         t = p.text({"k": v}, "k", 0)
@@ -212,6 +211,17 @@ def convert(raw: RawTable) -> tuple[Orders, np.ndarray]:
     return orders, bad
 
 
+def _plain(v: Any) -> bool:
+    """A string whose first and last characters are printable ASCII other than the space:
+    `str.strip()` leaves it as it is, and it is not blank."""
+    return type(v) is str and v != "" and "!" <= v[0] <= "~" and "!" <= v[-1] <= "~"
+
+
+def _plain_or(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`fn` for a text method (blank: None, else stripped), skipped for plain strings."""
+    return lambda v: v if _plain(v) else fn(v)
+
+
 # Decimal columns the engine never reads: validated, not converted.
 VALIDATE_ONLY = frozenset({"unit_price_usd"})
 
@@ -249,8 +259,7 @@ def _order_ids(raw: RawColumn | None, n: int) -> tuple[pa.Array, np.ndarray]:
     ):
         arr = raw.cast(pa.string())
         # Values that may hold whitespace (by Python's definition) at either end, or be blank.
-        odd = pc.fill_null(pc.match_substring_regex(arr, r"^[^!-~]|[^!-~]$|^$"), True)
-        odd_np = odd.to_numpy(zero_copy_only=False)
+        odd_np = _odd_ends(arr)
         if not odd_np.any():
             return arr, np.zeros(n, dtype=bool)
         values = arr.to_pylist()
@@ -264,6 +273,29 @@ def _order_ids(raw: RawColumn | None, n: int) -> tuple[pa.Array, np.ndarray]:
     bad = np.fromiter((_blank(v) for v in values_py), dtype=bool, count=n)
     out = [None if b else str(v).strip() for v, b in zip(values_py, bad.tolist(), strict=True)]
     return pa.array(out, type=pa.string()), bad
+
+
+def _odd_ends(arr: pa.Array) -> np.ndarray:
+    """Per value of a string array: null, empty, or a first or last byte outside `!`..`~`
+    (printable ASCII other than the space; a non-ASCII character has such bytes at both ends).
+    Other values are left unchanged by `str.strip()` and are not blank."""
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    data_buf = arr.buffers()[2]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
+    start, end = offsets[:-1], offsets[1:]
+    odd = end <= start
+    full = ~odd
+    first = data[start[full]]
+    last = data[end[full] - 1]
+    odd[full] = (first < 0x21) | (first > 0x7E) | (last < 0x21) | (last > 0x7E)
+    if arr.null_count:
+        odd |= ~arr.is_valid().to_numpy(zero_copy_only=False)
+    return odd
 
 
 def first_error(orders: Orders, bad: np.ndarray) -> None:
@@ -293,9 +325,9 @@ def _duplicates(order_id: pa.Array) -> np.ndarray:
     n = len(order_id)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    if order_id.null_count == 0 and pc.count_distinct(order_id).as_py() == n:
-        return np.full(n, -1, dtype=np.int64)
     enc = order_id.dictionary_encode()
+    if order_id.null_count == 0 and len(enc.dictionary) == n:
+        return np.full(n, -1, dtype=np.int64)
     codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
     _, first = np.unique(codes, return_index=True)
     first_of = np.full(len(enc.dictionary) + 1, -1, dtype=np.int64)

@@ -79,10 +79,16 @@ def _read_parquet(path: Path) -> RawTable:
         if len(set(all_names)) != len(all_names):
             return _read_reference(path)
         names = [c for c in all_names if c in KNOWN_COLUMNS and c not in UNREAD]
-        table = pq.read_table(path, columns=names)
+        # Text columns come dictionary-encoded as Parquet stores them: their distinct values
+        # without hashing every row again (order ids are distinct: read plain).
+        texts = [c for c in names if c != "order_id" and pa.types.is_string(schema.field(c).type)]
+        table = pq.read_table(path, columns=names, read_dictionary=texts)
     except Exception:
         return _read_reference(path)
-    columns: dict[str, RawColumn] = {c: table.column(c).combine_chunks() for c in names}
+    columns: dict[str, RawColumn] = {
+        c: _unified(table.column(c)) if c in texts else table.column(c).combine_chunks()
+        for c in names
+    }
     n = table.num_rows
 
     def raw_row(i: int) -> dict[str, Any]:
@@ -98,6 +104,18 @@ def _read_parquet(path: Path) -> RawTable:
         raise IndexError(i)
 
     return RawTable(str(path), n, columns, np.arange(1, n + 1, dtype=np.int64), raw_row)
+
+
+def _unified(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """One dictionary array over the chunks' dictionaries (each value once)."""
+    column = column.unify_dictionaries()
+    typ = column.type
+    if column.num_chunks == 0:
+        return pa.DictionaryArray.from_arrays(
+            pa.array([], typ.index_type), pa.array([], typ.value_type)
+        )
+    indices = pa.concat_arrays([c.indices for c in column.chunks])
+    return pa.DictionaryArray.from_arrays(indices, column.chunk(0).dictionary)
 
 
 def _read_simple_csv(path: Path) -> RawTable | None:
