@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ._convert import Orders
 from ._plan import ItemInfo
@@ -90,11 +92,16 @@ def amounts(
     e_row = exp[ikey]
     tpp_float = m_row.astype(np.float64) / np.power(10.0, -e_row)
     h100 = np.empty(n)
-    for e in np.unique(e_row[fast]).tolist():
+    for e in np.unique(exp[ok]).tolist():
         rows = np.flatnonzero(fast & (e_row == e))
-        uniq, inv = np.unique(m_row[rows], return_inverse=True)
-        vals = np.array([float(round(Decimal(m).scaleb(e) / h100_tpp, 4)) for m in uniq.tolist()])
-        h100[rows] = vals[inv.reshape(-1)]
+        if not rows.size:
+            continue
+        # Distinct amounts by hashing (no sort of the rows).
+        enc = pc.dictionary_encode(pa.array(m_row[rows], type=pa.int64()))
+        uniq = enc.dictionary.to_pylist()
+        inv = enc.indices.to_numpy(zero_copy_only=False)
+        vals = np.array([float(round(Decimal(m).scaleb(e) / h100_tpp, 4)) for m in uniq])
+        h100[rows] = vals[inv]
 
     def exact(i: int) -> Decimal:
         d = engine_tpp.get(i)
