@@ -495,7 +495,8 @@ def recording_engine(engine: Engine) -> tuple[Engine, _Recorder]:
     it before each key); one serves every key."""
     rec = _Recorder(engine.rules.parameters)
     r = engine.rules
-    rules = _RecordingRules(r.name, r.description, rec, r.citations, r.extensions, r.source)
+    fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.init}
+    rules = _RecordingRules(**{**fields, "parameters": rec, "memo": {}})
     eng = Engine(rules, engine.catalog, engine.party_screen)
     eng.countries = _RecordingCountries(rules, rec)
     rec.seen.clear()
