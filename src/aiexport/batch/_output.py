@@ -355,7 +355,8 @@ class Decisions:
             table = self.table(dictionary=True)
         with stage("Parquet write"), atomic_path(path) as tmp:
             table = pa.Table.from_arrays(
-                [_compact(c.combine_chunks()) for c in table.columns], schema=table.schema
+                [pa.chunked_array([_compact(a) for a in c.chunks], c.type) for c in table.columns],
+                schema=table.schema,
             )
             leaves = _leaf_paths(table.schema)
             with pq.ParquetWriter(
