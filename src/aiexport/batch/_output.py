@@ -184,6 +184,8 @@ class Decisions:
             return d.take(idx)
 
         def per_template(values: list[Any], typ: pa.DataType) -> pa.Array:
+            if dictionary and pa.types.is_string(typ):
+                return pa.DictionaryArray.from_arrays(tid, pa.array(values, type=typ))
             return pa.array(values, type=typ).take(tid)
 
         rid = pa.array(self.reason_ids.astype(np.int32))
@@ -213,9 +215,7 @@ class Decisions:
             "quota": quota_struct,
             "quota_accounts": quota_json,
             "reasons": reason_list,
-            "rule_set": pa.array([self.rule_set], pa.string()).take(
-                pa.array(np.zeros(self.n, dtype=np.int32))
-            ),
+            "rule_set": strings([self.rule_set], pa.array(np.zeros(self.n, dtype=np.int32))),
         }
         arrays = [cols[f.name] for f in schema]
         if dictionary:
