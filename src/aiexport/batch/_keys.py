@@ -192,11 +192,10 @@ def coarse_keys(
 
 
 class Signatures:
-    """Relevant-epoch signatures of dates: for a parameter set, an id per distinct date code.
+    """Relevant-epoch signatures of dates: whether a parameter set says the same on two dates.
 
-    Each parameter's dated entry in force is computed once per date code (a column); a
-    signature is then the combination of a few columns, so a new parameter set costs only a
-    vectorised grouping.
+    Each parameter's dated entry in force is computed once per date code (a column); comparing
+    two dates is then a comparison of the few columns that vary, vectorised over date codes.
     """
 
     def __init__(self, rules: RuleSet, dates: Col) -> None:
@@ -210,7 +209,6 @@ class Signatures:
             [d.year if isinstance(d, dt.date) else 0 for d in dates.values], dtype=np.int64
         )
         self.columns: dict[Any, np.ndarray] = {}
-        self.cache: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], np.ndarray] = {}
         self.varying: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], list[np.ndarray]] = {}
         self.constant: dict[Any, bool] = {}
 
@@ -290,23 +288,4 @@ class Signatures:
                 flat = self.constant[k] = bool(v.size == 0 or (v == v[0]).all())
             if not flat:
                 out.append(self._column(k))
-        return out
-
-    def ids(self, names: tuple[str, ...], year: bool, codes: tuple[str, ...]) -> np.ndarray:
-        """Signature id of every date code (equal ids: the parameters say the same for the
-        countries `codes`)."""
-        key = (names, year, codes)
-        out = self.cache.get(key)
-        if out is None:
-            cols: list[np.ndarray] = [self.valid.astype(np.int64)]
-            if year:
-                cols.append(self._column(("year",)))
-            for name in names:
-                if name.startswith("countries.") and name != "countries.aliases":
-                    cols += [self._column(("member", name, c)) for c in codes]
-                else:
-                    cols.append(self._column(("entry", name)))
-                    cols.append(self._column(("before", name)))
-            out, _ = combine(cols)
-            self.cache[key] = out
         return out
