@@ -24,7 +24,7 @@ from aiexport.rules.determination import QuotaUse, Reason, _num
 from ._amounts import Amounts
 from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
 from ._stages import stage
-from ._vector import VecOutcomes
+from ._vector import VecOutcomes, _compile
 
 
 def _quota_json(q: QuotaUse, names: dict[str, str]) -> str:
@@ -70,13 +70,15 @@ class Interner:
 
 
 class ReasonTable:
-    """Reasons as three parallel columns; fixed reasons are interned, per-order texts appended."""
+    """Reasons as three parallel columns; fixed reasons are interned, per-order texts appended
+    (the bulk pass's as Arrow arrays, never turned into Python strings)."""
 
     def __init__(self) -> None:
         self.rule: list[str] = []
         self.citation: list[str] = []
-        self.text: list[str] = []
         self.ids: dict[tuple[str, str, str], int] = {}
+        self._segments: list[list[str] | pa.Array] = []
+        self._flat: list[str] | None = None
 
     def id(self, rule: str, citation: str, text: str) -> int:
         key = (rule, citation, text)
@@ -88,15 +90,35 @@ class ReasonTable:
     def append(self, rule: str, citation: str, text: str) -> int:
         self.rule.append(rule)
         self.citation.append(citation)
-        self.text.append(text)
+        last = self._segments[-1] if self._segments else None
+        if isinstance(last, list):
+            last.append(text)
+        else:
+            self._segments.append([text])
+        self._flat = None
         return len(self.rule) - 1
 
-    def extend(self, rule: str, citation: str, texts: list[str]) -> np.ndarray:
+    def extend(self, rule: str, citation: str, texts: pa.Array) -> np.ndarray:
         start = len(self.rule)
         self.rule.extend([rule] * len(texts))
         self.citation.extend([citation] * len(texts))
-        self.text.extend(texts)
+        self._segments.append(texts)
+        self._flat = None
         return np.arange(start, start + len(texts), dtype=np.int64)
+
+    def text_array(self) -> pa.Array:
+        parts = [
+            pa.array(seg, pa.string()) if isinstance(seg, list) else seg.cast(pa.string())
+            for seg in self._segments
+        ]
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
+    @property
+    def text(self) -> list[str]:
+        """Every text as a Python list (for per-order records)."""
+        if self._flat is None:
+            self._flat = self.text_array().to_pylist()
+        return self._flat
 
 
 @dataclass
@@ -193,7 +215,7 @@ class Decisions:
         parts = [
             strings(self.reasons.rule, rid),
             strings(self.reasons.citation, rid),
-            pa.array(self.reasons.text, pa.string()).take(rid),
+            self.reasons.text_array().take(rid),
         ]
         reason_struct = pa.StructArray.from_arrays(parts, names=["rule", "citation", "text"])
         reason_list = pa.ListArray.from_arrays(
@@ -454,6 +476,9 @@ def build_reason_ids(
     regime_code: list[np.ndarray] = []
     ref_pos: list[np.ndarray] = []
     ref_code: list[np.ndarray] = []
+    slots: dict[
+        tuple[str, str, Any], list[tuple[Callable[[dict[str, Any]], str], np.ndarray, np.ndarray]]
+    ] = {}
     order = np.argsort(tid, kind="stable")
     bounds = np.flatnonzero(np.diff(tid[order])) + 1
     for rows in np.split(order, bounds):
@@ -482,11 +507,20 @@ def build_reason_ids(
                 ref_pos.append(pos)
                 ref_code.append(rk * n_subs + sub_code[rows])
             elif kind == SLOT:
+                # Deferred: every template's rows of one formatter are formatted together.
                 rule, citation, f = item
-                flat[pos] = table.extend(rule, citation, _slot_texts(f, rows, numbers, vec))
+                compiled = _compile(f)
+                shape = (tuple(compiled[0]), tuple(compiled[1])) if compiled is not None else id(f)
+                slots.setdefault((rule, citation, shape), []).append((f, pos, rows))
             else:
                 r = item
                 flat[pos] = table.id(r.rule, r.citation, r.text)
+    for (rule, citation, _), items in slots.items():
+        f = items[0][0]
+        rows_all = np.concatenate([r for _, _, r in items])
+        flat[np.concatenate([p for _, p, _ in items])] = table.extend(
+            rule, citation, _slot_texts(f, rows_all, numbers, vec)
+        )
     if regime_pos:
         regimes = list(regime_keys)
         codes, inverse = np.unique(np.concatenate(regime_code), return_inverse=True)
@@ -524,20 +558,23 @@ def _slot_texts(
     rows: np.ndarray,
     numbers: dict[int, dict[str, Any]],
     vec: VecOutcomes | None,
-) -> list[str]:
+) -> pa.Array:
     """A formatter's text for each row: from the kernel's numbers, or the bulk pass' columns."""
     if vec is None:
-        return [f(numbers[i]) for i in rows.tolist()]
+        return pa.array([f(numbers[i]) for i in rows.tolist()], pa.string())
     j = vec.slot[rows]
-    bulk = j >= 0
-    out: list[str] = [""] * rows.size
-    if bulk.any():
-        at = np.flatnonzero(bulk)
-        for p, text in zip(at.tolist(), vec.texts(f, j[at]), strict=True):
-            out[p] = text
-    for p in np.flatnonzero(~bulk).tolist():
-        out[p] = f(numbers[int(rows[p])])
-    return out
+    bulk = np.flatnonzero(j >= 0)
+    rest = np.flatnonzero(j < 0)
+    kernel = pa.array([f(numbers[int(rows[p])]) for p in rest.tolist()], pa.string())
+    if not bulk.size:
+        return kernel
+    texts = vec.texts(f, j[bulk])
+    if not rest.size:
+        return texts
+    where = np.empty(rows.size, dtype=np.int64)
+    where[bulk] = np.arange(bulk.size)
+    where[rest] = bulk.size + np.arange(rest.size)
+    return pa.concat_arrays([texts, kernel]).take(pa.array(where))
 
 
 def build_obligation_ids(

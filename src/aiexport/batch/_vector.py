@@ -25,6 +25,7 @@ these numbers before its template is used (`_plan.branch_template`).
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from aiexport.rules.decide import Engine
 from aiexport.rules.determination import QuotaUse
@@ -99,6 +101,10 @@ class VecOutcomes:
     al_acc: np.ndarray
     al_before: np.ndarray
     al_before_ne: np.ndarray
+
+    @functools.cached_property
+    def account_array(self) -> pa.Array:
+        return pa.array(self.accounts, pa.string())
 
     @property
     def after(self) -> np.ndarray:
@@ -202,70 +208,76 @@ class VecOutcomes:
 
     def _value_column(self, name: str, js: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """A number of the kernel's as (value x 10^scale, -exponent) per order j; None for a
-        name that is not a number of these orders (all of one kind)."""
-        kind = int(self.kind[js[0]])
-        if not (self.kind[js] == kind).all():
-            return None
+        name that is not a number of every one of these orders."""
+        kinds = self.kind[js]
+        lpp, aia = np.isin(kinds, LPP_KINDS), kinds == K_AIA
+        al_own, al_over = np.isin(kinds, (K_READ, K_LIC)), kinds == K_OVER_READ
         if name == "tpp":
             return self.tpp[js], self.tpp_ne[js]
-        own = "lpp_" if kind in LPP_KINDS else "aia_" if kind == K_AIA else "al_"
-        if name == own + "after":
-            return self.before[js] + self.tpp[js], self.after_ne[js]
-        if name == own + "used" and kind != K_AIA:
+        after = self.before[js] + self.tpp[js], self.after_ne[js]
+        if (name == "lpp_after" and lpp.all()) or (name == "aia_after" and aia.all()):
+            return after
+        if name == "lpp_used" and lpp.all():
             return self.before[js], self.before_ne[js]
-        if kind == K_OVER_READ and name == "al_used":
-            return self.al_before[js], self.al_before_ne[js]
-        if kind == K_OVER_READ and name == "al_after":
-            return self.al_before[js] + self.tpp[js], np.maximum(
-                self.al_before_ne[js], self.tpp_ne[js]
-            )
-        if name in PARAMS_OF[kind]:
+        if name in ("al_used", "al_after") and (al_own | al_over).all():
+            own = (self.before[js], self.before_ne[js]) if name == "al_used" else after
+            ab, ane = self.al_before[js], self.al_before_ne[js]
+            if name == "al_after":
+                ab, ane = ab + self.tpp[js], np.maximum(ane, self.tpp_ne[js])
+            return np.where(al_over, ab, own[0]), np.where(al_over, ane, own[1])
+        if all(name in PARAMS_OF[k] for k in np.unique(kinds).tolist()):
             return self._param_column(name, js)
         return None
 
-    def _strings(self, name: str, spec: str, js: np.ndarray) -> list[str] | None:
+    def _strings(self, name: str, spec: str, js: np.ndarray) -> pa.Array | None:
         """`format(value, spec)` of the kernel's number `name` for each order j."""
         kinds = self.kind[js]
         if name == "year":
             if not np.isin(kinds, LPP_KINDS).all():
                 return None
-            return [format(y, spec) for y in self.year[js].tolist()]
+            if spec == "":
+                return pa.array(self.year[js]).cast(pa.string())
+            return pa.array([format(y, spec) for y in self.year[js].tolist()], pa.string())
         if name in ("al_acc", "country"):
-            if np.isin(kinds, (K_READ, K_LIC)).all():
-                ids = self.acc_id[js]
-            elif (kinds == K_OVER_READ).all():
-                ids = self.al_acc[js]
-            else:
+            over = kinds == K_OVER_READ
+            if not (over | np.isin(kinds, (K_READ, K_LIC))).all():
                 return None
+            ids = np.where(over, self.al_acc[js], self.acc_id[js])
             if name == "al_acc":
-                names = [self.accounts[a] for a in ids.tolist()]
-            else:
-                names = [self._param(j, "country") for j in js.tolist()]
-            return [format(x, spec) for x in names]
+                if spec == "":
+                    return self.account_array.take(pa.array(ids))
+                return pa.array([format(self.accounts[a], spec) for a in ids.tolist()], pa.string())
+            uniq, inv = np.unique(self.key[js], return_inverse=True)
+            per_key = [format(self.programs[k].params["country"], spec) for k in uniq.tolist()]
+            return pa.array(per_key, pa.string()).take(pa.array(inv.reshape(-1)))
         col = self._value_column(name, js)
         if col is None:
             return None
         vals, nes = col
-        if spec == "," and int(nes.max(initial=0)) <= 6:
+        if spec == "," and int(nes.max(initial=0)) <= 6 and int(vals.min(initial=0)) >= 0:
             return _thousands(vals, nes, self.scale)
-        return [
-            format(self.dec(v, e), spec) for v, e in zip(vals.tolist(), nes.tolist(), strict=True)
-        ]
+        return pa.array(
+            [
+                format(self.dec(v, e), spec)
+                for v, e in zip(vals.tolist(), nes.tolist(), strict=True)
+            ],
+            pa.string(),
+        )
 
-    def texts(self, f: Callable[[dict[str, Any]], str], js: np.ndarray) -> list[str]:
+    def texts(self, f: Callable[[dict[str, Any]], str], js: np.ndarray) -> pa.Array:
         """`f(numbers)` for each order j, compiled to columns when `f` only formats numbers
         (checked on the first order against the formatter itself)."""
         if not js.size:
-            return []
+            return pa.array([], pa.string())
         compiled = _compile(f)
         if compiled is not None:
             literals, fields = compiled
             cols = [self._strings(name, spec, js) for name, spec in fields]
             if all(c is not None for c in cols):
                 out = _interleave(literals, [c for c in cols if c is not None], js.size)
-                if out[0] == f(self.numbers(int(js[0]))):
+                if out[0].as_py() == f(self.numbers(int(js[0]))):
                     return out
-        return [f(self.numbers(j, fast=True)) for j in js.tolist()]
+        return pa.array([f(self.numbers(j, fast=True)) for j in js.tolist()], pa.string())
 
     def quota_columns(
         self, pair: Callable[[Decimal], tuple[float, str]]
@@ -377,24 +389,34 @@ def pc_if_else(mask: np.ndarray, a: pa.Array, b: pa.Array) -> pa.Array:
     return pc.if_else(pa.array(mask), a, b)
 
 
-def _thousands(vals: np.ndarray, nes: np.ndarray, scale: int) -> list[str]:
+def _thousands(vals: np.ndarray, nes: np.ndarray, scale: int) -> pa.Array:
     """`format(Decimal, ",")` of non-negative values `vals x 10^-scale` with exponents `-nes`
-    (0 <= nes <= 6, so `Decimal` prints them in fixed point)."""
+    (0 <= nes <= 6, so `Decimal` prints them in fixed point), computed in Arrow."""
     groups = np.unique(nes).tolist()
-    out = np.empty(vals.size, dtype=object)
+    parts: list[pa.Array] = []
+    where = np.empty(vals.size, dtype=np.int64)
+    done = 0
     for e in groups:
-        at = np.flatnonzero(nes == e) if len(groups) > 1 else slice(None)
+        at = np.flatnonzero(nes == e)
         m = vals[at] // 10 ** (scale - e)
-        if e == 0:
-            texts = [f"{w:,}" for w in m.tolist()]
-        else:
-            whole, frac = np.divmod(m, 10**e)
-            texts = [f"{w:,}.{x:0{e}d}" for w, x in zip(whole.tolist(), frac.tolist(), strict=True)]
-        if len(groups) == 1:
-            return texts
-        out[at] = texts
-    result: list[str] = out.tolist()
-    return result
+        whole, frac = np.divmod(m, 10**e)
+        text = _commas(pa.array(whole).cast(pa.string()))
+        if e:
+            digits = pc.utf8_lpad(pa.array(frac).cast(pa.string()), width=e, padding="0")
+            text = pc.binary_join_element_wise(text, digits, ".")
+        parts.append(text)
+        where[at] = done + np.arange(at.size)
+        done += at.size
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_arrays(parts).take(pa.array(where))
+
+
+def _commas(digits: pa.Array) -> pa.Array:
+    """Thousands separators in strings of decimal digits: reversed, a comma after every three
+    digits, the trailing one trimmed, reversed back ("1234567" -> "1,234,567")."""
+    r = pc.replace_substring_regex(pc.utf8_reverse(digits), pattern=r"(\d{3})", replacement=r"\1,")
+    return pc.utf8_reverse(pc.utf8_rtrim(r, characters=","))
 
 
 class _Field:
@@ -441,14 +463,21 @@ def _compile(f: Callable[[dict[str, Any]], str]) -> tuple[list[str], list[tuple[
     return result
 
 
-def _interleave(literals: list[str], cols: list[list[str]], n: int) -> list[str]:
+def _interleave(literals: list[str], cols: list[pa.Array], n: int) -> pa.Array:
     """Row i: literals[0] + cols[0][i] + literals[1] + ... (cols has one fewer entry)."""
     if not cols:
-        return [literals[0]] * n
-    fmt = "%s".join(lit.replace("%", "%%") for lit in literals)
-    if len(cols) == 1:
-        return [fmt % x for x in cols[0]]
-    return [fmt % t for t in zip(*cols, strict=True)]
+        return pa.array([literals[0]] * n, pa.string())
+    args: list[Any] = []
+    for lit, col in zip(literals, cols, strict=False):
+        if lit:
+            args.append(lit)
+        args.append(col)
+    if literals[len(cols)]:
+        args.append(literals[len(cols)])
+    if len(args) == 1:
+        out: pa.Array = args[0]
+        return out
+    return pc.binary_join_element_wise(*args, "")
 
 
 def _json_str(s: str) -> str:
