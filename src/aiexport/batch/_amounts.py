@@ -48,6 +48,28 @@ class Amounts:
         return total
 
 
+def unit_tpps(infos: list[ItemInfo]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each item key's TPP per unit (`chips_per_unit x tpp_per_ic`, exactly as the engine's
+    Decimal product) as an int64 mantissa and a decimal exponent (model weights: 0 and 0), and
+    whether the key can be held so: not failed, not negative, the mantissa below 2^53."""
+    unit = np.zeros(len(infos), dtype=np.int64)
+    exp = np.zeros(len(infos), dtype=np.int64)
+    ok = np.ones(len(infos), dtype=bool)
+    for k, f in enumerate(infos):
+        if f.error:
+            ok[k] = False
+            continue
+        if f.weights:
+            continue
+        sign, digits, e = f.tpp_per_ic.as_tuple()
+        m = int("".join(map(str, digits)) or "0") * f.chips
+        if not isinstance(e, int) or sign or not 0 <= m < EXACT:
+            ok[k] = False
+            continue
+        unit[k], exp[k] = m, e
+    return unit, exp, ok
+
+
 def amounts(
     orders: Orders,
     ikey: np.ndarray,
@@ -61,27 +83,13 @@ def amounts(
         [v if isinstance(v, int) and 0 < v < EXACT else -1 for v in qty.values], dtype=np.int64
     )
     q = q_u[qty.codes] if n else np.zeros(0, dtype=np.int64)
-    unit = np.zeros(len(infos), dtype=np.int64)
-    exp = np.zeros(len(infos), dtype=np.int64)
-    ok = np.ones(len(infos), dtype=bool)
-    for k, f in enumerate(infos):
-        if f.error:
-            ok[k] = False
-            continue
-        if f.weights:
-            continue
-        sign, digits, e = f.tpp_per_ic.as_tuple()
-        if not isinstance(e, int) or sign:
-            ok[k] = False
-            continue
-        m = int("".join(map(str, digits)) or "0") * f.chips
-        if e > 0:
-            m *= 10**e
-            e = 0
-        if m >= EXACT or e < -15:
-            ok[k] = False
-            continue
-        unit[k], exp[k] = m, e
+    unit, exp, ok = unit_tpps(infos)
+    ok &= exp >= -15
+    for k in np.flatnonzero(ok & (exp > 0)).tolist():
+        # A positive exponent goes into the mantissa (the float and the sum need the value).
+        m = int(unit[k]) * 10 ** int(exp[k])
+        ok[k] = m < EXACT
+        unit[k], exp[k] = (m, 0) if ok[k] else (0, 0)
     u = unit[ikey]
     fast = ok[ikey] & (q > 0)
     with np.errstate(over="ignore", invalid="ignore"):

@@ -322,26 +322,13 @@ class Decisions:
                 ]
             )
             js_all = pa.concat_arrays([pa.array([js[i] for i in seq_l], pa.string()), v_js])
-            return self._quota_struct(
-                schema,
-                acc_all.take(taker),
-                used,
-                limit,
-                remaining,
-                limit_null,
-                draws,
-                valid,
-            ), js_all.take(taker)
-        return self._quota_struct(
-            schema,
-            pa.array(account, pa.string()),
-            used,
-            limit,
-            remaining,
-            limit_null,
-            draws,
-            valid,
-        ), pa.array(js, pa.string())
+            account_arr, js_arr = acc_all.take(taker), js_all.take(taker)
+        else:
+            account_arr, js_arr = pa.array(account, pa.string()), pa.array(js, pa.string())
+        struct = self._quota_struct(
+            schema, account_arr, used, limit, remaining, limit_null, draws, valid
+        )
+        return struct, js_arr
 
     @staticmethod
     def _quota_struct(

@@ -39,6 +39,7 @@ from aiexport.rules.decide import Engine
 from aiexport.rules.determination import QuotaUse
 from aiexport.rules.quota import QuotaView
 
+from ._amounts import unit_tpps
 from ._convert import Orders
 from ._plan import (
     AIA,
@@ -688,22 +689,9 @@ def vector_pass(
         return None
 
     # Each item key's TPP per unit as an integer mantissa and -exponent (model weights: 0).
-    unit = np.zeros(len(infos), dtype=np.int64)
-    unit_ne = np.zeros(len(infos), dtype=np.int64)
-    item_ok = np.ones(len(infos), dtype=bool)
-    for k, f in enumerate(infos):
-        if f.error:
-            item_ok[k] = False
-            continue
-        if f.weights:
-            continue
-        ne = _neg_exp(f.tpp_per_ic)
-        _, digits, _ = f.tpp_per_ic.as_tuple()
-        m = int("".join(map(str, digits)) or "0") * int(f.chips)
-        if ne is None or ne > 12 or m >= 2**53 or f.chips < 1:
-            item_ok[k] = False
-            continue
-        unit[k], unit_ne[k] = m, ne
+    unit, exp, item_ok = unit_tpps(infos)
+    item_ok &= (exp <= 0) & (exp >= -12)
+    unit_ne = np.where(item_ok, -exp, 0)
     q = np.array([x if type(x) is int and 0 < x < 2**53 else 0 for x in qty_p], dtype=np.int64)
     u_p = unit[ik_p]
     with np.errstate(over="ignore", invalid="ignore"):
