@@ -225,3 +225,72 @@ def test_postgres_answers_only_after_the_wal_is_flushed_past_the_write() -> None
             assert flushed >= 15, (server, flushed)
         assert verify(ledger).ok
     engine.dispose()
+
+
+def _batch_state(ledger: Ledger, accounts: list[str]) -> list[Any]:
+    out: list[Any] = []
+    for a in accounts:
+        b = ledger.balance(a)
+        out.append((a, b.committed, b.reserved, b.limit))
+        out += [
+            (e.seq, e.kind, e.amount, e.order_id, e.actor, e.citation) for e in ledger.history(a)
+        ]
+    return out
+
+
+def test_batch_fast_path_matches_the_exact_path(
+    ledger: Ledger, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_draw_batch_fast` writes what `_draw_batch_exact` writes (entries, balances, limits,
+    fingerprints), defers to it on any refusal or conflict, and the error is the exact path's."""
+    from aiexport.ledger import DrawRequest
+    from aiexport.ledger._writer import Writer
+
+    exact_calls: list[int] = []
+    exact = Writer._draw_batch_exact
+
+    def spy(self: Writer, *args: Any) -> Any:
+        exact_calls.append(1)
+        return exact(self, *args)
+
+    monkeypatch.setattr(Writer, "_draw_batch_exact", spy)
+    reqs = [
+        DrawRequest(
+            f"k{i}",
+            (
+                draw(f"a{i % 3}", f"{1 + i % 4}.5", 1000),
+                draw("t", i % 5 + 1),
+                draw(f"a{i % 3}", 1, 1000),
+            ),
+            None if i % 7 == 0 else f"o{i}",
+        )
+        for i in range(40)
+    ]
+    accounts = ["a0", "a1", "a2", "t"]
+    fast = ledger.record_batch(reqs, actor="batch", now=T0)
+    assert not exact_calls and verify(ledger).ok
+    slow_ledger = Ledger(f"sqlite:///{tmp_path / 'exact.db'}")
+    monkeypatch.setattr(Writer, "_draw_batch_fast", lambda *a: None)
+    slow = slow_ledger.record_batch(reqs, actor="batch", now=T0)
+    assert [r.seqs for r in fast] == [r.seqs for r in slow]
+    assert _batch_state(ledger, accounts) == _batch_state(slow_ledger, accounts)
+    monkeypatch.undo()
+    monkeypatch.setattr(Writer, "_draw_batch_exact", spy)
+    exact_calls.clear()
+    # Replays of the fast path's requests are replays for the exact fingerprint too.
+    again = slow_ledger.record_batch(reqs[:3], actor="batch", now=T0)
+    assert all(r.replayed for r in again) and not exact_calls
+    slow_ledger.close()
+    head = ledger.head()
+    # Past the cap only at the fourth request: the whole batch refused, naming that request.
+    over = [DrawRequest(f"x{i}", (draw("q", 300, 1000),), f"over{i}") for i in range(4)]
+    with pytest.raises(QuotaExceeded, match="over3"):
+        ledger.record_batch(over, actor="batch", now=T0)
+    # A refusal before a duplicate key: the refusal is the answer, as request by request.
+    with pytest.raises(QuotaExceeded):
+        ledger.record_batch([*over, over[0]], actor="batch", now=T0)
+    with pytest.raises(Conflict, match="twice"):
+        ledger.record_batch([over[0], over[0]], actor="batch", now=T0)
+    with pytest.raises(InputError, match="positive"):
+        ledger.record_batch([DrawRequest("z", (draw("q", 0, 1000),))], actor="batch", now=T0)
+    assert len(exact_calls) == 4 and ledger.head() == head and verify(ledger).ok

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from hashlib import sha256
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -29,6 +30,8 @@ from aiexport.rules.determination import Draw
 _EXPIRY_ACTOR = "system:expiry"
 _EXPIRY_CITATION = "reservation expired"
 _CHUNK = 500
+# A draw's fields in one C call: what `_draw_batch_fast` compares a draw with its account's last.
+draw_fields = attrgetter("account", "amount", "limit", "citation", "max_share", "share_of")
 
 
 def draws_fingerprint(
@@ -326,7 +329,176 @@ class Writer:
         expires_at: str | None,
         prior: dict[str, RequestRow],
     ) -> list[RequestRow | tuple[str, int, int]]:
-        """`record_batch`'s loop: per request (`key`, `draws`, `order_id`), its fingerprint, a
+        """`record_batch`'s loop: `_draw_batch_fast` when it can decide, else `_draw_batch_exact`.
+
+        Both give the same entries, hashes, requests and balances; the fast path leaves the writer
+        untouched whenever it gives up (a refusal, a conflict, bad input, a share cap), and the
+        exact path then runs from the same state, raising the error the batch deserves.
+        """
+        done = self._draw_batch_fast(kind, requests, actor, expires_at, prior)
+        if done is not None:
+            return done
+        return self._draw_batch_exact(kind, requests, actor, expires_at, prior)
+
+    def _draw_batch_fast(
+        self,
+        kind: str,
+        requests: Sequence[Any],
+        actor: str,
+        expires_at: str | None,
+        prior: dict[str, RequestRow],
+    ) -> list[RequestRow | tuple[str, int, int]] | None:
+        """The batch in one pass over plain values, or None (and nothing changed) to defer to
+        `_draw_batch_exact`.
+
+        What each distinct draw contributes (name ids, micro-TPP, its piece of the fingerprint,
+        its stretches of the chain hash's preimage) is worked out once per distinct draw, so an
+        entry costs one preimage format, one SHA-256 and one row tuple. Caps are checked once,
+        at the end, per account: every draw here adds a positive amount to its account, so an
+        account's usage only grows through the batch and is at its highest after the last
+        request; if that is within the (one) limit the account's draws carry, it was within it
+        after every request. Anything else - a share cap, two different limits on one account,
+        an account past its limit - defers to the exact path, which checks request by request.
+        """
+        if kind == "reserve":
+            col = 1
+        elif kind == "commit":
+            col = 0
+        else:
+            return None
+        if not actor or "\x1f" in actor:
+            return None
+        texts = {actor}
+        for r in requests:
+            for d in r.draws:
+                texts.add(d.account)
+                texts.add(d.citation)
+        ids = self.intern(texts)
+        bal, txn, seq, prev = self.bal, self.txn, self.seq, self.hash
+        link = bytes.fromhex(prev[:16])
+        hold = kind == "reserve" and expires_at is not None
+        mid = f"\x1f{txn}\x1f{kind}\x1f"
+        by = f"\x1f{actor}\x1f"
+        tail = f"\x1f{self.created_at}\x1f{expires_at or ''}\x1f\x1f"
+        head = f"{kind}|"
+        # account -> (account, account id, citation id, micro-TPP, fingerprint piece, preimage
+        # before the order id, preimage after it, `draw_fields` of the draw it was made from)
+        shapes: dict[str, tuple[Any, ...]] = {}
+        limits: dict[str, tuple[int, str]] = {}  # account -> (limit, citation) of its draws
+        added: dict[str, int] = {}  # account -> micro-TPP this batch adds
+        touched: dict[str, int] = {}  # account -> its last entry's seq
+        rows: list[tuple[Any, ...]] = []
+        recorded: list[tuple[Any, ...]] = []
+        holds: list[tuple[Any, ...]] = []
+        keys: set[str] = set()
+        old_keys = self._keys
+        out: list[RequestRow | tuple[str, int, int]] = []
+        sha, append = sha256, rows.append
+        try:
+            for r in requests:
+                key, draws, order_id = r.key, r.draws, r.order_id
+                if prior:
+                    found = prior.get(key)
+                    if found is not None:
+                        fp_hex = self.fingerprint(kind, draws, order_id)
+                        if found.fingerprint != bytes.fromhex(fp_hex):
+                            return None
+                        out.append(found)
+                        continue
+                if not key or "\x1f" in key or key in keys or key in old_keys:
+                    return None
+                if order_id is not None and (not order_id or "\x1f" in order_id):
+                    return None
+                keys.add(key)
+                start = seq + 1
+                order = order_id or ""
+                fp_text = head + str(order_id)
+                for i, d in enumerate(draws):
+                    # Keyed by account (its str hash is cached; a Decimal's is not), then checked.
+                    sig = draw_fields(d)
+                    shape = shapes.get(sig[0])
+                    if shape is None or shape[7] != sig:
+                        made = self._batch_shape(d, ids, limits, mid, by, tail)
+                        if made is None:
+                            return None
+                        shape = shapes[sig[0]] = made
+                        added.setdefault(sig[0], 0)
+                    account, account_id, citation_id, m, piece, before, after, _ = shape
+                    fp_text += piece
+                    seq += 1
+                    idem = f"{key}#{i}"
+                    digest = sha(f"{prev}\x1f{seq}{before}{order}{after}{idem}".encode()).digest()
+                    append((seq, account_id, m, order_id, citation_id, idem, link, digest))
+                    prev, link = digest.hex(), digest[:8]
+                    added[account] += m
+                    touched[account] = seq
+                    if hold:
+                        holds.append((seq, txn, account, m, expires_at))
+                fp = sha(fp_text.encode()).digest()
+                if seq >= start:
+                    recorded.append((key, fp, start, start, seq))
+                else:
+                    recorded.append((key, fp, start, None, None))
+                out.append((key, start, seq))
+        except (InputError, Conflict):
+            return None
+        for account, (limit, _) in limits.items():
+            state = bal[account]
+            if state[0] + state[1] + added[account] > limit:
+                return None
+        # Decided: now, and only now, change the writer.
+        for account, amount in added.items():
+            bal[account][col] += amount
+        for account, (limit, citation) in limits.items():
+            bal[account][2], bal[account][3] = limit, citation
+        self.touched.update(touched)
+        self.batch_rows.extend(rows)
+        self._batch_const = (ids[actor], kind, expires_at)
+        old_keys.update(keys)
+        self.requests.extend(recorded)
+        self.new_holds.extend(holds)
+        self._ok_str.update(texts)
+        self.seq, self.hash = seq, prev
+        return out
+
+    def _batch_shape(
+        self,
+        d: Draw,
+        ids: dict[str, int],
+        limits: dict[str, tuple[int, str]],
+        mid: str,
+        by: str,
+        tail: str,
+    ) -> tuple[Any, ...] | None:
+        """What one distinct draw contributes to `_draw_batch_fast`, or None to defer."""
+        account, citation = d.account, d.citation
+        if d.max_share is not None:
+            return None
+        if not account or not citation or "\x1f" in account or "\x1f" in citation:
+            return None
+        if account not in self.bal or (d.share_of and d.share_of not in self.bal):
+            return None
+        m = self.micro(d.amount)
+        if m <= 0:
+            return None
+        lm: int | str = ""
+        if d.limit is not None:
+            lm = self.micro(d.limit)
+            if limits.setdefault(account, (lm, citation)) != (lm, citation):
+                return None
+        piece = f"|{account},{m},{lm},{d.max_share},{d.share_of}"
+        return (account, ids[account], ids[citation], m, piece,
+                f"{mid}{account}\x1f{m}\x1f", f"{by}{citation}{tail}", draw_fields(d))  # fmt: skip
+
+    def _draw_batch_exact(
+        self,
+        kind: str,
+        requests: Sequence[Any],
+        actor: str,
+        expires_at: str | None,
+        prior: dict[str, RequestRow],
+    ) -> list[RequestRow | tuple[str, int, int]]:
+        """`record_batch`'s loop, request by request: per request (`key`, `draws`, `order_id`), its fingerprint, a
         replay of a recorded key, or its entries and caps; `(key, first, last)` per new request.
 
         One function over plain values on purpose: this is the code a batch of 100,000 entries
