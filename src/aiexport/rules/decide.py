@@ -125,6 +125,8 @@ class Engine:
         # A fixed date, not a value read "as of" the order: orders dated under the earlier
         # controls (from 2023-11-17) come before it and must still find it.
         self.effective = _date(rules.param("controls.effective_date").values[-1].value)
+        # Classifications read only `items.*` parameters of the day: one per (item, day, regime).
+        self._classified: dict[tuple[ItemSpec, dt.date, str], Classification] = {}
 
     # -- inputs -------------------------------------------------------------------------
     def item_spec(self, order: Order) -> ItemSpec:
@@ -174,6 +176,15 @@ class Engine:
             else (entry.ic.memory_bandwidth_gbps if entry else None),
         )
 
+    def _classify(self, spec: ItemSpec, day: dt.date, regime: str) -> Classification:
+        key = (spec, day, regime)
+        hit = self._classified.get(key)
+        if hit is None:
+            if len(self._classified) >= 100_000:
+                self._classified.clear()
+            hit = self._classified[key] = classify(spec, self.rules, day, regime)
+        return hit
+
     # -- the decision -------------------------------------------------------------------
     def decide(self, order: Order, quota: QuotaView) -> Determination:
         day = order.order_date
@@ -183,7 +194,7 @@ class Engine:
             raise OrderError(str(exc), line=order.line, column="order_date") from exc
         try:
             spec = self.item_spec(order)
-            cls = classify(spec, self.rules, day, regime)
+            cls = self._classify(spec, day, regime)
         except UnknownItem as exc:
             raise OrderError(exc.message, line=order.line, column=exc.column) from exc
         tpp_total = Decimal(order.quantity) * spec.chips_per_unit * cls.tpp_per_ic
