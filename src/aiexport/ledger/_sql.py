@@ -178,10 +178,10 @@ class Sql:
         full = len(rows) - len(rows) % per if self.sqlite else 0
         if full:
             sql = self._q(f"{head} {', '.join([values] * per)}")
-            chain = itertools.chain.from_iterable
-            self.cur.executemany(
-                sql, (tuple(chain(rows[i : i + per])) for i in range(0, full, per))
-            )
+            # All rows' values in one flat list (one C pass), each statement's a slice of it.
+            flat = list(itertools.chain.from_iterable(rows[:full]))
+            step = len(flat) // full * per
+            self.cur.executemany(sql, (flat[i : i + step] for i in range(0, len(flat), step)))
         self.many(f"{head} {values}", rows[full:])
 
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
