@@ -5,6 +5,11 @@ PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds it) and reads the chain hea
 hold expiry, whether the request's idempotency key was already used, and the balances it will
 need. It applies entries in memory, checks caps, and `flush` writes everything with one multi-row
 statement per table: a single reservation costs a few statements, a batch of 100,000 the same few.
+
+A batch (`draw_batch`) is decided in one pass that works out once per distinct draw what it adds
+to the chain hash's preimage and to the request's fingerprint, and checks caps once per account
+at the end (a batch only adds, so usage peaks after its last request); any refusal, conflict,
+share cap or bad input sends it to the request-by-request loop, which gives the exact error.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ _EXPIRY_ACTOR = "system:expiry"
 _EXPIRY_CITATION = "reservation expired"
 _CHUNK = 500
 # A draw's fields in one C call: what `_draw_batch_fast` compares a draw with its account's last.
+_DRAW_NO = tuple(f"#{i}" for i in range(64))  # an entry's idempotency key is its request's + this
 draw_fields = attrgetter("account", "amount", "limit", "citation", "max_share", "share_of")
 
 
@@ -426,7 +432,7 @@ class Writer:
                     account, account_id, citation_id, m, piece, before, after, _ = shape
                     fp_text += piece
                     seq += 1
-                    idem = f"{key}#{i}"
+                    idem = key + (_DRAW_NO[i] if i < 64 else f"#{i}")
                     digest = sha(f"{prev}\x1f{seq}{before}{order}{after}{idem}".encode()).digest()
                     append((seq, account_id, m, order_id, citation_id, idem, link, digest))
                     prev, link = digest.hex(), digest[:8]
