@@ -372,15 +372,39 @@ def _json_numbers(
         scale = len(str(unit)) - 1
         exact = (np.abs(scaled[frac]) < 2**53) & (unit <= 10**22)
         floats[frac] = scaled[frac].astype(np.float64) / float(unit)
-        fixed: list[str] = [float.__repr__(x) for x in floats[frac].tolist()]
-        for p in np.flatnonzero(~exact).tolist():
+        # With at most 15 significant digits a decimal survives the round trip through a
+        # double (DBL_DIG), so the shortest repr is the decimal itself, in fixed point from
+        # 1e-4 up: written here from its digits. Other values go through `float.__repr__`.
+        v = scaled[frac]
+        short = (v > 0) & (v < 10**15) & (v >= -(-unit // 10**4))
+        units, part = np.divmod(v[short], unit)
+        digits = pc.utf8_rtrim(
+            pc.utf8_lpad(pa.array(part).cast(pa.string()), width=scale, padding="0"),
+            characters="0",
+        )
+        texts_short = pc.binary_join_element_wise(pa.array(units).cast(pa.string()), digits, ".")
+        fixed: list[str | None] = [None] * frac.size
+        for p in np.flatnonzero(~short).tolist():
             i = int(frac[p])
-            floats[i], fixed[p] = pair(dec(int(scaled[i]), scale if nes is None else int(nes[i])))
+            if exact[p]:
+                fixed[p] = float.__repr__(float(floats[i]))
+            else:
+                floats[i], fixed[p] = pair(
+                    dec(int(scaled[i]), scale if nes is None else int(nes[i]))
+                )
+        at_short = np.flatnonzero(short)
+        at_rest = np.flatnonzero(~short)
+        order = np.empty(frac.size, dtype=np.int64)
+        order[at_short] = np.arange(at_short.size)
+        order[at_rest] = at_short.size + np.arange(at_rest.size)
+        frac_texts = pa.concat_arrays(
+            [texts_short, pa.array([fixed[p] for p in at_rest.tolist()], pa.string())]
+        ).take(pa.array(order))
         mask = np.zeros(len(scaled), dtype=bool)
         mask[frac] = True
         patch = np.zeros(len(scaled), dtype=np.int64)
         patch[frac] = np.arange(frac.size)
-        texts = pc_if_else(mask, pa.array(fixed, pa.string()).take(pa.array(patch)), texts)
+        texts = pc_if_else(mask, frac_texts.take(pa.array(patch)), texts)
     return floats, texts
 
 
