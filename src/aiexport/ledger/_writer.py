@@ -151,6 +151,21 @@ class Writer:
         c, r, _, _ = self.bal[account]
         return int(c) + int(r)
 
+    def _preimage_parts(
+        self, kind: str, actor: str, expires_at: str | None
+    ) -> tuple[bytes, bool, str, str, str, str]:
+        """The constant stretches of a batch's entries: the link to the chain head, whether the
+        entries are holds, and the parts of the chain hash's preimage (`_entries.hash_fields`)
+        around each entry's own fields."""
+        return (
+            bytes.fromhex(self.hash[:16]),
+            kind == "reserve" and expires_at is not None,
+            f"\x1f{self.txn}\x1f{kind}\x1f",
+            f"\x1f{actor}\x1f",
+            f"\x1f{self.created_at}\x1f{expires_at or ''}\x1f\x1f",
+            f"{kind}|",
+        )
+
     def intern(self, texts: Iterable[str]) -> dict[str, int]:
         """The `ledger_names` ids of `texts`, looked up (or assigned) once per process.
 
@@ -381,12 +396,7 @@ class Writer:
                 texts.add(d.citation)
         ids = self.intern(texts)
         bal, txn, seq, prev = self.bal, self.txn, self.seq, self.hash
-        link = bytes.fromhex(prev[:16])
-        hold = kind == "reserve" and expires_at is not None
-        mid = f"\x1f{txn}\x1f{kind}\x1f"
-        by = f"\x1f{actor}\x1f"
-        tail = f"\x1f{self.created_at}\x1f{expires_at or ''}\x1f\x1f"
-        head = f"{kind}|"
+        link, hold, mid, by, tail, head = self._preimage_parts(kind, actor, expires_at)
         # account -> (account, account id, citation id, micro-TPP, fingerprint piece, preimage
         # before the order id, preimage after it, `draw_fields` of the draw it was made from)
         shapes: dict[str, tuple[Any, ...]] = {}
@@ -529,14 +539,8 @@ class Writer:
         bal, ok, memo, touched = self.bal, self._ok_str, self._micro, self.touched
         rows = self.batch_rows
         keys, recorded, holds = self._keys, self.requests, self.new_holds
-        txn, created, prev, seq = self.txn, self.created_at, self.hash, self.seq
-        link = bytes.fromhex(prev[:16])
-        hold = kind == "reserve" and expires_at is not None
-        # The chain hash's preimage (`_entries.hash_fields`), its constant stretches precomputed.
-        mid = f"\x1f{txn}\x1f{kind}\x1f"
-        by = f"\x1f{actor}\x1f"
-        tail = f"\x1f{created}\x1f{expires_at or ''}\x1f\x1f"
-        head = f"{kind}|"
+        txn, prev, seq = self.txn, self.hash, self.seq
+        link, hold, mid, by, tail, head = self._preimage_parts(kind, actor, expires_at)
         out: list[RequestRow | tuple[str, int, int]] = []
         sha, append, micro = sha256, rows.append, self.micro
         for r in requests:
