@@ -376,7 +376,7 @@ def _behaviour_relations(con: duckdb.DuckDBPyConnection, ctx: _Context) -> list[
     every = frozenset(
         {"phone", "address", "email domain", "website", "director", "payer", "e-mail handle"}
     )
-    for year, limit in ctx.limits.items():
+    for year, limit in sorted(ctx.limits.items()):
         near = {m for m, by in ctx.lpp.items() if NEAR_LIMIT * limit <= by.get(year, 0.0) <= limit}
         groups[f"co-structuring {year}"] = (near, every)
     for d in ctx.deadlines:
@@ -536,7 +536,10 @@ class _Context:
         ).fetchall():
             lpp[ckey][int(year)] = float(tpp)
         years = [
-            int(r[0]) for r in con.execute("SELECT DISTINCT year(order_date) FROM lines").fetchall()
+            int(r[0])
+            for r in con.execute(
+                "SELECT DISTINCT year(order_date) AS y FROM lines ORDER BY y"
+            ).fetchall()
         ]
         limits = {y: float(v) for y in years if (v := lpp_limit(rules, y)) is not None}
         con.execute(
