@@ -106,9 +106,14 @@ class _PassView(StateView):
         self.readers: dict[str, Any] = {}
         self.position = 0
 
-    def used(self, account: str) -> Decimal:
+    def early(self, account: str) -> Any:
+        """The reader of `account` if the bulk pass holds it at this position, else None."""
         r = self.readers.get(account)
-        if r is not None and self.position < r.until:
+        return r if r is not None and self.position < r.until else None
+
+    def used(self, account: str) -> Decimal:
+        r = self.early(account)
+        if r is not None:
             v: Decimal = r.at(self.position)
             return v
         return super().used(account)
@@ -739,7 +744,7 @@ def _quota_pass(
     *,
     vectorise: bool,
 ) -> QuotaPass:
-    from ._vector import Reader, Retry, VecResult, vector_pass
+    from ._vector import Retry, VecResult, vector_pass
 
     state: dict[str, Decimal] = {}
     view = _PassView(state, base)
@@ -757,22 +762,14 @@ def _quota_pass(
     owned: frozenset[str] = frozenset()
 
     def used(acc: str) -> Decimal:
-        """The balance at the current position: read from the bulk pass where it ran the
-        account, else the kernel's own state."""
-        rd = view.readers.get(acc)
-        if rd is not None and view.position < rd.until:
-            v: Decimal = rd.at(view.position)
-            return v
-        v = state.get(acc)  # type: ignore[assignment]
-        if v is None:
-            if acc in owned:
-                raise _Conflict(acc)
-            v = state[acc] = base.used(acc)
-        return v
+        """The balance at the current position (`_PassView`); an account the bulk pass owns
+        and holds no reader for is never the kernel's to read."""
+        if acc in owned and acc not in state and view.early(acc) is None:
+            raise _Conflict(acc)
+        return view.used(acc)
 
     def write(acc: str, value: Decimal) -> None:
-        rd = view.readers.get(acc)
-        if rd is not None and view.position < rd.until:
+        if view.early(acc) is not None:
             raise _Conflict(acc)  # drawn in bulk and here: excluded by construction
         state[acc] = value
 
@@ -789,12 +786,10 @@ def _quota_pass(
                 ) from None
             raise
         if owned:
-            early = view.readers
             for dr in d.draws:
-                rd = early.get(dr.account)
-                if dr.account in owned or (rd is not None and view.position < rd.until):
+                if dr.account in owned or view.early(dr.account) is not None:
                     raise _Conflict(order.order_id)
-            if any(q.account in owned and q.account not in early for q in d.quota):
+            if any(q.account in owned and q.account not in view.readers for q in d.quota):
                 raise _Conflict(order.order_id)
         for dr in d.draws:
             write(dr.account, used(dr.account) + dr.amount)
@@ -852,12 +847,10 @@ def _quota_pass(
             continue
     # The kernel's inputs, for the orders it decides.
     rest = np.arange(len(order_rows)) if vr is None else np.flatnonzero(~vr.handled)
-    readers: dict[str, Reader] = {}
     if vr is not None:
         state.update(vr.state)
         owned = vr.owned
-        readers = vr.readers
-        view.readers = readers
+        view.readers = vr.readers
     rest_l = rest.tolist()
     slotted.extend(any(kind == SLOT for kind, _ in x.items) for x in templates[len(slotted) :])
     rows_l = order_rows[rest].tolist()

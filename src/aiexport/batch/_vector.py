@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -116,7 +117,7 @@ class VecOutcomes:
     # -- exact values --------------------------------------------------------------------
     def dec(self, scaled: int, ne: int) -> Decimal:
         """The Decimal `scaled x 10^-scale`, with exponent `-ne` (as Decimal arithmetic gives)."""
-        return Decimal(scaled // 10 ** (self.scale - ne)).scaleb(-ne)
+        return _dec(scaled, ne, self.scale)
 
     def _param(self, j: int, name: str) -> Any:
         return self.programs[int(self.key[j])].params[name]
@@ -325,7 +326,7 @@ class VecOutcomes:
         rem_f[null] = 0.0
         acc = np.where(over, self.al_acc, self.acc_id)
         account = pa.array(self.accounts, pa.string()).take(pa.array(acc, mask=~valid))
-        acc_json = pa.array([_json_str(a) for a in self.accounts], pa.string()).take(
+        acc_json = pa.array([json.dumps(a) for a in self.accounts], pa.string()).take(
             pa.array(np.where(valid, acc, 0))
         )
         limits = pa.array([*limit_txt, _NO_LIMIT], pa.string()).take(
@@ -404,14 +405,8 @@ def _json_numbers(
         mask[frac] = True
         patch = np.zeros(len(scaled), dtype=np.int64)
         patch[frac] = np.arange(frac.size)
-        texts = pc_if_else(mask, frac_texts.take(pa.array(patch)), texts)
+        texts = pc.if_else(pa.array(mask), frac_texts.take(pa.array(patch)), texts)
     return floats, texts
-
-
-def pc_if_else(mask: np.ndarray, a: pa.Array, b: pa.Array) -> pa.Array:
-    import pyarrow.compute as pc
-
-    return pc.if_else(pa.array(mask), a, b)
 
 
 def _thousands(vals: np.ndarray, nes: np.ndarray, scale: int) -> pa.Array:
@@ -505,12 +500,6 @@ def _interleave(literals: list[str], cols: list[pa.Array], n: int) -> pa.Array:
     return pc.binary_join_element_wise(*args, "")
 
 
-def _json_str(s: str) -> str:
-    import json
-
-    return json.dumps(s)
-
-
 @dataclass
 class Reader:
     """An allocation account drawn here, as orders left to the kernel read it: at a position
@@ -556,6 +545,7 @@ class _Run:
     tpp: np.ndarray
     tpp_ne: np.ndarray
     until: np.ndarray  # per account: the position from which the kernel holds it (or _NEVER)
+    starts: np.ndarray  # index of each account's first order
 
 
 def _run(
@@ -621,25 +611,22 @@ def _run(
         at_cut = p >= cut[seg]
         np.minimum.at(first, seg[at_cut], idx[at_cut])
 
-    def dec(v: int, ne: int) -> Decimal:
-        return Decimal(v // 10 ** (scale - ne)).scaleb(-ne)
-
     for s_ in np.flatnonzero(first < p.size).tolist():
         f = int(first[s_])
-        state[names[s_]] = dec(int(before[f]), int(before_ne[f]))
+        state[names[s_]] = _dec(int(before[f]), int(before_ne[f]), scale)
     ends = np.r_[starts[1:], p.size] - 1 if seg.size else seg
     for s_ in np.flatnonzero((first >= p.size) & (cut < _NEVER)).tolist():
         last = int(ends[s_])  # every order before the cut: the kernel starts after them
         if drew[last]:
-            state[names[s_]] = dec(
-                int(before[last] + t[last]), max(int(before_ne[last]), int(t_ne[last]))
+            state[names[s_]] = _dec(
+                int(before[last] + t[last]), max(int(before_ne[last]), int(t_ne[last])), scale
             )
         else:
-            state[names[s_]] = dec(int(before[last]), int(before_ne[last]))
+            state[names[s_]] = _dec(int(before[last]), int(before_ne[last]), scale)
     until = cut.copy()
     has = first < p.size
     until[has] = np.minimum(p[first[has]], cut[has])
-    return _Run(p, seg, names, before, before_ne, vec, ok, state, drew, t, t_ne, until)
+    return _Run(p, seg, names, before, before_ne, vec, ok, state, drew, t, t_ne, until, starts)
 
 
 def _scan(
@@ -979,7 +966,7 @@ def _read_at(al: _Run, acc: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.
     `at` (all before the account's cut): the starting balance plus the draws decided earlier."""
     vals = np.zeros(at.size, dtype=np.int64)
     nes = np.zeros(at.size, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, al.seg[1:] != al.seg[:-1]]) if al.seg.size else al.seg
+    starts = al.starts
     drew = al.vec & al.draws
     for a in np.unique(acc).tolist():
         lo = int(starts[a])
@@ -1000,18 +987,16 @@ def _readers(al: _Run, scale: int) -> dict[str, Reader]:
     draw = al.vec & al.draws
     after = al.before + al.tpp
     after_ne = np.maximum(al.before_ne, al.tpp_ne)
-    starts = np.flatnonzero(np.r_[True, al.seg[1:] != al.seg[:-1]]) if al.seg.size else al.seg
+    starts = al.starts
     for s_, name in enumerate(al.names):
         lo = int(starts[s_])
         hi = int(starts[s_ + 1]) if s_ + 1 < len(starts) else al.pos.size
         at = lo + np.flatnonzero(draw[lo:hi])
         out[name] = Reader(
-            start=Decimal(int(al.before[lo]) // 10 ** (scale - int(al.before_ne[lo]))).scaleb(
-                -int(al.before_ne[lo])
-            ),
+            start=_dec(int(al.before[lo]), int(al.before_ne[lo]), scale),
             positions=al.pos[at].tolist(),
             totals=[
-                Decimal(v // 10 ** (scale - e)).scaleb(-e)
+                _dec(v, e, scale)
                 for v, e in zip(after[at].tolist(), after_ne[at].tolist(), strict=True)
             ],
             until=int(al.until[s_]),
