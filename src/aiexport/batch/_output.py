@@ -24,34 +24,13 @@ from aiexport.rules.determination import QuotaUse, Reason, _num
 from ._amounts import Amounts
 from ._plan import CLS, REF, REGIME, SLOT, Template, substitute
 from ._stages import stage
-from ._vector import VecOutcomes, _compile
-
-
-def _quota_json(q: QuotaUse, names: dict[str, str]) -> str:
-    """`json.dumps(q.to_record())`, without building the dict."""
-    account = names.get(q.account)
-    if account is None:
-        account = names[q.account] = json.dumps(q.account)
-    if q.limit_tpp is None:
-        limits = '"limit_tpp": null, "remaining_tpp": null'
-    else:
-        rem = max(q.limit_tpp - q.used_tpp, Decimal(0))
-        limits = f'"limit_tpp": {_json_num(q.limit_tpp)}, "remaining_tpp": {_json_num(rem)}'
-    draws = "true" if q.draws else "false"
-    return (
-        f'{{"account": {account}, "used_tpp": {_json_num(q.used_tpp)}, {limits}, "draws": {draws}}}'
-    )
+from ._vector import VecOutcomes, compile_formatter
 
 
 def _pair(v: Decimal) -> tuple[float, str]:
     """(the float Parquet stores, the JSON text `json.dumps` writes) for `_num(v)`."""
     x = _num(v)
     return float(x), (str(x) if isinstance(x, int) else float.__repr__(x))
-
-
-def _json_num(v: Decimal) -> str:
-    x = _num(v)
-    return str(x) if isinstance(x, int) else float.__repr__(x)
 
 
 class Interner:
@@ -496,7 +475,7 @@ def build_reason_ids(
             elif kind == SLOT:
                 # Deferred: every template's rows of one formatter are formatted together.
                 rule, citation, f = item
-                compiled = _compile(f)
+                compiled = compile_formatter(f)
                 shape = (tuple(compiled[0]), tuple(compiled[1])) if compiled is not None else id(f)
                 slots.setdefault((rule, citation, shape), []).append((f, pos, rows))
             else:

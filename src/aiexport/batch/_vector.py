@@ -271,7 +271,7 @@ class VecOutcomes:
         (checked on the first order against the formatter itself)."""
         if not js.size:
             return pa.array([], pa.string())
-        compiled = _compile(f)
+        compiled = compile_formatter(f)
         if compiled is not None:
             literals, fields = compiled
             cols = [self._strings(name, spec, js) for name, spec in fields]
@@ -460,7 +460,9 @@ class _Fields(dict[str, Any]):
 _COMPILED: dict[Any, tuple[list[str], list[tuple[str, str]]] | None] = {}
 
 
-def _compile(f: Callable[[dict[str, Any]], str]) -> tuple[list[str], list[tuple[str, str]]] | None:
+def compile_formatter(
+    f: Callable[[dict[str, Any]], str],
+) -> tuple[list[str], list[tuple[str, str]]] | None:
     """A formatter's output as literal texts between (number name, format spec) fields."""
     if f in _COMPILED:
         return _COMPILED[f]
