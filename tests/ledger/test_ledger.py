@@ -294,3 +294,67 @@ def test_batch_fast_path_matches_the_exact_path(
     with pytest.raises(InputError, match="positive"):
         ledger.record_batch([DrawRequest("z", (draw("q", 0, 1000),))], actor="batch", now=T0)
     assert len(exact_calls) == 4 and ledger.head() == head and verify(ledger).ok
+
+
+def _stored(ledger: Ledger) -> dict[str, list[Any]]:
+    """Every row the ledger stores about its entries, requests, holds and balances."""
+    from sqlalchemy import text
+
+    with ledger.db.read() as conn:
+        return {
+            table: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
+            for table in ("ledger_entries", "ledger_requests", "ledger_holds", "ledger_balances")
+        } | {"chain": [r for r in ledger.iter_rows()]}
+
+
+@pytest.mark.parametrize("kind", ["commit", "reserve"])
+def test_batch_loop_in_c_writes_what_the_python_loop_writes(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """`_chainc.chain_batch` (the compiled loop) and `Writer._chain_py` give byte-identical
+    entries, hashes, request fingerprints, holds and balances: non-ASCII texts, requests without
+    an order id or without draws, more than 64 draws in one request, and an account whose
+    draws change amount midway (a new shape) included."""
+    import uuid
+
+    from aiexport.ledger import DrawRequest, _writer
+
+    if _writer._chainc is None:
+        pytest.fail("the C batch loop was not built: install libssl-dev and reinstall")
+    reqs = [
+        DrawRequest(
+            f"clé-{i}",
+            (
+                draw(f"lpp/société-{i % 4}/2025", f"{1 + i % 3}.25", 10_000),
+                draw("aia/ü", i + 1),
+            ),
+            None if i % 5 == 0 else f"ordre-{i}",
+        )
+        for i in range(30)
+    ]
+    reqs.append(DrawRequest("empty", (), "none"))
+    reqs.append(DrawRequest("wide", tuple(draw(f"w/{j % 7}", 1) for j in range(70)), "w"))
+    fixed = uuid.UUID(int=7)
+    monkeypatch.setattr(uuid, "uuid4", lambda: fixed)
+    calls: list[int] = []
+    chain_py = _writer.Writer._chain_py
+
+    def spy(self: _writer.Writer, *args: Any) -> Any:
+        calls.append(1)
+        return chain_py(self, *args)
+
+    monkeypatch.setattr(_writer.Writer, "_chain_py", spy)
+    out = {}
+    for name, compiled in (("c", _writer._chainc), ("py", None)):
+        monkeypatch.setattr(_writer, "_chainc", compiled)
+        calls.clear()
+        ledger = Ledger(f"sqlite:///{tmp_path / name}.db")
+        receipts = ledger.record_batch(reqs, actor="lot ü", kind=kind, now=T0)
+        assert bool(calls) == (compiled is None)
+        assert verify(ledger).ok
+        out[name] = (_stored(ledger), list(receipts))
+        ledger.close()
+    assert out["c"] == out["py"]
+    stored, receipts = out["c"]
+    assert len(stored["ledger_entries"]) == 30 * 2 + 70 and receipts[30].seqs == ()
+    assert len(stored["ledger_holds"]) == (130 if kind == "reserve" else 0)

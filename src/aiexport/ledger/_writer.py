@@ -15,12 +15,14 @@ share cap or bad input sends it to the request-by-request loop, which gives the 
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from hashlib import sha256
 from operator import attrgetter
+from types import ModuleType
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -32,6 +34,30 @@ from aiexport.ledger._db import Names
 from aiexport.ledger._entries import KIND_CODE, check_text, deltas, iso
 from aiexport.rules.determination import Draw
 
+
+def _compiled() -> ModuleType | None:
+    """`_chainc`, the batch loop in C, or None where it was not built (no compiler or no
+    OpenSSL headers at install time): `_chain_py` then does the same in Python."""
+    try:
+        return importlib.import_module("aiexport.ledger._chainc")
+    except ImportError:
+        return None
+
+
+_chainc = _compiled()
+# What the batch loop returns (`_chain_py`, `_chainc.chain_batch`): entry rows, request rows,
+# receipts, the keys it recorded, the new chain head and seq, and per account slot the micro-TPP
+# added and the last entry's seq.
+_Chained = tuple[
+    list[tuple[Any, ...]],
+    list[tuple[Any, ...]],
+    list["RequestRow | tuple[str, int, int]"],
+    set[str],
+    str,
+    int,
+    list[int],
+    list[int],
+]
 _EXPIRY_ACTOR = "system:expiry"
 _EXPIRY_CITATION = "reservation expired"
 _CHUNK = 500
@@ -373,13 +399,15 @@ class Writer:
         `_draw_batch_exact`.
 
         What each distinct draw contributes (name ids, micro-TPP, its piece of the fingerprint,
-        its stretches of the chain hash's preimage) is worked out once per distinct draw, so an
-        entry costs one preimage format, one SHA-256 and one row tuple. Caps are checked once,
-        at the end, per account: every draw here adds a positive amount to its account, so an
-        account's usage only grows through the batch and is at its highest after the last
-        request; if that is within the (one) limit the account's draws carry, it was within it
-        after every request. Anything else - a share cap, two different limits on one account,
-        an account past its limit - defers to the exact path, which checks request by request.
+        its stretches of the chain hash's preimage) is worked out once per distinct draw
+        (`_batch_shape`), so an entry costs one preimage, one SHA-256 and one row tuple: in C
+        (`_chainc`, when built) or in Python (`_chain_py`, which also answers replays). Caps are
+        checked once, at the end, per account: every draw here adds a positive amount to its
+        account, so an account's usage only grows through the batch and is at its highest after
+        the last request; if that is within the (one) limit the account's draws carry, it was
+        within it after every request. Anything else - a share cap, two different limits on one
+        account, an account past its limit - defers to the exact path, which checks request by
+        request.
         """
         if kind == "reserve":
             col = 1
@@ -395,98 +423,134 @@ class Writer:
                 texts.add(d.account)
                 texts.add(d.citation)
         ids = self.intern(texts)
-        bal, txn, seq, prev = self.bal, self.txn, self.seq, self.hash
-        link, hold, mid, by, tail, head = self._preimage_parts(kind, actor, expires_at)
-        # account -> (account, account id, citation id, micro-TPP, fingerprint piece, preimage
-        # before the order id, preimage after it, `draw_fields` of the draw it was made from)
-        shapes: dict[str, tuple[Any, ...]] = {}
+        parts = self._preimage_parts(kind, actor, expires_at)
+        link, hold, mid, by, tail, head = parts
         limits: dict[str, tuple[int, str]] = {}  # account -> (limit, citation) of its draws
-        added: dict[str, int] = {}  # account -> micro-TPP this batch adds
-        touched: dict[str, int] = {}  # account -> its last entry's seq
-        rows: list[tuple[Any, ...]] = []
-        recorded: list[tuple[Any, ...]] = []
+        slots: dict[str, int] = {}  # account -> its index in `added` and `last`
+
+        def shape(d: Draw) -> tuple[Any, ...] | None:
+            return self._batch_shape(d, ids, limits, slots, mid, by, tail)
+
         holds: list[tuple[Any, ...]] = []
-        keys: set[str] = set()
-        old_keys = self._keys
-        out: list[RequestRow | tuple[str, int, int]] = []
-        sha, append = sha256, rows.append
+        done: _Chained | None
         try:
-            for r in requests:
-                key, draws, order_id = r.key, r.draws, r.order_id
-                if prior:
-                    found = prior.get(key)
-                    if found is not None:
-                        fp_hex = self.fingerprint(kind, draws, order_id)
-                        if found.fingerprint != bytes.fromhex(fp_hex):
-                            return None
-                        out.append(found)
-                        continue
-                if not key or "\x1f" in key or key in keys or key in old_keys:
-                    return None
-                if order_id is not None and (not order_id or "\x1f" in order_id):
-                    return None
-                keys.add(key)
-                start = seq + 1
-                order = order_id or ""
-                fp_text = head + str(order_id)
-                for i, d in enumerate(draws):
-                    # Keyed by account (its str hash is cached; a Decimal's is not), then checked.
-                    sig = draw_fields(d)
-                    shape = shapes.get(sig[0])
-                    if shape is None or shape[7] != sig:
-                        made = self._batch_shape(d, ids, limits, mid, by, tail)
-                        if made is None:
-                            return None
-                        shape = shapes[sig[0]] = made
-                        added.setdefault(sig[0], 0)
-                    account, account_id, citation_id, m, piece, before, after, _ = shape
-                    fp_text += piece
-                    seq += 1
-                    idem = key + (_DRAW_NO[i] if i < 64 else f"#{i}")
-                    digest = sha(f"{prev}\x1f{seq}{before}{order}{after}{idem}".encode()).digest()
-                    append((seq, account_id, m, order_id, citation_id, idem, link, digest))
-                    prev, link = digest.hex(), digest[:8]
-                    added[account] += m
-                    touched[account] = seq
-                    if hold:
-                        holds.append((seq, txn, account, m, expires_at))
-                fp = sha(fp_text.encode()).digest()
-                if seq >= start:
-                    recorded.append((key, fp, start, start, seq))
-                else:
-                    recorded.append((key, fp, start, None, None))
-                out.append((key, start, seq))
+            if _chainc is not None and not prior:
+                done = _chainc.chain_batch(
+                    requests, shape, {}, self._keys, self.seq, self.hash, head, link,
+                    holds if hold else None, self.txn, expires_at,
+                )  # fmt: skip
+            else:
+                done = self._chain_py(kind, requests, shape, prior, parts, holds, expires_at)
         except (InputError, Conflict):
             return None
+        if done is None:
+            return None
+        rows, recorded, out, keys, prev, seq, added, last = done
+        bal = self.bal
         for account, (limit, _) in limits.items():
             state = bal[account]
-            if state[0] + state[1] + added[account] > limit:
+            if state[0] + state[1] + added[slots[account]] > limit:
                 return None
         # Decided: now, and only now, change the writer.
-        for account, amount in added.items():
-            bal[account][col] += amount
+        for account, k in slots.items():
+            bal[account][col] += added[k]
+            self.touched[account] = last[k]
         for account, (limit, citation) in limits.items():
             bal[account][2], bal[account][3] = limit, citation
-        self.touched.update(touched)
         self.batch_rows.extend(rows)
         self._batch_const = (ids[actor], kind, expires_at)
-        old_keys.update(keys)
+        self._keys.update(keys)
         self.requests.extend(recorded)
         self.new_holds.extend(holds)
         self._ok_str.update(texts)
         self.seq, self.hash = seq, prev
         return out
 
+    def _chain_py(
+        self,
+        kind: str,
+        requests: Sequence[Any],
+        shape_of: Callable[[Draw], tuple[Any, ...] | None],
+        prior: dict[str, RequestRow],
+        parts: tuple[bytes, bool, str, str, str, str],
+        holds: list[tuple[Any, ...]],
+        expires_at: str | None,
+    ) -> _Chained | None:
+        """`_chainc.chain_batch` in Python (the same result), and replays of recorded keys:
+        (rows, requests, receipts, keys, chain head, seq, added, last) or None to defer."""
+        link, hold, _, _, _, head = parts
+        txn, seq, prev, old_keys = self.txn, self.seq, self.hash, self._keys
+        shapes: dict[str, tuple[Any, ...]] = {}
+        added: list[int] = []
+        last: list[int] = []
+        rows: list[tuple[Any, ...]] = []
+        recorded: list[tuple[Any, ...]] = []
+        keys: set[str] = set()
+        out: list[RequestRow | tuple[str, int, int]] = []
+        sha, append = sha256, rows.append
+        for r in requests:
+            key, draws, order_id = r.key, r.draws, r.order_id
+            if prior:
+                found = prior.get(key)
+                if found is not None:
+                    fp_hex = self.fingerprint(kind, draws, order_id)
+                    if found.fingerprint != bytes.fromhex(fp_hex):
+                        return None
+                    out.append(found)
+                    continue
+            if not key or "\x1f" in key or key in keys or key in old_keys:
+                return None
+            if order_id is not None and (not order_id or "\x1f" in order_id):
+                return None
+            keys.add(key)
+            start = seq + 1
+            order = order_id or ""
+            fp_text = head + str(order_id)
+            for i, d in enumerate(draws):
+                # Keyed by account (its str hash is cached; a Decimal's is not), then checked.
+                sig = draw_fields(d)
+                shape = shapes.get(sig[0])
+                if shape is None or shape[7] != sig:
+                    made = shape_of(d)
+                    if made is None:
+                        return None
+                    shape = shapes[sig[0]] = made
+                account, account_id, citation_id, m, piece, before, after, _, k = shape[:9]
+                while len(added) <= k:
+                    added.append(0)
+                    last.append(0)
+                fp_text += piece
+                seq += 1
+                idem = key + (_DRAW_NO[i] if i < 64 else f"#{i}")
+                digest = sha(f"{prev}\x1f{seq}{before}{order}{after}{idem}".encode()).digest()
+                append((seq, account_id, m, order_id, citation_id, idem, link, digest))
+                prev, link = digest.hex(), digest[:8]
+                added[k] += m
+                last[k] = seq
+                if hold:
+                    holds.append((seq, txn, account, m, expires_at))
+            fp = sha(fp_text.encode()).digest()
+            if seq >= start:
+                recorded.append((key, fp, start, start, seq))
+            else:
+                recorded.append((key, fp, start, None, None))
+            out.append((key, start, seq))
+        return rows, recorded, out, keys, prev, seq, added, last
+
     def _batch_shape(
         self,
         d: Draw,
         ids: dict[str, int],
         limits: dict[str, tuple[int, str]],
+        slots: dict[str, int],
         mid: str,
         by: str,
         tail: str,
     ) -> tuple[Any, ...] | None:
-        """What one distinct draw contributes to `_draw_batch_fast`, or None to defer."""
+        """What one distinct draw contributes to `_draw_batch_fast`, or None to defer: the
+        account, its id, the citation's id, micro-TPP, the fingerprint's piece, the chain
+        preimage's stretches before and after the order id, `draw_fields`, the account's slot,
+        then the three texts again as UTF-8 (`_chainc`'s layout)."""
         account, citation = d.account, d.citation
         if d.max_share is not None:
             return None
@@ -495,7 +559,7 @@ class Writer:
         if account not in self.bal or (d.share_of and d.share_of not in self.bal):
             return None
         m = self.micro(d.amount)
-        if m <= 0:
+        if not 0 < m < 2**62:  # non-positive: the exact path's error; larger: its integers
             return None
         lm: int | str = ""
         if d.limit is not None:
@@ -503,8 +567,10 @@ class Writer:
             if limits.setdefault(account, (lm, citation)) != (lm, citation):
                 return None
         piece = f"|{account},{m},{lm},{d.max_share},{d.share_of}"
-        return (account, ids[account], ids[citation], m, piece,
-                f"{mid}{account}\x1f{m}\x1f", f"{by}{citation}{tail}", draw_fields(d))  # fmt: skip
+        before, after = f"{mid}{account}\x1f{m}\x1f", f"{by}{citation}{tail}"
+        slot = slots.setdefault(account, len(slots))
+        return (account, ids[account], ids[citation], m, piece, before, after, draw_fields(d),
+                slot, piece.encode(), before.encode(), after.encode())  # fmt: skip
 
     def _draw_batch_exact(
         self,
