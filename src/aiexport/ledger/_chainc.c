@@ -97,6 +97,12 @@ static void sha256(const char *data, Py_ssize_t len, unsigned char *out) {
 
 static const char HEX[] = "0123456789abcdef";
 
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
 static void to_hex(const unsigned char *in, char *out, int n) {
     for (int i = 0; i < n; i++) {
         out[2 * i] = HEX[in[i] >> 4];
@@ -134,7 +140,10 @@ static int valid_key(PyObject *key) {
 
 typedef struct {
     PyObject *make_shape, *shapes;
-    PyObject *out_rows, *out_requests, *out_receipts, *holds;
+    PyObject *chunks, *chunk, *out_requests, *out_receipts, *holds;
+    /* The current chunk's hashes: the entry before it, then its own (`per` + 1 at most). */
+    unsigned char *blob;
+    Py_ssize_t in_chunk, per;
     PyObject *keys, *old_keys;
     PyObject *txn, *expires_at; /* for holds (NULL: not holds) */
     long long *added, *last;
@@ -212,10 +221,36 @@ fail:
     return NULL;
 }
 
+/* A new chunk after entry `seq`: [hashes (set when closed), first seq, then five fields per
+ * entry]. */
+static int new_chunk(State *st, long long seq) {
+    PyObject *first = PyLong_FromLongLong(seq + 1);
+    if (first == NULL) return -1;
+    Py_XSETREF(st->chunk, PyList_New(2));
+    if (st->chunk == NULL) {
+        Py_DECREF(first);
+        return -1;
+    }
+    PyList_SET_ITEM(st->chunk, 0, Py_NewRef(Py_None));
+    PyList_SET_ITEM(st->chunk, 1, first);
+    st->in_chunk = 0;
+    return 0;
+}
+
+/* The current chunk, ending with entry `seq`, to `chunks`; its last hash starts the next. */
+static int close_chunk(State *st, long long seq) {
+    Py_ssize_t n = st->in_chunk;
+    PyObject *hashes = PyBytes_FromStringAndSize((const char *)st->blob, 32 * (n + 1));
+    if (hashes == NULL) return -1;
+    if (PyList_SetItem(st->chunk, 0, hashes) < 0) return -1; /* steals `hashes` */
+    if (PyList_Append(st->chunks, st->chunk) < 0) return -1;
+    memmove(st->blob, st->blob + 32 * n, 32);
+    return new_chunk(st, seq);
+}
+
 /* One request. Returns 1 done, 0 defer, -1 error. */
 static int one_request(State *st, PyObject *r, Buf *pre, Buf *fp, const char *head,
-                       Py_ssize_t head_len, char *prev_hex, unsigned char *link,
-                       long long *seq_io) {
+                       Py_ssize_t head_len, char *prev_hex, long long *seq_io) {
     int rc = -1;
     PyObject *key = NULL, *draws = NULL, *order = NULL;
     key = PyObject_GetAttr(r, S_KEY);
@@ -273,33 +308,30 @@ static int one_request(State *st, PyObject *r, Buf *pre, Buf *fp, const char *he
             buf_add_bytes(pre, PyTuple_GET_ITEM(shape, SH_AFTER)) < 0 ||
             buf_add(pre, key_u, key_len) < 0 || buf_add(pre, no, no_len) < 0)
             goto done_seq;
-        unsigned char digest[32];
+        unsigned char *digest = st->blob + 32 * (st->in_chunk + 1);
         sha256(pre->data, pre->len, digest);
         PyObject *idem = PyUnicode_FromStringAndSize(no, no_len);
         if (idem != NULL) Py_SETREF(idem, PyUnicode_Concat(key, idem));
-        PyObject *link_b = PyBytes_FromStringAndSize((const char *)link, 8);
-        PyObject *hash_b = PyBytes_FromStringAndSize((const char *)digest, 32);
-        PyObject *seq_o = PyLong_FromLongLong(seq);
-        PyObject *row = NULL;
-        if (idem && link_b && hash_b && seq_o) {
-            row = PyTuple_Pack(8, seq_o, PyTuple_GET_ITEM(shape, SH_ACCOUNT_ID), micro, order,
-                               PyTuple_GET_ITEM(shape, SH_CITATION_ID), idem, link_b, hash_b);
-        }
-        int bad = row == NULL || PyList_Append(st->out_rows, row) < 0;
+        if (idem == NULL) goto done_seq;
+        PyObject *fields[5] = {PyTuple_GET_ITEM(shape, SH_ACCOUNT_ID), micro, order,
+                               PyTuple_GET_ITEM(shape, SH_CITATION_ID), idem};
+        int bad = 0;
+        for (int f = 0; f < 5 && !bad; f++) bad = PyList_Append(st->chunk, fields[f]) < 0;
+        Py_DECREF(idem);
         if (!bad && st->holds != Py_None) {
-            PyObject *h = PyTuple_Pack(5, seq_o, st->txn, PyTuple_GET_ITEM(shape, SH_ACCOUNT),
-                                       micro, st->expires_at);
+            PyObject *seq_o = PyLong_FromLongLong(seq);
+            PyObject *h = seq_o == NULL ? NULL
+                                        : PyTuple_Pack(5, seq_o, st->txn,
+                                                       PyTuple_GET_ITEM(shape, SH_ACCOUNT), micro,
+                                                       st->expires_at);
             bad = h == NULL || PyList_Append(st->holds, h) < 0;
             Py_XDECREF(h);
+            Py_XDECREF(seq_o);
         }
-        Py_XDECREF(row);
-        Py_XDECREF(idem);
-        Py_XDECREF(link_b);
-        Py_XDECREF(hash_b);
-        Py_XDECREF(seq_o);
         if (bad) goto done_seq;
         to_hex(digest, prev_hex, 32);
-        memcpy(link, digest, 8);
+        st->in_chunk += 1;
+        if (st->in_chunk == st->per && close_chunk(st, seq) < 0) goto done_seq;
         if (__builtin_add_overflow(st->added[slot], m, &st->added[slot])) {
             rc = 0; /* past int64: the Python loop's integers decide */
             goto done_seq;
@@ -341,19 +373,19 @@ done:
 }
 
 static PyObject *chain_batch(PyObject *Py_UNUSED(self), PyObject *args) {
-    PyObject *requests, *prev_o, *head_o, *link_o;
+    PyObject *requests, *prev_o, *head_o;
     long long seq;
     State st = {0};
-    if (!PyArg_ParseTuple(args, "OOO!O!LUUSOOO", &requests, &st.make_shape,
-                          &PyDict_Type, &st.shapes, &PySet_Type, &st.old_keys, &seq, &prev_o,
-                          &head_o, &link_o, &st.holds, &st.txn, &st.expires_at))
+    if (!PyArg_ParseTuple(args, "OOO!O!LUUnOOO", &requests, &st.make_shape, &PyDict_Type,
+                          &st.shapes, &PySet_Type, &st.old_keys, &seq, &prev_o, &head_o, &st.per,
+                          &st.holds, &st.txn, &st.expires_at))
         return NULL;
     Py_ssize_t prev_len, head_len;
     const char *prev_u = PyUnicode_AsUTF8AndSize(prev_o, &prev_len);
     const char *head = PyUnicode_AsUTF8AndSize(head_o, &head_len);
     if (prev_u == NULL || head == NULL) return NULL;
-    if (prev_len != 64 || PyBytes_GET_SIZE(link_o) != 8) {
-        PyErr_SetString(PyExc_ValueError, "the chain head must be 64 hex digits, the link 8 bytes");
+    if (prev_len != 64 || st.per < 1 || st.per > 4096) {
+        PyErr_SetString(PyExc_ValueError, "the chain head must be 64 hex digits, per 1 to 4096");
         return NULL;
     }
     if (st.holds != Py_None && !PyList_Check(st.holds)) {
@@ -361,28 +393,37 @@ static PyObject *chain_batch(PyObject *Py_UNUSED(self), PyObject *args) {
         return NULL;
     }
     char prev_hex[64];
-    unsigned char link[8];
     memcpy(prev_hex, prev_u, 64);
-    memcpy(link, PyBytes_AS_STRING(link_o), 8);
     PyObject *result = NULL;
     Buf pre = {0}, fp = {0};
     PyObject *reqs = PySequence_Fast(requests, "requests must be a sequence");
     st.keys = PySet_New(NULL);
-    st.out_rows = PyList_New(0);
+    st.chunks = PyList_New(0);
     st.out_requests = PyList_New(0);
     st.out_receipts = PyList_New(0);
-    if (reqs == NULL || st.keys == NULL || !st.out_rows || !st.out_requests || !st.out_receipts)
+    st.blob = PyMem_Malloc((size_t)(32 * (st.per + 1)));
+    if (reqs == NULL || st.keys == NULL || !st.chunks || !st.out_requests || !st.out_receipts ||
+        st.blob == NULL || new_chunk(&st, seq) < 0)
         goto done;
+    for (int i = 0; i < 32; i++) { /* the chain head's hash, from its hex digits */
+        int hi = hex_value(prev_hex[2 * i]), lo = hex_value(prev_hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            PyErr_SetString(PyExc_ValueError, "the chain head must be 64 hex digits");
+            goto done;
+        }
+        st.blob[i] = (unsigned char)(hi * 16 + lo);
+    }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(reqs);
     PyObject **items = PySequence_Fast_ITEMS(reqs);
     for (Py_ssize_t i = 0; i < n; i++) {
-        int rc = one_request(&st, items[i], &pre, &fp, head, head_len, prev_hex, link, &seq);
+        int rc = one_request(&st, items[i], &pre, &fp, head, head_len, prev_hex, &seq);
         if (rc < 0) goto done;
         if (rc == 0) {
             result = Py_NewRef(Py_None);
             goto done;
         }
     }
+    if (st.in_chunk > 0 && close_chunk(&st, seq) < 0) goto done;
     {
         PyObject *added = PyList_New(st.slots), *last = PyList_New(st.slots);
         if (added == NULL || last == NULL) {
@@ -396,7 +437,7 @@ static PyObject *chain_batch(PyObject *Py_UNUSED(self), PyObject *args) {
         }
         PyObject *prev_new = PyUnicode_FromStringAndSize(prev_hex, 64);
         if (prev_new && !PyErr_Occurred()) {
-            result = Py_BuildValue("(OOOONLNN)", st.out_rows, st.out_requests, st.out_receipts,
+            result = Py_BuildValue("(OOOONLNN)", st.chunks, st.out_requests, st.out_receipts,
                                    st.keys, prev_new, seq, added, last);
         } else {
             Py_XDECREF(prev_new);
@@ -411,7 +452,9 @@ done:
     PyMem_Free(st.last);
     Py_XDECREF(reqs);
     Py_XDECREF(st.keys);
-    Py_XDECREF(st.out_rows);
+    Py_XDECREF(st.chunks);
+    Py_XDECREF(st.chunk);
+    PyMem_Free(st.blob);
     Py_XDECREF(st.out_requests);
     Py_XDECREF(st.out_receipts);
     return result;
@@ -419,9 +462,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"chain_batch", chain_batch, METH_VARARGS,
-     "chain_batch(requests, make_shape, shapes, old_keys, seq, prev_hex, head, "
-     "link, holds, txn, expires_at) -> (rows, requests, receipts, keys, prev_hex, seq, added, "
-     "last) | None"},
+     "chain_batch(requests, make_shape, shapes, old_keys, seq, prev_hex, head, per, holds, txn, "
+     "expires_at) -> (chunks, requests, receipts, keys, prev_hex, seq, added, last) | None"},
     {NULL, NULL, 0, NULL},
 };
 

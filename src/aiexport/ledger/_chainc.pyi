@@ -11,13 +11,13 @@ def chain_batch(
     seq: int,
     prev_hex: str,
     head: str,
-    link: bytes,
+    per: int,
     holds: list[tuple[Any, ...]] | None,
     txn: str,
     expires_at: str | None,
 ) -> (
     tuple[
-        list[tuple[Any, ...]],
+        list[list[Any]],
         list[tuple[Any, ...]],
         list[tuple[str, int, int]],
         set[str],

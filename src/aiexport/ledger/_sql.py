@@ -14,6 +14,9 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 _ROWS_PER_STATEMENT = 64  # x 13 parameters, well under SQLite's 32,766
+# Entries per chunk of a batch (`Writer.batch_chunks`): one SQLite statement of 2 + 5 x 64
+# parameters each.
+CHUNK_ENTRIES = 64
 
 
 def _ph(n: int) -> str:

@@ -45,11 +45,11 @@ def _compiled() -> ModuleType | None:
 
 
 _chainc = _compiled()
-# What the batch loop returns (`_chain_py`, `_chainc.chain_batch`): entry rows, request rows,
-# receipts, the keys it recorded, the new chain head and seq, and per account slot the micro-TPP
-# added and the last entry's seq.
+# What the batch loop returns (`_chain_py`, `_chainc.chain_batch`): entries (`_Chunks`), request
+# rows, receipts, the keys it recorded, the new chain head and seq, and per account slot the
+# micro-TPP added and the last entry's seq.
 _Chained = tuple[
-    list[tuple[Any, ...]],
+    list[list[Any]],
     list[tuple[Any, ...]],
     list["RequestRow | tuple[str, int, int]"],
     set[str],
@@ -142,9 +142,9 @@ class Writer:
         self.prior = self.find_request(key) if key is not None and prior_fp is not None else None
         self._first_expiry: str | None = first_expiry
         self.rows: list[tuple[Any, ...]] = []
-        # Entries of `draw_batch`, narrow: (seq, account, amount, order_id, citation, idem_key,
-        # link, hash), with txn, kind, actor and expiry the same for all (`_batch_const`).
-        self.batch_rows: list[tuple[Any, ...]] = []
+        # Entries of `draw_batch` in chunks of at most `_sql.CHUNK_ENTRIES` (`_Chunks`), with
+        # txn, kind, actor and expiry the same for all (`_batch_const`).
+        self.batch_chunks: list[list[Any]] = []
         self._batch_const: tuple[int, str, str | None] | None = None
         self.touched: dict[str, int] = {}  # account -> last seq
         self.new_holds: list[tuple[Any, ...]] = []
@@ -180,11 +180,11 @@ class Writer:
     def _preimage_parts(
         self, kind: str, actor: str, expires_at: str | None
     ) -> tuple[bytes, bool, str, str, str, str]:
-        """The constant stretches of a batch's entries: the link to the chain head, whether the
+        """The constant stretches of a batch's entries: the chain head's hash, whether the
         entries are holds, and the parts of the chain hash's preimage (`_entries.hash_fields`)
         around each entry's own fields."""
         return (
-            bytes.fromhex(self.hash[:16]),
+            bytes.fromhex(self.hash),
             kind == "reserve" and expires_at is not None,
             f"\x1f{self.txn}\x1f{kind}\x1f",
             f"\x1f{actor}\x1f",
@@ -424,7 +424,7 @@ class Writer:
                 texts.add(d.citation)
         ids = self.intern(texts)
         parts = self._preimage_parts(kind, actor, expires_at)
-        link, hold, mid, by, tail, head = parts
+        _, hold, mid, by, tail, head = parts
         limits: dict[str, tuple[int, str]] = {}  # account -> (limit, citation) of its draws
         slots: dict[str, int] = {}  # account -> its index in `added` and `last`
 
@@ -436,7 +436,7 @@ class Writer:
         try:
             if _chainc is not None and not prior:
                 done = _chainc.chain_batch(
-                    requests, shape, {}, self._keys, self.seq, self.hash, head, link,
+                    requests, shape, {}, self._keys, self.seq, self.hash, head, q.CHUNK_ENTRIES,
                     holds if hold else None, self.txn, expires_at,
                 )  # fmt: skip
             else:
@@ -445,7 +445,7 @@ class Writer:
             return None
         if done is None:
             return None
-        rows, recorded, out, keys, prev, seq, added, last = done
+        chunks, recorded, out, keys, prev, seq, added, last = done
         bal = self.bal
         for account, (limit, _) in limits.items():
             state = bal[account]
@@ -457,7 +457,7 @@ class Writer:
             self.touched[account] = last[k]
         for account, (limit, citation) in limits.items():
             bal[account][2], bal[account][3] = limit, citation
-        self.batch_rows.extend(rows)
+        self.batch_chunks += chunks
         self._batch_const = (ids[actor], kind, expires_at)
         self._keys.update(keys)
         self.requests.extend(recorded)
@@ -478,16 +478,16 @@ class Writer:
     ) -> _Chained | None:
         """`_chainc.chain_batch` in Python (the same result), and replays of recorded keys:
         (rows, requests, receipts, keys, chain head, seq, added, last) or None to defer."""
-        link, hold, _, _, _, head = parts
+        head_hash, hold, _, _, _, head = parts
         txn, seq, prev, old_keys = self.txn, self.seq, self.hash, self._keys
+        chunks = _Chunks(head_hash, seq)
         shapes: dict[str, tuple[Any, ...]] = {}
         added: list[int] = []
         last: list[int] = []
-        rows: list[tuple[Any, ...]] = []
         recorded: list[tuple[Any, ...]] = []
         keys: set[str] = set()
         out: list[RequestRow | tuple[str, int, int]] = []
-        sha, append = sha256, rows.append
+        sha, append = sha256, chunks.add
         for r in requests:
             key, draws, order_id = r.key, r.draws, r.order_id
             if prior:
@@ -523,8 +523,8 @@ class Writer:
                 seq += 1
                 idem = key + (_DRAW_NO[i] if i < 64 else f"#{i}")
                 digest = sha(f"{prev}\x1f{seq}{before}{order}{after}{idem}".encode()).digest()
-                append((seq, account_id, m, order_id, citation_id, idem, link, digest))
-                prev, link = digest.hex(), digest[:8]
+                append(seq, account_id, m, order_id, citation_id, idem, digest)
+                prev = digest.hex()
                 added[k] += m
                 last[k] = seq
                 if hold:
@@ -535,7 +535,7 @@ class Writer:
             else:
                 recorded.append((key, fp, start, None, None))
             out.append((key, start, seq))
-        return rows, recorded, out, keys, prev, seq, added, last
+        return chunks.close(seq), recorded, out, keys, prev, seq, added, last
 
     def _batch_shape(
         self,
@@ -586,7 +586,7 @@ class Writer:
         One function over plain values on purpose: this is the code a batch of 100,000 entries
         runs 100,000 times. Each request's entries are appended and its caps checked before the
         next request; a refusal or conflict aborts the whole transaction. Entries go to
-        `batch_rows` in their narrow form (what every entry of the batch shares is written once).
+        `batch_chunks` (what every entry of the batch shares is written once).
         """
         check_text(actor)
         if kind == "reserve":
@@ -603,12 +603,12 @@ class Writer:
         ids = self.intern(texts)
         self._batch_const = (ids[actor], kind, expires_at)
         bal, ok, memo, touched = self.bal, self._ok_str, self._micro, self.touched
-        rows = self.batch_rows
         keys, recorded, holds = self._keys, self.requests, self.new_holds
         txn, prev, seq = self.txn, self.hash, self.seq
-        link, hold, mid, by, tail, head = self._preimage_parts(kind, actor, expires_at)
+        head_hash, hold, mid, by, tail, head = self._preimage_parts(kind, actor, expires_at)
+        chunks = _Chunks(head_hash, seq)
         out: list[RequestRow | tuple[str, int, int]] = []
-        sha, append, micro = sha256, rows.append, self.micro
+        sha, append, micro = sha256, chunks.add, self.micro
         for r in requests:
             key, draws, order_id = r.key, r.draws, r.order_id
             found = prior.get(key)
@@ -655,8 +655,8 @@ class Writer:
                 digest = sha(
                     f"{prev}\x1f{seq}{mid}{account}\x1f{m}\x1f{order}{by}{citation}{tail}{idem}".encode()
                 ).digest()
-                append((seq, ids[account], m, order_id, ids[citation], idem, link, digest))
-                prev, link = digest.hex(), digest[:8]
+                append(seq, ids[account], m, order_id, ids[citation], idem, digest)
+                prev = digest.hex()
                 bal[account][col] += m
                 touched[account] = seq
                 if hold:
@@ -677,6 +677,7 @@ class Writer:
             else:
                 recorded.append((key, fp, start, None, None))
             out.append((key, start, seq))
+        self.batch_chunks += chunks.close(seq)
         self.seq, self.hash = seq, prev
         return out
 
@@ -759,11 +760,12 @@ class Writer:
         """
         sql = self.sql
         pg = not sql.sqlite
-        written = bool(self.rows or self.batch_rows or self.requests)
+        written = bool(self.rows or self.batch_chunks or self.requests)
         txn_id = self.txn_id
         # In key order: the requests B-tree is keyed by it, so its pages fill in sequence.
         self.requests.sort()
-        copy = pg and (len(self.rows) + len(self.batch_rows) >= 1000 or len(self.requests) >= 1000)
+        many = len(self.rows) + len(self.batch_chunks) * q.CHUNK_ENTRIES >= 1000
+        copy = pg and (many or len(self.requests) >= 1000)
         if copy:
             sql.bulk("ledger_entries", q.ENTRY_COLS, self.rows + self._full_batch_rows())
             sql.bulk(
@@ -779,9 +781,9 @@ class Writer:
                 sql.run(q.INSERT_TXN, (txn_id, self.txn, self.created_at))
             if written and not copy:
                 sql.many(q.INSERT_ENTRY, self.rows)
-                if self.batch_rows and sql.sqlite:
-                    self._flush_batch_rows()
-                elif self.batch_rows:
+                if self.batch_chunks and sql.sqlite:
+                    self._flush_batch_chunks()
+                elif self.batch_chunks:
                     sql.many(q.INSERT_ENTRY, self._full_batch_rows())
                 sql.many_values(
                     "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
@@ -795,33 +797,90 @@ class Writer:
                 q.UPSERT_BALANCE,
                 [(a, *self.bal[a], last) for a, last in sorted(self.touched.items())],
             )
-            if self.rows or self.batch_rows:
+            if self.rows or self.batch_chunks:
                 sql.run(q.UPDATE_HEAD, (self.seq, self.hash))
             if pg:
                 # Commit in the same round trip; the caller's commit() then finds nothing to do.
                 sql.run("COMMIT")
 
     def _full_batch_rows(self) -> list[tuple[Any, ...]]:
-        if not self.batch_rows:
+        """`batch_chunks` as whole `ledger_entries` rows (PostgreSQL's `COPY` takes rows)."""
+        if not self.batch_chunks:
             return []
         assert self._batch_const is not None
         actor_id, kind, expires_at = self._batch_const
         code, txn_id = KIND_CODE[kind], self.txn_id
-        return [
-            (seq, txn_id, code, account, m, order, actor_id, citation, expires_at, None, idem, link,
-             digest)
-            for seq, account, m, order, citation, idem, link, digest in self.batch_rows
-        ]  # fmt: skip
+        rows = []
+        for chunk in self.batch_chunks:
+            hashes, first = chunk[0], chunk[1]
+            for j in range((len(chunk) - 2) // 5):
+                account, m, order, citation, idem = chunk[2 + 5 * j : 7 + 5 * j]
+                at = 32 * j
+                rows.append((first + j, txn_id, code, account, m, order, actor_id, citation,
+                             expires_at, None, idem, hashes[at : at + 8],
+                             hashes[at + 32 : at + 64]))  # fmt: skip
+        return rows
 
-    def _flush_batch_rows(self) -> None:
-        """`batch_rows` on SQLite, with what they share written into the statement once: most of
-        the cost of inserting a row is binding its parameters."""
+    def _flush_batch_chunks(self) -> None:
+        """`batch_chunks` on SQLite, a statement per chunk whose parameters are the chunk itself:
+        what the entries share is written into the statement, each entry's seq is the chunk's
+        first plus its place, and its link and hash are cut from the chunk's hashes by SQLite.
+        Most of the cost of inserting a row is binding its parameters: five instead of thirteen.
+        """
         assert self._batch_const is not None
         actor_id, kind, expires_at = self._batch_const
         code, txn_id = KIND_CODE[kind], self.txn_id
         expiry = "NULL" if expires_at is None else "'" + expires_at.replace("'", "''") + "'"
-        self.sql.many_values(
-            f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES",
-            f"(%s, {txn_id:d}, {code:d}, %s, %s, %s, {actor_id:d}, %s, {expiry}, NULL, %s, %s, %s)",
-            self.batch_rows,
+
+        def statement(n: int) -> str:
+            rows = []
+            for j in range(n):
+                p = 3 + 5 * j
+                rows.append(
+                    f"(?2 + {j}, {txn_id:d}, {code:d}, ?{p}, ?{p + 1}, ?{p + 2}, {actor_id:d}, "
+                    f"?{p + 3}, {expiry}, NULL, ?{p + 4}, substr(?1, {32 * j + 1}, 8), "
+                    f"substr(?1, {32 * j + 33}, 32))"
+                )
+            return (
+                f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES {', '.join(rows)}"
+            )
+
+        full = 2 + 5 * q.CHUNK_ENTRIES
+        cur = self.sql.cur
+        cur.executemany(
+            statement(q.CHUNK_ENTRIES), [c for c in self.batch_chunks if len(c) == full]
         )
+        for chunk in self.batch_chunks:
+            if len(chunk) != full:
+                cur.execute(statement((len(chunk) - 2) // 5), chunk)
+
+
+class _Chunks:
+    """Entries in `Writer.batch_chunks`' form, added one at a time (the Python loops; `_chainc`
+    builds the same). A chunk is one list: the hash of the entry before it and the hashes of its
+    own entries as one `bytes`, its first seq, then five fields per entry: account id,
+    micro-TPP, order id, citation id, idempotency key."""
+
+    __slots__ = ("chunks", "cur", "hashes")
+
+    def __init__(self, head_hash: bytes, seq: int) -> None:
+        self.chunks: list[list[Any]] = []
+        self.hashes = [head_hash]
+        self.cur: list[Any] = [None, seq + 1]
+
+    def add(
+        self, seq: int, account: int, m: int, order: str | None, citation: int, idem: str, h: bytes
+    ) -> None:
+        self.cur += (account, m, order, citation, idem)
+        self.hashes.append(h)
+        if len(self.hashes) > q.CHUNK_ENTRIES:
+            self.close(seq)
+
+    def close(self, seq: int) -> list[list[Any]]:
+        """End the current chunk (after entry `seq`); return every chunk made."""
+        if len(self.hashes) > 1:
+            self.cur[0] = b"".join(self.hashes)
+            self.chunks.append(self.cur)
+            self.hashes = [self.hashes[-1]]
+            self.cur = [None, seq + 1]
+        return self.chunks
