@@ -460,7 +460,54 @@ done:
     return result;
 }
 
+/* batch_texts(requests) -> (keys, accounts, citations, shared): one pass over a batch for
+ * what must be read before its loop - its keys (to find replays), and the texts of its draws
+ * (to load balances and intern names). `shared`: the accounts that shares are of (as
+ * `_writer.batch_texts` in Python). */
+static PyObject *batch_texts(PyObject *Py_UNUSED(self), PyObject *requests) {
+    PyObject *result = NULL, *reqs = NULL;
+    PyObject *keys = PyList_New(0), *accounts = PySet_New(NULL), *citations = PySet_New(NULL),
+             *shared = PySet_New(NULL);
+    if (!keys || !accounts || !citations || !shared) goto done;
+    reqs = PySequence_Fast(requests, "requests must be a sequence");
+    if (reqs == NULL) goto done;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(reqs); i++) {
+        PyObject *r = PySequence_Fast_GET_ITEM(reqs, i);
+        PyObject *key = PyObject_GetAttr(r, S_KEY);
+        if (key == NULL) goto done;
+        int bad = PyList_Append(keys, key) < 0;
+        Py_DECREF(key);
+        PyObject *draws = bad ? NULL : PyObject_GetAttr(r, S_DRAWS);
+        PyObject *seq = draws ? PySequence_Fast(draws, "draws must be a sequence") : NULL;
+        Py_XDECREF(draws);
+        if (seq == NULL) goto done;
+        for (Py_ssize_t j = 0; j < PySequence_Fast_GET_SIZE(seq) && !bad; j++) {
+            PyObject *d = PySequence_Fast_GET_ITEM(seq, j);
+            PyObject *into[3] = {accounts, citations, shared};
+            int fields[3] = {0, 3, 5}; /* account, citation, share_of */
+            for (int f = 0; f < 3 && !bad; f++) {
+                PyObject *v = PyObject_GetAttr(d, S_FIELDS[fields[f]]);
+                int skip = v == NULL ? 0 : f == 2 && !PyObject_IsTrue(v); /* no share: None, "" */
+                bad = v == NULL || (!skip && PySet_Add(into[f], v) < 0);
+                Py_XDECREF(v);
+            }
+        }
+        Py_DECREF(seq);
+        if (bad) goto done;
+    }
+    result = PyTuple_Pack(4, keys, accounts, citations, shared);
+done:
+    Py_XDECREF(reqs);
+    Py_XDECREF(keys);
+    Py_XDECREF(accounts);
+    Py_XDECREF(citations);
+    Py_XDECREF(shared);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"batch_texts", batch_texts, METH_O,
+     "batch_texts(requests) -> (keys, accounts, citations, shared)"},
     {"chain_batch", chain_batch, METH_VARARGS,
      "chain_batch(requests, make_shape, shapes, old_keys, seq, prev_hex, head, per, holds, txn, "
      "expires_at) -> (chunks, requests, receipts, keys, prev_hex, seq, added, last) | None"},

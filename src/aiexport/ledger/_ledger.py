@@ -13,9 +13,11 @@ Invariants (each enforced here and checked by `verify`):
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, overload
@@ -45,7 +47,14 @@ from aiexport.ledger._migrations import migrate
 from aiexport.ledger._pgdraw import CALL
 from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
-from aiexport.ledger._writer import CapReached, RequestRow, Writer, draws_fingerprint, refusal
+from aiexport.ledger._writer import (
+    CapReached,
+    RequestRow,
+    Writer,
+    batch_texts,
+    draws_fingerprint,
+    refusal,
+)
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import LicenseInfo, VeuInfo
 
@@ -61,6 +70,18 @@ class DrawRequest:
     key: str
     draws: tuple[Draw, ...]
     order_id: str | None = None
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (as it was before, after)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 class BatchReceipts(Sequence[Receipt]):
@@ -603,21 +624,23 @@ class Ledger:
         if kind not in ("commit", "reserve"):
             raise InputError("a batch records commitments or reservations")
 
+        keys, accounts, citations, shared = batch_texts(requests)
+
         def work(conn: Connection) -> BatchReceipts:
             w = Writer(conn, now or now_utc(), self.db.dialect, names=self.db.names)
-            prior = w.find_requests([r.key for r in requests])
+            prior = w.find_requests(keys)
             w.sweep_expired()
-            accounts = {d.account for r in requests for d in r.draws}
-            accounts |= {d.share_of for r in requests for d in r.draws if d.share_of}
-            ordered = sorted(accounts)
+            ordered = sorted(accounts | shared)
             for i in range(0, len(ordered), _CHUNK):
                 w.load(ordered[i : i + _CHUNK])
             expires = iso(w.now + DEFAULT_HOLD) if kind == "reserve" else None
-            done = w.draw_batch(kind, requests, actor, expires, prior)
+            done = w.draw_batch(kind, requests, actor, expires, prior, accounts | citations)
             w.flush()
             return BatchReceipts(done, w.txn, w.now)
 
-        return self.db.write(work, lock=False, raw=True)
+        # Every object the batch makes lives until it commits: a collection would find nothing.
+        with _gc_paused():
+            return self.db.write(work, lock=False, raw=True)
 
     # -- registries ----------------------------------------------------------------------------
 

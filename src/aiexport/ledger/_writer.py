@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -25,6 +24,7 @@ from operator import attrgetter
 from types import ModuleType
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import Connection
 
 from aiexport.errors import Conflict, InputError, QuotaExceeded
@@ -58,6 +58,25 @@ _Chained = tuple[
     list[int],
     list[int],
 ]
+
+
+def batch_texts(requests: Sequence[Any]) -> tuple[list[str], set[str], set[str], set[str]]:
+    """A batch's keys, and its draws' accounts, citations and the accounts shares are of: what
+    `record_batch` reads before its loop, in one pass."""
+    if _chainc is not None:
+        found: tuple[list[str], set[str], set[str], set[str]] = _chainc.batch_texts(requests)
+        return found
+    keys, accounts, citations, shared = [], set(), set(), set()
+    for r in requests:
+        keys.append(r.key)
+        for d in r.draws:
+            accounts.add(d.account)
+            citations.add(d.citation)
+            if d.share_of:
+                shared.add(d.share_of)
+    return keys, accounts, citations, shared
+
+
 _EXPIRY_ACTOR = "system:expiry"
 _EXPIRY_CITATION = "reservation expired"
 _CHUNK = 500
@@ -204,7 +223,7 @@ class Writer:
             for i in range(0, len(missing), 10_000):
                 chunk = missing[i : i + 10_000]
                 if self.sql.sqlite:
-                    found = self.sql.all(q.NAMES_JSON, (json.dumps(chunk),))
+                    found = self.sql.all(q.NAMES_JSON, (orjson.dumps(chunk).decode(),))
                 else:
                     found = self.sql.all(q.NAMES_ANY, (chunk,))
                 ids.update((name, int(id_)) for name, id_ in found)  # committed by others
@@ -233,7 +252,7 @@ class Writer:
         if not keys:
             return {}
         if self.sql.sqlite:
-            rows = self.sql.all(q.REQUESTS_JSON, (json.dumps(list(keys)),))
+            rows = self.sql.all(q.REQUESTS_JSON, (orjson.dumps(list(keys)).decode(),))
         else:
             rows = self.sql.all(q.REQUESTS_ANY, (list(keys),))
         return {row[0]: RequestRow(*row) for row in rows}
@@ -375,17 +394,19 @@ class Writer:
         actor: str,
         expires_at: str | None,
         prior: dict[str, RequestRow],
+        texts: set[str],
     ) -> list[RequestRow | tuple[str, int, int]]:
         """`record_batch`'s loop: `_draw_batch_fast` when it can decide, else `_draw_batch_exact`.
+        `texts`: the accounts and citations of every draw in `requests`.
 
         Both give the same entries, hashes, requests and balances; the fast path leaves the writer
         untouched whenever it gives up (a refusal, a conflict, bad input, a share cap), and the
         exact path then runs from the same state, raising the error the batch deserves.
         """
-        done = self._draw_batch_fast(kind, requests, actor, expires_at, prior)
+        done = self._draw_batch_fast(kind, requests, actor, expires_at, prior, texts)
         if done is not None:
             return done
-        return self._draw_batch_exact(kind, requests, actor, expires_at, prior)
+        return self._draw_batch_exact(kind, requests, actor, expires_at, prior, texts)
 
     def _draw_batch_fast(
         self,
@@ -394,6 +415,7 @@ class Writer:
         actor: str,
         expires_at: str | None,
         prior: dict[str, RequestRow],
+        texts: set[str],
     ) -> list[RequestRow | tuple[str, int, int]] | None:
         """The batch in one pass over plain values, or None (and nothing changed) to defer to
         `_draw_batch_exact`.
@@ -417,12 +439,7 @@ class Writer:
             return None
         if not actor or "\x1f" in actor:
             return None
-        texts = {actor}
-        for r in requests:
-            for d in r.draws:
-                texts.add(d.account)
-                texts.add(d.citation)
-        ids = self.intern(texts)
+        ids = self.intern({actor, *texts})
         parts = self._preimage_parts(kind, actor, expires_at)
         _, hold, mid, by, tail, head = parts
         limits: dict[str, tuple[int, str]] = {}  # account -> (limit, citation) of its draws
@@ -463,6 +480,7 @@ class Writer:
         self.requests.extend(recorded)
         self.new_holds.extend(holds)
         self._ok_str.update(texts)
+        self._ok_str.add(actor)
         self.seq, self.hash = seq, prev
         return out
 
@@ -579,6 +597,7 @@ class Writer:
         actor: str,
         expires_at: str | None,
         prior: dict[str, RequestRow],
+        texts: set[str],
     ) -> list[RequestRow | tuple[str, int, int]]:
         """`record_batch`'s loop, request by request: per request (`key`, `draws`, `order_id`), its fingerprint, a
         replay of a recorded key, or its entries and caps; `(key, first, last)` per new request.
@@ -595,12 +614,7 @@ class Writer:
             col = 0
         else:
             raise InputError(f"draws are committed or reserved, not {kind!r}")
-        texts = {actor}
-        for r in requests:
-            for d in r.draws:
-                texts.add(d.account)
-                texts.add(d.citation)
-        ids = self.intern(texts)
+        ids = self.intern({actor, *texts})
         self._batch_const = (ids[actor], kind, expires_at)
         bal, ok, memo, touched = self.bal, self._ok_str, self._micro, self.touched
         keys, recorded, holds = self._keys, self.requests, self.new_holds
