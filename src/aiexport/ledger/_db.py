@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -146,6 +147,15 @@ class Database:
                     raise
                 time.sleep(min(0.5, 0.005 * 2**attempt) * random.random())
         raise AssertionError("unreachable")
+
+    def duplicate_key_errors(self) -> tuple[type[Exception], ...]:
+        """The driver's errors for an insert that breaks a unique key (raised as they are by
+        `write(raw=True)`)."""
+        if self.is_sqlite:
+            return (sqlite3.IntegrityError,)
+        import psycopg
+
+        return (psycopg.errors.UniqueViolation,)
 
     def call(self, sql: str, params: tuple[Any, ...]) -> Any:
         """PostgreSQL: `sql`, a statement that takes the write lock and commits asynchronously
