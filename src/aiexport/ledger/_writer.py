@@ -10,6 +10,10 @@ A batch (`draw_batch`) is decided in one pass that works out once per distinct d
 to the chain hash's preimage and to the request's fingerprint, and checks caps once per account
 at the end (a batch only adds, so usage peaks after its last request); any refusal, conflict,
 share cap or bad input sends it to the request-by-request loop, which gives the exact error.
+The pass's per-entry loop is compiled (`_chainc.c`, built by `setup.py` where a C compiler and
+OpenSSL's headers are present) and has a Python twin (`_chain_py`) that tests hold to the same
+bytes. A batch's entries are kept in chunks of 64 (`_Chunks`): on SQLite one statement inserts a
+chunk, binding five parameters per entry, its seq, link and hash taken from the chunk's own.
 """
 
 from __future__ import annotations
