@@ -359,3 +359,29 @@ def test_batch_loop_in_c_writes_what_the_python_loop_writes(
     stored, receipts = out["c"]
     assert len(stored["ledger_entries"]) == 30 * 2 + 70 and receipts[30].seqs == ()
     assert len(stored["ledger_holds"]) == (130 if kind == "reserve" else 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "order", "account", "amount", "says"),
+    [
+        ("a\x1fb", "o", "q", "1", "control characters"),
+        ("k", "", "q", "1", "non-empty"),
+        (5, "o", "q", "1", "non-empty"),
+        ("k", "o", "q\x1f", "1", "control characters"),
+        ("k", "o", "q", "1e30", "too large"),
+        ("k", "o", "q", "0.0000001", "finer than"),
+    ],
+)
+def test_batch_refuses_bad_input_by_name_and_writes_nothing(
+    ledger: Ledger, key: Any, order: str, account: str, amount: str, says: str
+) -> None:
+    """Bad input in a batch, on the compiled loop or the Python one, is an `InputError` that says
+    what is wrong (not a driver's overflow or a `TypeError`), and nothing is written."""
+    from aiexport.ledger import DrawRequest
+
+    good = DrawRequest("fine", (draw("q", 1),), "o0")
+    with pytest.raises(InputError, match=says):
+        ledger.record_batch([good, DrawRequest(key, (draw(account, amount),), order)], actor="t")
+    assert ledger.head()[0] == 0 and verify(ledger).ok
+    with pytest.raises(InputError, match="too large"):
+        ledger.commit([draw("q", 10**13)], key="big", actor="t")

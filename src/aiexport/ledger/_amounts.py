@@ -18,12 +18,15 @@ from aiexport.errors import InputError
 
 SCALE = 1_000_000
 _QUANTUM = Decimal(1) / SCALE
+_MAX_MICRO = 2**63 - 1  # a signed 64-bit column on both backends
 
 
 def to_micro(amount: Decimal | int | str) -> int:
     """Convert a TPP amount to integer micro-TPP, refusing anything that would need rounding."""
     if type(amount) is int:
-        return amount * SCALE
+        micro = amount * SCALE
+        if -_MAX_MICRO <= micro <= _MAX_MICRO:
+            return micro
     value = Decimal(amount)
     if not value.is_finite():
         raise InputError(f"TPP amount {amount!r} is not a finite number; give a decimal number")
@@ -32,6 +35,11 @@ def to_micro(amount: Decimal | int | str) -> int:
     if micro != scaled:
         raise InputError(
             f"TPP amount {value} is finer than {_QUANTUM} TPP; round it to 6 decimal places"
+        )
+    if not -_MAX_MICRO <= micro <= _MAX_MICRO:
+        raise InputError(
+            f"TPP amount {value} is too large for the ledger: at most "
+            f"{_MAX_MICRO // SCALE:,} TPP (amounts are kept in 64-bit micro-TPP)"
         )
     return micro
 

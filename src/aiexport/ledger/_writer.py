@@ -520,9 +520,11 @@ class Writer:
                         return None
                     out.append(found)
                     continue
-            if not key or "\x1f" in key or key in keys or key in old_keys:
+            if type(key) is not str or not key or "\x1f" in key or key in keys or key in old_keys:
                 return None
-            if order_id is not None and (not order_id or "\x1f" in order_id):
+            if order_id is not None and (
+                type(order_id) is not str or not order_id or "\x1f" in order_id
+            ):
                 return None
             keys.add(key)
             start = seq + 1
@@ -636,9 +638,13 @@ class Writer:
                 out.append(found)
                 continue
             if (
-                not key
+                type(key) is not str
+                or not key
                 or "\x1f" in key
-                or (order_id is not None and "\x1f" in (order_id or "\x1f"))
+                or (
+                    order_id is not None
+                    and (type(order_id) is not str or "\x1f" in (order_id or "\x1f"))
+                )
             ):
                 check_text(key, order_id)
             if key in keys:
