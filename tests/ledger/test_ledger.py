@@ -385,3 +385,32 @@ def test_batch_refuses_bad_input_by_name_and_writes_nothing(
     assert ledger.head()[0] == 0 and verify(ledger).ok
     with pytest.raises(InputError, match="too large"):
         ledger.commit([draw("q", 10**13)], key="big", actor="t")
+
+
+def test_a_large_sqlite_batch_is_checkpointed_after_it_in_a_thread(tmp_path: Any) -> None:
+    """The batch's commit leaves its pages in the WAL (no checkpoint inside it); a thread then
+    copies them into the database file; the pooled connection gets its automatic checkpoints
+    back, and a fork waits for the thread."""
+    import os
+
+    from aiexport.ledger import DrawRequest
+
+    path = tmp_path / "big.db"
+    ledger = Ledger(f"sqlite:///{path}")
+    before = path.stat().st_size
+    reqs = [DrawRequest(f"k{i}", (draw(f"a/{i % 50}", 1, 10**6),), f"o{i}") for i in range(6000)]
+    assert len(ledger.record_batch(reqs, actor="t", now=T0)) == 6000
+    assert ledger._checkpointer is not None
+    ledger._checkpointer.join()
+    assert path.stat().st_size > before + 500_000  # the entries are in the database file now
+    with ledger.db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    ledger.record_batch(
+        [DrawRequest(f"m{i}", (draw("b", 1),)) for i in range(6000)], actor="t", now=T0
+    )
+    pid = os.fork()  # waits for the checkpoint thread first
+    if pid == 0:
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert verify(ledger).ok and ledger.balance("b").committed == 6000
+    ledger.close()

@@ -23,11 +23,15 @@ from decimal import Decimal
 from typing import Any, overload
 
 from sqlalchemy import Connection, select
+from sqlalchemy.engine import make_url
 
 from aiexport.errors import Conflict, InputError, NotFound, QuotaExceeded
 from aiexport.ledger import _registry as reg
 from aiexport.ledger import _tables as t
 from aiexport.ledger._amounts import from_micro, to_micro
+from aiexport.ledger._checkpoint import Checkpointer
+from aiexport.ledger._checkpoint import defer as defer_checkpoint
+from aiexport.ledger._checkpoint import install as install_checkpoint_restore
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import (
     GENESIS,
@@ -61,6 +65,7 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 DEFAULT_HOLD = dt.timedelta(minutes=15)
 _HOT_SECONDS = 5.0
 _CHUNK = 500
+_BIG_BATCH = 5_000  # requests: from here a batch's WAL is checkpointed after it, in a thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,11 @@ class Ledger:
     def __init__(self, url: str | None = None) -> None:
         self.db = Database(url or default_db_url())
         self._refused: dict[str, float] = {}
+        self._checkpointer: Checkpointer | None = None
+        path = make_url(self.db.url).database if self.db.is_sqlite else None
+        if path and path != ":memory:":
+            self._checkpointer = Checkpointer(path)
+            install_checkpoint_restore(self.db.engine)
         migrate(self.db)
 
     @property
@@ -158,6 +168,8 @@ class Ledger:
         return self.db.url
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         self.db.dispose()
 
     def __enter__(self) -> Ledger:
@@ -625,8 +637,12 @@ class Ledger:
             raise InputError("a batch records commitments or reservations")
 
         keys, accounts, citations, shared = batch_texts(requests)
+        # SQLite: a large batch's WAL is checkpointed after it, in a thread (see `_checkpoint`).
+        checkpointer = self._checkpointer if len(keys) >= _BIG_BATCH else None
 
         def work(conn: Connection, find: bool) -> BatchReceipts:
+            if checkpointer is not None:
+                defer_checkpoint(conn)
             w = Writer(conn, now or now_utc(), self.db.dialect, names=self.db.names)
             prior = w.find_requests(keys) if find else {}
             w.sweep_expired()
@@ -651,9 +667,12 @@ class Ledger:
                 *self.db.duplicate_key_errors(),
             )
             try:
-                return self.db.write(lambda conn: work(conn, False), lock=False, raw=True)
+                out = self.db.write(lambda conn: work(conn, False), lock=False, raw=True)
             except again:
-                return self.db.write(lambda conn: work(conn, True), lock=False, raw=True)
+                out = self.db.write(lambda conn: work(conn, True), lock=False, raw=True)
+        if checkpointer is not None:
+            checkpointer.start()
+        return out
 
     # -- registries ----------------------------------------------------------------------------
 
