@@ -141,6 +141,11 @@ static int valid_key(PyObject *key) {
 typedef struct {
     PyObject *make_shape, *shapes;
     PyObject *chunks, *chunk, *out_requests, *out_receipts, *holds;
+    /* Requests in chunks too: [their fingerprints, then key, first seq, last seq (None: no
+     * entries) per request]; `fps` holds the current chunk's fingerprints. */
+    PyObject *req_chunk;
+    unsigned char *fps;
+    Py_ssize_t req_in_chunk;
     /* The current chunk's hashes: the entry before it, then its own (`per` + 1 at most). */
     unsigned char *blob;
     Py_ssize_t in_chunk, per;
@@ -248,6 +253,20 @@ static int close_chunk(State *st, long long seq) {
     return new_chunk(st, seq);
 }
 
+/* The current chunk of requests to `out_requests`, and a new one. */
+static int close_req_chunk(State *st) {
+    if (st->req_chunk != NULL) {
+        PyObject *fps = PyBytes_FromStringAndSize((const char *)st->fps, 32 * st->req_in_chunk);
+        if (fps == NULL || PyList_SetItem(st->req_chunk, 0, fps) < 0) return -1;
+        if (PyList_Append(st->out_requests, st->req_chunk) < 0) return -1;
+    }
+    Py_XSETREF(st->req_chunk, PyList_New(1));
+    if (st->req_chunk == NULL) return -1;
+    PyList_SET_ITEM(st->req_chunk, 0, Py_NewRef(Py_None));
+    st->req_in_chunk = 0;
+    return 0;
+}
+
 /* One request. Returns 1 done, 0 defer, -1 error. */
 static int one_request(State *st, PyObject *r, Buf *pre, Buf *fp, const char *head,
                        Py_ssize_t head_len, char *prev_hex, long long *seq_io) {
@@ -339,27 +358,23 @@ static int one_request(State *st, PyObject *r, Buf *pre, Buf *fp, const char *he
         st->last[slot] = seq;
     }
     {
-        unsigned char fpd[32];
-        sha256(fp->data, fp->len, fpd);
-        PyObject *fp_b = PyBytes_FromStringAndSize((const char *)fpd, 32);
+        sha256(fp->data, fp->len, st->fps + 32 * st->req_in_chunk);
         PyObject *start_o = PyLong_FromLongLong(start);
         PyObject *seq_o = PyLong_FromLongLong(seq);
-        PyObject *req = NULL, *rec = NULL;
-        if (fp_b && start_o && seq_o) {
-            if (seq >= start)
-                req = PyTuple_Pack(5, key, fp_b, start_o, start_o, seq_o);
-            else
-                req = PyTuple_Pack(5, key, fp_b, start_o, Py_None, Py_None);
-            rec = PyTuple_Pack(3, key, start_o, seq_o);
+        PyObject *rec = NULL;
+        int bad = start_o == NULL || seq_o == NULL;
+        if (!bad) {
+            PyObject *fields[3] = {key, start_o, seq >= start ? seq_o : Py_None};
+            for (int f = 0; f < 3 && !bad; f++) bad = PyList_Append(st->req_chunk, fields[f]) < 0;
+            rec = bad ? NULL : PyTuple_Pack(3, key, start_o, seq_o);
+            bad = rec == NULL || PyList_Append(st->out_receipts, rec) < 0;
         }
-        int bad = req == NULL || rec == NULL || PyList_Append(st->out_requests, req) < 0 ||
-                  PyList_Append(st->out_receipts, rec) < 0;
-        Py_XDECREF(req);
         Py_XDECREF(rec);
-        Py_XDECREF(fp_b);
         Py_XDECREF(start_o);
         Py_XDECREF(seq_o);
         if (bad) goto done_seq;
+        st->req_in_chunk += 1;
+        if (st->req_in_chunk == st->per && close_req_chunk(st) < 0) goto done_seq;
     }
     *seq_io = seq;
     rc = 1;
@@ -402,8 +417,9 @@ static PyObject *chain_batch(PyObject *Py_UNUSED(self), PyObject *args) {
     st.out_requests = PyList_New(0);
     st.out_receipts = PyList_New(0);
     st.blob = PyMem_Malloc((size_t)(32 * (st.per + 1)));
+    st.fps = PyMem_Malloc((size_t)(32 * st.per));
     if (reqs == NULL || st.keys == NULL || !st.chunks || !st.out_requests || !st.out_receipts ||
-        st.blob == NULL || new_chunk(&st, seq) < 0)
+        st.blob == NULL || st.fps == NULL || new_chunk(&st, seq) < 0 || close_req_chunk(&st) < 0)
         goto done;
     for (int i = 0; i < 32; i++) { /* the chain head's hash, from its hex digits */
         int hi = hex_value(prev_hex[2 * i]), lo = hex_value(prev_hex[2 * i + 1]);
@@ -424,6 +440,7 @@ static PyObject *chain_batch(PyObject *Py_UNUSED(self), PyObject *args) {
         }
     }
     if (st.in_chunk > 0 && close_chunk(&st, seq) < 0) goto done;
+    if (st.req_in_chunk > 0 && close_req_chunk(&st) < 0) goto done;
     {
         PyObject *added = PyList_New(st.slots), *last = PyList_New(st.slots);
         if (added == NULL || last == NULL) {
@@ -454,7 +471,9 @@ done:
     Py_XDECREF(st.keys);
     Py_XDECREF(st.chunks);
     Py_XDECREF(st.chunk);
+    Py_XDECREF(st.req_chunk);
     PyMem_Free(st.blob);
+    PyMem_Free(st.fps);
     Py_XDECREF(st.out_requests);
     Py_XDECREF(st.out_receipts);
     return result;
@@ -510,7 +529,7 @@ static PyMethodDef methods[] = {
      "batch_texts(requests) -> (keys, accounts, citations, shared)"},
     {"chain_batch", chain_batch, METH_VARARGS,
      "chain_batch(requests, make_shape, shapes, old_keys, seq, prev_hex, head, per, holds, txn, "
-     "expires_at) -> (chunks, requests, receipts, keys, prev_hex, seq, added, last) | None"},
+     "expires_at) -> (chunks, request chunks, receipts, keys, prev_hex, seq, added, last) | None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,7 +18,7 @@ def chain_batch(
 ) -> (
     tuple[
         list[list[Any]],
-        list[tuple[Any, ...]],
+        list[list[Any]],
         list[tuple[str, int, int]],
         set[str],
         str,

@@ -49,12 +49,12 @@ def _compiled() -> ModuleType | None:
 
 
 _chainc = _compiled()
-# What the batch loop returns (`_chain_py`, `_chainc.chain_batch`): entries (`_Chunks`), request
-# rows, receipts, the keys it recorded, the new chain head and seq, and per account slot the
+# What the batch loop returns (`_chain_py`, `_chainc.chain_batch`): entries (`_Chunks`), requests
+# (`_RequestChunks`), receipts, the keys it recorded, the new chain head and seq, and per account slot the
 # micro-TPP added and the last entry's seq.
 _Chained = tuple[
     list[list[Any]],
-    list[tuple[Any, ...]],
+    list[list[Any]],
     list["RequestRow | tuple[str, int, int]"],
     set[str],
     str,
@@ -172,7 +172,8 @@ class Writer:
         self.touched: dict[str, int] = {}  # account -> last seq
         self.new_holds: list[tuple[Any, ...]] = []
         self.closed_holds: list[tuple[int]] = []
-        self.requests: list[tuple[Any, ...]] = []
+        self.requests: list[tuple[Any, ...]] = []  # (key, fingerprint, start, first, last)
+        self.request_chunks: list[list[Any]] = []  # a batch's requests (`_RequestChunks`)
         self._keys: set[str] = set()
         self._micro: dict[Decimal, int] = {}
         self._ok_text: set[tuple[str, str]] = set()
@@ -481,7 +482,7 @@ class Writer:
         self.batch_chunks += chunks
         self._batch_const = (ids[actor], kind, expires_at)
         self._keys.update(keys)
-        self.requests.extend(recorded)
+        self.request_chunks += recorded
         self.new_holds.extend(holds)
         self._ok_str.update(texts)
         self._ok_str.add(actor)
@@ -506,7 +507,7 @@ class Writer:
         shapes: dict[str, tuple[Any, ...]] = {}
         added: list[int] = []
         last: list[int] = []
-        recorded: list[tuple[Any, ...]] = []
+        recorded = _RequestChunks()
         keys: set[str] = set()
         out: list[RequestRow | tuple[str, int, int]] = []
         sha, append = sha256, chunks.add
@@ -553,13 +554,9 @@ class Writer:
                 last[k] = seq
                 if hold:
                     holds.append((seq, txn, account, m, expires_at))
-            fp = sha(fp_text.encode()).digest()
-            if seq >= start:
-                recorded.append((key, fp, start, start, seq))
-            else:
-                recorded.append((key, fp, start, None, None))
+            recorded.add(key, sha(fp_text.encode()).digest(), start, seq)
             out.append((key, start, seq))
-        return chunks.close(seq), recorded, out, keys, prev, seq, added, last
+        return chunks.close(seq), recorded.close(), out, keys, prev, seq, added, last
 
     def _batch_shape(
         self,
@@ -623,7 +620,7 @@ class Writer:
         ids = self.intern({actor, *texts})
         self._batch_const = (ids[actor], kind, expires_at)
         bal, ok, memo, touched = self.bal, self._ok_str, self._micro, self.touched
-        keys, recorded, holds = self._keys, self.requests, self.new_holds
+        keys, holds, recorded = self._keys, self.new_holds, _RequestChunks()
         txn, prev, seq = self.txn, self.hash, self.seq
         head_hash, hold, mid, by, tail, head = self._preimage_parts(kind, actor, expires_at)
         chunks = _Chunks(head_hash, seq)
@@ -696,12 +693,10 @@ class Writer:
                     used = state[0] + state[1]
                     if used > limit:
                         raise refusal(d, used, memo[d.amount], limit, order_id)
-            if seq >= start:
-                recorded.append((key, fp, start, start, seq))
-            else:
-                recorded.append((key, fp, start, None, None))
+            recorded.add(key, fp, start, seq)
             out.append((key, start, seq))
         self.batch_chunks += chunks.close(seq)
+        self.request_chunks += recorded.close()
         self.seq, self.hash = seq, prev
         return out
 
@@ -784,18 +779,15 @@ class Writer:
         """
         sql = self.sql
         pg = not sql.sqlite
-        written = bool(self.rows or self.batch_chunks or self.requests)
+        written = bool(self.rows or self.batch_chunks or self.requests or self.request_chunks)
         txn_id = self.txn_id
-        # In key order: the requests B-tree is keyed by it, so its pages fill in sequence.
-        self.requests.sort()
         many = len(self.rows) + len(self.batch_chunks) * q.CHUNK_ENTRIES >= 1000
-        copy = pg and (many or len(self.requests) >= 1000)
+        copy = pg and (many or len(self.request_chunks) * q.CHUNK_ENTRIES >= 1000)
+        requests = self.requests if sql.sqlite else self.requests + self._full_requests()
         if copy:
             sql.bulk("ledger_entries", q.ENTRY_COLS, self.rows + self._full_batch_rows())
             sql.bulk(
-                "ledger_requests",
-                q.REQUEST_COLS,
-                [(k, txn_id, *rest) for k, *rest in self.requests],
+                "ledger_requests", q.REQUEST_COLS, [(k, txn_id, *rest) for k, *rest in requests]
             )
         with sql.pipeline():
             if pg:
@@ -813,8 +805,10 @@ class Writer:
                     "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
                     "last_seq) VALUES",
                     f"(%s, {txn_id:d}, %s, %s, %s, %s)",
-                    self.requests,
+                    requests,
                 )
+                if sql.sqlite:
+                    self._flush_request_chunks()
             sql.many(q.INSERT_HOLD, self.new_holds)
             sql.many(q.DELETE_HOLD, self.closed_holds)
             sql.many(
@@ -845,6 +839,53 @@ class Writer:
                              hashes[at + 32 : at + 64]))  # fmt: skip
         return rows
 
+    def _full_requests(self) -> list[tuple[Any, ...]]:
+        """`request_chunks` as (key, fingerprint, start, first, last) rows."""
+        rows = []
+        for chunk in self.request_chunks:
+            fps = chunk[0]
+            for j in range((len(chunk) - 1) // 3):
+                key, start, last = chunk[1 + 3 * j : 4 + 3 * j]
+                first = None if last is None else start
+                rows.append((key, fps[32 * j : 32 * j + 32], start, first, last))
+        return rows
+
+    def _flush_request_chunks(self) -> None:
+        """`request_chunks` on SQLite, a statement per chunk as `_flush_batch_chunks`: a
+        request's fingerprint is cut from the chunk's, its first seq is its start (or NULL with
+        its last when it wrote no entry)."""
+
+        def statement(n: int) -> str:
+            rows = []
+            for j in range(n):
+                p = 2 + 3 * j
+                rows.append(
+                    f"(?{p}, {self.txn_id:d}, substr(?1, {32 * j + 1}, 32), ?{p + 1}, "
+                    f"CASE WHEN ?{p + 2} IS NULL THEN NULL ELSE ?{p + 1} END, ?{p + 2})"
+                )
+            return (
+                "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
+                f"last_seq) VALUES {', '.join(rows)}"
+            )
+
+        self._run_chunks(self.request_chunks, 1, 3, statement)
+
+    def _run_chunks(
+        self,
+        chunks: list[list[Any]],
+        head: int,
+        width: int,
+        statement: Callable[[int], str],
+    ) -> None:
+        """Each chunk (`head` shared items, then `width` per row) as one statement: the full
+        ones in one `executemany`."""
+        full = head + width * q.CHUNK_ENTRIES
+        cur = self.sql.cur
+        cur.executemany(statement(q.CHUNK_ENTRIES), [c for c in chunks if len(c) == full])
+        for chunk in chunks:
+            if len(chunk) != full:
+                cur.execute(statement((len(chunk) - head) // width), chunk)
+
     def _flush_batch_chunks(self) -> None:
         """`batch_chunks` on SQLite, a statement per chunk whose parameters are the chunk itself:
         what the entries share is written into the statement, each entry's seq is the chunk's
@@ -869,14 +910,34 @@ class Writer:
                 f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES {', '.join(rows)}"
             )
 
-        full = 2 + 5 * q.CHUNK_ENTRIES
-        cur = self.sql.cur
-        cur.executemany(
-            statement(q.CHUNK_ENTRIES), [c for c in self.batch_chunks if len(c) == full]
-        )
-        for chunk in self.batch_chunks:
-            if len(chunk) != full:
-                cur.execute(statement((len(chunk) - 2) // 5), chunk)
+        self._run_chunks(self.batch_chunks, 2, 5, statement)
+
+
+class _RequestChunks:
+    """A batch's requests in `Writer.request_chunks`' form, added one at a time (the Python
+    loops; `_chainc` builds the same): per chunk, the fingerprints as one `bytes`, then key,
+    first seq and last seq (None when the request wrote no entry) per request."""
+
+    __slots__ = ("chunks", "cur", "fps")
+
+    def __init__(self) -> None:
+        self.chunks: list[list[Any]] = []
+        self.cur: list[Any] = [None]
+        self.fps: list[bytes] = []
+
+    def add(self, key: str, fp: bytes, start: int, last: int) -> None:
+        self.cur += (key, start, last if last >= start else None)
+        self.fps.append(fp)
+        if len(self.fps) == q.CHUNK_ENTRIES:
+            self.close()
+
+    def close(self) -> list[list[Any]]:
+        """End the current chunk; return every chunk made."""
+        if self.fps:
+            self.cur[0] = b"".join(self.fps)
+            self.chunks.append(self.cur)
+            self.cur, self.fps = [None], []
+        return self.chunks
 
 
 class _Chunks:
