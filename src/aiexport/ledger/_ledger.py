@@ -666,10 +666,13 @@ class Ledger:
                 Conflict,
                 *self.db.duplicate_key_errors(),
             )
+            # A deferred checkpoint needs a pooled connection: the setting is restored when it
+            # goes back to the pool, and the kept connection never does.
+            raw = checkpointer is None
             try:
-                out = self.db.write(lambda conn: work(conn, False), lock=False, raw=True)
+                out = self.db.write(lambda conn: work(conn, False), lock=False, raw=raw)
             except again:
-                out = self.db.write(lambda conn: work(conn, True), lock=False, raw=True)
+                out = self.db.write(lambda conn: work(conn, True), lock=False, raw=raw)
         if checkpointer is not None:
             checkpointer.start()
         return out

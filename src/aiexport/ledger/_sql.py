@@ -80,6 +80,7 @@ INSERT_ENTRY = (
 ASYNC_COMMIT = "SET LOCAL synchronous_commit TO off"
 WAL_BARRIER = "SELECT pg_logical_emit_message(true, 'aiexport', '')"
 INSERT_TXN = "INSERT INTO ledger_txns (id, txn, created_at) VALUES (%s, %s, %s)"
+INSERT_REQUEST = f"INSERT INTO ledger_requests ({', '.join(REQUEST_COLS)}) VALUES ({_ph(6)})"
 EXPIRED = "SELECT seq, account, amount FROM ledger_holds WHERE expires_at <= %s ORDER BY seq"
 BALANCES = (
     "SELECT account, committed, reserved, limit_micro, citation FROM ledger_balances "

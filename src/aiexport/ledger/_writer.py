@@ -801,12 +801,18 @@ class Writer:
                     self._flush_batch_chunks()
                 elif self.batch_chunks:
                     sql.many(q.INSERT_ENTRY, self._full_batch_rows())
-                sql.many_values(
-                    "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
-                    "last_seq) VALUES",
-                    f"(%s, {txn_id:d}, %s, %s, %s, %s)",
-                    requests,
-                )
+                if len(requests) == 1:
+                    # One statement text for every transaction, prepared once per connection
+                    # (the multi-row form below names the transaction in its text).
+                    key, *rest = requests[0]
+                    sql.run(q.INSERT_REQUEST, (key, txn_id, *rest))
+                else:
+                    sql.many_values(
+                        "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
+                        "last_seq) VALUES",
+                        f"(%s, {txn_id:d}, %s, %s, %s, %s)",
+                        requests,
+                    )
                 if sql.sqlite:
                     self._flush_request_chunks()
             sql.many(q.INSERT_HOLD, self.new_holds)
