@@ -414,3 +414,17 @@ def test_a_large_sqlite_batch_is_checkpointed_after_it_in_a_thread(tmp_path: Any
     assert os.waitpid(pid, 0)[1] == 0
     assert verify(ledger).ok and ledger.balance("b").committed == 6000
     ledger.close()
+
+
+def test_a_single_write_prepares_no_batch_statement(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk statements name their transaction, so each is prepared anew: a single
+    reservation must not run one (empty or not), or it pays a large statement's preparation."""
+    from aiexport.ledger._writer import Writer
+
+    ran: list[int] = []
+    monkeypatch.setattr(Writer, "_run_chunks", lambda *a: ran.append(1))
+    ledger.reserve([draw("a", 1, 10)], key="one", actor="t")
+    ledger.commit([draw("a", 1, 10)], key="two", actor="t")
+    assert ran == [] and ledger.used("a") == 2

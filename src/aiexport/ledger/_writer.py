@@ -813,7 +813,7 @@ class Writer:
                         f"(%s, {txn_id:d}, %s, %s, %s, %s)",
                         requests,
                     )
-                if sql.sqlite:
+                if self.request_chunks and sql.sqlite:
                     self._flush_request_chunks()
             sql.many(q.INSERT_HOLD, self.new_holds)
             sql.many(q.DELETE_HOLD, self.closed_holds)
@@ -887,7 +887,9 @@ class Writer:
         ones in one `executemany`."""
         full = head + width * q.CHUNK_ENTRIES
         cur = self.sql.cur
-        cur.executemany(statement(q.CHUNK_ENTRIES), [c for c in chunks if len(c) == full])
+        whole = [c for c in chunks if len(c) == full]
+        if whole:  # each statement text is prepared anew (it names the transaction)
+            cur.executemany(statement(q.CHUNK_ENTRIES), whole)
         for chunk in chunks:
             if len(chunk) != full:
                 cur.execute(statement((len(chunk) - head) // width), chunk)
