@@ -130,7 +130,10 @@ def iso(moment: dt.datetime) -> str:
     """A fixed-width UTC timestamp that sorts as text the same way it sorts as time."""
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not dt.UTC:
+        moment = moment.astimezone(dt.UTC)
+    # "%Y-%m-%dT%H:%M:%S.%fZ" (zero-padded years too), without strftime parsing a format.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_iso(text: str) -> dt.datetime:
