@@ -100,6 +100,10 @@ UPSERT_BALANCE = (
 UPDATE_HEAD = "UPDATE ledger_chain_head SET seq = %s, hash = %s WHERE id = 1"
 
 
+# SQLite's form of each statement (`?` placeholders), for every `Sql` of the process.
+_QMARK: dict[str, str] = {}
+
+
 class Sql:
     """Run the statements above on one DB-API connection of either dialect."""
 
@@ -107,7 +111,6 @@ class Sql:
         self.sqlite = dialect == "sqlite"
         self.raw = dbapi_conn
         self.cur = dbapi_conn.cursor()
-        self._cache: dict[str, str] = {}
 
     def pipeline(self) -> AbstractContextManager[Any]:
         """Send the statements inside in one round trip (psycopg pipeline mode) on PostgreSQL."""
@@ -148,9 +151,11 @@ class Sql:
     def _q(self, sql: str) -> str:
         if not self.sqlite:
             return sql
-        out = self._cache.get(sql)
+        out = _QMARK.get(sql)
         if out is None:
-            out = self._cache[sql] = sql.replace("%s", "?")
+            out = sql.replace("%s", "?")
+            if len(_QMARK) < 1024:  # the fixed statements; not every chunk statement
+                _QMARK[sql] = out
         return out
 
     def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
