@@ -151,8 +151,9 @@ class Database:
         """PostgreSQL: `sql`, a statement that takes the write lock and commits asynchronously
         (`_pgdraw`), in a transaction of its own, then the WAL barrier in another: one
         simple-query string, one round trip (each `COMMIT` in it ends a transaction, where the
-        statements of one pipeline sync would share one). Returns `sql`'s first row.
-        Transient errors are retried as `write` retries them."""
+        statements of one pipeline sync would share one). Returns `sql`'s first row, read from
+        its result set by position (describing every result set cost more than the call's own
+        client work). Transient errors are retried as `write` retries them."""
         import psycopg
 
         text = f"BEGIN; {sql}; COMMIT; {WAL_BARRIER}"
@@ -160,14 +161,9 @@ class Database:
             kept = self._kept_connection()
             try:
                 cur = kept.cursor
-                cur.execute(text, params)
-                row = None
-                while True:
-                    if row is None and cur.description is not None:
-                        row = cur.fetchone()
-                    if not cur.nextset():
-                        break
-                return row
+                cur.execute(text, params)  # raises if any of the statements failed
+                cur.nextset()  # past BEGIN's result to `sql`'s
+                return cur.fetchone()
             except psycopg.Error as exc:
                 driver = kept.proxy.driver_connection
                 if driver.closed or driver.broken:
