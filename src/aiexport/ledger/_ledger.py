@@ -386,13 +386,15 @@ class Ledger:
         if ids is not None:
             known.update(zip(texts, map(int, ids.split(_US)), strict=True))
         if status == "ok":
-            seqs = () if first is None else tuple(range(int(first), int(last) + 1))
+            seqs = () if first is None or last is None else tuple(range(int(first), int(last) + 1))
             return Receipt(key, txn, seqs, when)
         if status not in ("limit", "share"):
             return None
-        d = draws[idx]
+        assert idx is not None and used is not None and lim is not None
+        i = int(idx)
+        d = draws[i]
         if status == "limit":
-            exc = refusal(d, int(used), amounts[idx], int(lim), order_id)
+            exc = refusal(d, int(used), amounts[i], int(lim), order_id)
         else:
             who = f" by order {order_id}" if order_id else ""
             exc = CapReached(
