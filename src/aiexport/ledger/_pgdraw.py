@@ -277,9 +277,9 @@ BEGIN
             || coalesce(p_order, '') || us || p_actor || us || citations[i] || us || p_created
             || us || coalesce(p_expires, '') || us || us || keys[i];
     END LOOP;
-    PERFORM pg_advisory_xact_lock(7294002);  -- the write lock (`_sql.LOCK`)
-    -- The commit does not wait for its flush: the lock is free at once (see `_db`).
-    PERFORM set_config('synchronous_commit', 'off', true);
+    -- The write lock (`_sql.LOCK`); the commit does not wait for its flush, so the lock is
+    -- free at once (see `_db`).
+    PERFORM pg_advisory_xact_lock(7294002), set_config('synchronous_commit', 'off', true);
     IF general THEN
         SELECT * INTO status, first_seq, last_seq, idx, used, lim FROM ledger_draw_locked(
             p_kind, p_key, p_fp, p_actor, p_order, p_txn, p_created, p_expires, accounts,
@@ -287,11 +287,14 @@ BEGIN
             string_to_array(p_share_of, us, ''), name_ids);
         RETURN;
     END IF;
+    -- The head, the replay and lapsed-hold checks, and the first draw's balance.
     SELECT h.seq, h.hash,
            EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = p_key),
-           coalesce((SELECT min(o.expires_at) FROM ledger_holds o) <= p_created, false)
-      INTO head_seq, prev, replay, lapsed
-      FROM ledger_chain_head h WHERE h.id = 1;
+           coalesce((SELECT min(o.expires_at) FROM ledger_holds o) <= p_created, false),
+           b.committed, b.reserved, b.limit_micro, b.citation
+      INTO head_seq, prev, replay, lapsed, row_c, row_r, row_lim, row_cit
+      FROM ledger_chain_head h LEFT JOIN ledger_balances b ON b.account = accounts[1]
+     WHERE h.id = 1;
     IF replay THEN
         status := 'replay';
         RETURN;
@@ -300,15 +303,16 @@ BEGIN
         status := 'sweep';
         RETURN;
     END IF;
-    -- Each account's balance after its draw, as `Writer.draw_all` leaves it; then every cap,
-    -- in draw order.
+    -- Each account's balance after its draw, as `Writer.draw_all` leaves it (no row: zero, and
+    -- no limit yet); then every cap, in draw order.
     FOR i IN 1..n LOOP
-        SELECT b.committed, b.reserved, b.limit_micro, b.citation
-          INTO row_c, row_r, row_lim, row_cit
-          FROM ledger_balances b WHERE b.account = accounts[i];
-        IF NOT FOUND THEN
-            row_c := 0; row_r := 0;
+        IF i > 1 THEN
+            SELECT b.committed, b.reserved, b.limit_micro, b.citation
+              INTO row_c, row_r, row_lim, row_cit
+              FROM ledger_balances b WHERE b.account = accounts[i];
         END IF;
+        row_c := coalesce(row_c, 0);
+        row_r := coalesce(row_r, 0);
         IF p_kind = 'reserve' THEN
             row_r := row_r + amounts[i];
         ELSE
