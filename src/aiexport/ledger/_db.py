@@ -13,6 +13,8 @@ check is only sound if no other writer can draw between the check and the insert
   The lock is not held through the commit's WAL flush: the transaction commits asynchronously and
   a synchronous barrier transaction after it (`Database._barrier`) waits for the flush before
   `write` returns, so concurrent writers share flushes and an answer is given only once durable.
+  `Database.call` does the same for a reservation or commitment in one round trip: the draw
+  (`_pgdraw`) and the barrier as two prepared statements in one libpq pipeline.
   A plain read may see a write up to one flush before its writer is told it is durable; a crash
   in that window loses it together with everything after it (the WAL is replayed in order).
 """
@@ -73,7 +75,8 @@ class Names:
 
     Ids are never reused or changed, but one assigned inside a transaction exists only if that
     transaction commits: writers put new ids in `staged`, and `Database.write` adds them to `ids`
-    only after the commit succeeded.
+    only after the commit succeeded; the ids `ledger_draw_packed` returns are added once
+    `Database.call` has returned.
     """
 
     __slots__ = ("ids", "staged")

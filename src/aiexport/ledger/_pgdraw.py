@@ -10,10 +10,11 @@ the client's WAL barrier (`_db`) makes it durable before the caller is answered;
 round trip.
 
 What it costs is mostly per statement run (executor start-up, plan checks), so the common case -
-draws on distinct accounts without a share cap - runs few: names the client has not seen and
-each entry's hash preimage bar its position before the lock; under it, one read of the chain
-head (with the replay and lapsed-hold checks), one balance read per draw, and one statement that
-writes the transaction, entries, holds, balances, request and new head. Plans are generic
+draws on distinct accounts without a share cap - runs few: the ids of names the client has not
+seen and each entry's hash preimage bar its position are worked out before the lock; under it,
+one statement takes the lock, one reads the chain head with the replay and lapsed-hold checks
+and the first draw's balance (each further draw: one more balance read), and one writes the
+transaction, entries, holds, balances, request and new head. Plans are generic
 (`plan_cache_mode`): custom ones, planned again at every call, were a tenth of the server's time.
 The draws arrive as U+001F-separated text (no text may hold U+001F, `check_text`), which the
 client formats several times faster than arrays. Shares and repeated accounts go to
