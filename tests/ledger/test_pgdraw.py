@@ -137,3 +137,27 @@ def test_migration_4_upgrades_a_version_3_database(monkeypatch: pytest.MonkeyPat
         assert versions == [1, 2, 3, 4]
         assert conn.scalar(text("SELECT count(*) FROM ledger_txns")) == 2
     engine.dispose()
+
+
+def test_call_sends_parameters_as_they_are_and_raises_the_servers_error() -> None:
+    """`Database.call`'s libpq pipeline: text, bytes and NULL arrive unchanged; a failed
+    statement raises its psycopg error and leaves the kept connection ready for the next call."""
+    from psycopg import errors
+
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        db = ledger.db
+        odd = 'it\'s \\ a "quote" ünï\x1fcode'
+        assert db.call("SELECT %s, %s, %s, length(%s)", (odd, b"\x00\xff", None, odd)) == (
+            odd,
+            "\\x00ff",
+            None,
+            str(len(odd)),
+        )
+        with pytest.raises(errors.DivisionByZero):
+            db.call("SELECT 1 / %s::int", ("0",))
+        with pytest.raises(errors.UndefinedTable):
+            db.call("SELECT * FROM no_such_table", ())
+        assert db.call("SELECT 1 / %s::int", ("1",)) == ("1",)
+        assert ledger.commit([draw("acct", 1)], key="k", actor="t").seqs == (1,)
