@@ -161,3 +161,10 @@ def test_call_sends_parameters_as_they_are_and_raises_the_servers_error() -> Non
             db.call("SELECT * FROM no_such_table", ())
         assert db.call("SELECT 1 / %s::int", ("1",)) == ("1",)
         assert ledger.commit([draw("acct", 1)], key="k", actor="t").seqs == (1,)
+        # A lost connection is replaced and the call retried.
+        engine = create_engine(PG_URL)
+        with engine.connect() as conn:
+            kept = db._kept_connection().proxy.driver_connection.info.backend_pid
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": kept})
+        engine.dispose()
+        assert ledger.commit([draw("acct", 1)], key="k2", actor="t").seqs == (2,)

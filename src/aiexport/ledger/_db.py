@@ -197,6 +197,8 @@ class Database:
         kept = getattr(self._local, "kept", None)
         self._local.kept = None
         if kept is not None:
+            with self._kept_lock:
+                self._all_kept.remove(kept)
             kept.proxy.invalidate()
 
     def _write_raw(self, conn: Connection, work: Callable[[Connection], T]) -> T:
@@ -330,9 +332,12 @@ def _pipeline(
                     )
             elif status != pq.ExecStatus.PIPELINE_ABORTED:
                 error = error or _error(result, kept.encoding)
-    finally:
-        if pgconn.status == pq.ConnStatus.OK:
-            pgconn.exit_pipeline_mode()
+        pgconn.exit_pipeline_mode()
+    except BaseException:
+        # Results left unread (an I/O error, an interrupt): the connection is of no more use;
+        # closed, the next call replaces it.
+        kept.proxy.driver_connection.close()
+        raise
     if error is not None:
         raise error
     if row is None:
