@@ -20,6 +20,8 @@ check is only sound if no other writer can draw between the check and the insert
   The lock is not held through the commit's WAL flush: the transaction commits asynchronously and
   a synchronous barrier transaction after it (`Database._barrier`) waits for the flush before
   `write` returns, so concurrent writers share flushes and an answer is given only once durable.
+  `Database.call` does the same for a reservation or commitment in one round trip: the draw
+  (`_pgdraw`) and the barrier as two prepared statements in one libpq pipeline.
   A plain read may see a write up to one flush before its writer is told it is durable; a crash
   in that window loses it together with everything after it (the WAL is replayed in order).
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import sqlite3
 import threading
 import time
@@ -66,7 +69,8 @@ def _normalise(url: str) -> str:
 
 class _Kept(NamedTuple):
     proxy: Any  # the pool's connection proxy, checked out for good
-    cursor: Any  # a psycopg ClientCursor on it
+    encoding: str
+    prepared: dict[str, bytes]  # statement -> name of it prepared on this connection
     pid: int
 
 
@@ -94,7 +98,8 @@ class Names:
 
     Ids are never reused or changed, but one assigned inside a transaction exists only if that
     transaction commits: writers put new ids in `staged`, and `Database.write` adds them to `ids`
-    only after the commit succeeded.
+    only after the commit succeeded; the ids `ledger_draw_packed` returns are added once
+    `Database.call` has returned.
     """
 
     __slots__ = ("ids", "staged")
@@ -222,27 +227,21 @@ class Database:
             except sqlite3.Error as exc:
                 raise RawRetry(exc) from exc
 
-    def call(self, sql: str, params: tuple[Any, ...]) -> Any:
+    def call(self, sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
         """PostgreSQL: `sql`, a statement that takes the write lock and commits asynchronously
-        (`_pgdraw`), in a transaction of its own, then the WAL barrier in another: one
-        simple-query string, one round trip (each `COMMIT` in it ends a transaction, where the
-        statements of one pipeline sync would share one). Returns `sql`'s first row.
-        Transient errors are retried as `write` retries them."""
+        (`_pgdraw`), in a transaction of its own, then the WAL barrier in another. Returns
+        `sql`'s first row, as text. Transient errors are retried as `write` retries them.
+
+        Both go in one round trip as a libpq pipeline (`psycopg.pq`) of two prepared statements,
+        each followed by a sync that commits it. `%s` in `sql` are its parameters, sent as text
+        (bytes as bytea). Prepared, neither is parsed or planned again; through libpq directly,
+        the client's CPU per call is about half what it was through a cursor."""
         import psycopg
 
-        text = f"BEGIN; {sql}; COMMIT; {WAL_BARRIER}"
         for attempt in range(20):
             kept = self._kept_connection()
             try:
-                cur = kept.cursor
-                cur.execute(text, params)
-                row = None
-                while True:
-                    if row is None and cur.description is not None:
-                        row = cur.fetchone()
-                    if not cur.nextset():
-                        break
-                return row
+                return _pipeline(kept, sql, params)
             except psycopg.Error as exc:
                 driver = kept.proxy.driver_connection
                 if driver.closed or driver.broken:
@@ -259,13 +258,11 @@ class Database:
         checkout and return per call costs more than the call's own client work)."""
         kept: _Kept | None = getattr(self._local, "kept", None)
         if kept is None or kept.pid != os.getpid():
-            import psycopg
-
             proxy = self.engine.raw_connection()
             driver = proxy.driver_connection
             assert driver is not None
             driver.autocommit = True
-            kept = _Kept(proxy, psycopg.ClientCursor(driver), os.getpid())
+            kept = _Kept(proxy, driver.info.encoding, {}, os.getpid())
             self._local.kept = kept
             with self._kept_lock:
                 self._all_kept.append(kept)
@@ -275,6 +272,8 @@ class Database:
         kept = getattr(self._local, "kept", None)
         self._local.kept = None
         if kept is not None:
+            with self._kept_lock:
+                self._all_kept.remove(kept)
             kept.proxy.invalidate()
 
     def _write_raw(self, conn: Connection, work: Callable[[Connection], T]) -> T:
@@ -370,6 +369,99 @@ def flush_wal(raw: Any) -> None:
         raw.rollback()
     raw.execute(WAL_BARRIER)
     raw.commit()
+
+
+def _pipeline(
+    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...]
+) -> tuple[str | None, ...]:
+    """`Database.call`'s round trip on `kept`'s libpq connection (non-blocking, as psycopg
+    leaves it): `sql` then the WAL barrier, prepared, each in its own implicit transaction.
+    A failed statement raises its psycopg error once the connection is idle again."""
+    from psycopg import errors, pq
+
+    pgconn = kept.proxy.driver_connection.pgconn
+    draw, barrier = _prepared(kept, sql), _prepared(kept, WAL_BARRIER)
+    values = [_text(v, kept.encoding) for v in params]
+    row: tuple[str | None, ...] | None = None
+    error: Exception | None = None
+    pgconn.enter_pipeline_mode()
+    try:
+        pgconn.send_query_prepared(draw, values)
+        pgconn.pipeline_sync()
+        pgconn.send_query_prepared(barrier, None)
+        pgconn.pipeline_sync()
+        while pgconn.flush():
+            select.select([], [pgconn.socket], [])
+        syncs = 0
+        while syncs < 2:
+            while pgconn.is_busy():
+                select.select([pgconn.socket], [], [])
+                pgconn.consume_input()
+            result = pgconn.get_result()
+            if result is None:  # the end of one statement's results
+                continue
+            status = result.status
+            if status == pq.ExecStatus.PIPELINE_SYNC:
+                syncs += 1
+            elif status == pq.ExecStatus.TUPLES_OK:
+                if row is None and result.ntuples:
+                    row = tuple(
+                        None
+                        if (v := result.get_value(0, k)) is None
+                        else bytes(v).decode(kept.encoding)
+                        for k in range(result.nfields)
+                    )
+            elif status != pq.ExecStatus.PIPELINE_ABORTED:
+                error = error or _error(result, kept.encoding)
+        pgconn.exit_pipeline_mode()
+    except BaseException:
+        # Results left unread (an I/O error, an interrupt): the connection is of no more use;
+        # closed, the next call replaces it.
+        kept.proxy.driver_connection.close()
+        raise
+    if error is not None:
+        raise error
+    if row is None:
+        raise errors.OperationalError("the ledger call returned no row")
+    return row
+
+
+def _text(value: str | bytes | None, encoding: str) -> bytes | None:
+    """A parameter in PostgreSQL's text format (bytes as bytea's hex form)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return b"\\x" + value.hex().encode()
+    return value.encode(encoding)
+
+
+def _prepared(kept: _Kept, sql: str) -> bytes:
+    """The name of `sql` prepared on `kept` (`%s` its parameters), preparing it the first time."""
+    from psycopg import pq
+
+    name = kept.prepared.get(sql)
+    if name is None:
+        name = f"aiexport_{len(kept.prepared)}".encode()
+        parts = sql.split("%s")
+        numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+        result = kept.proxy.driver_connection.pgconn.prepare(name, numbered.encode(kept.encoding))
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise _error(result, kept.encoding)
+        kept.prepared[sql] = name
+    return name
+
+
+def _error(result: Any, encoding: str) -> Exception:
+    """The psycopg exception for a failed statement's result, by its SQLSTATE."""
+    from psycopg import errors, pq
+
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    try:
+        kind = errors.lookup(state.decode()) if state else errors.OperationalError
+    except KeyError:
+        kind = errors.DatabaseError
+    message = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or result.error_message
+    return kind(bytes(message).decode(encoding, "replace").strip())
 
 
 def _end_raw(driver: Any) -> None:

@@ -64,6 +64,7 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 
 DEFAULT_HOLD = dt.timedelta(minutes=15)
 _HOT_SECONDS = 5.0
+_US = "\x1f"  # separates list items in `ledger_draw_packed`'s text arguments
 _CHUNK = 500
 _BIG_BATCH = 5_000  # requests: from here a batch's WAL is checkpointed after it, in a thread
 
@@ -150,7 +151,7 @@ def _receipt(row: Any, replayed: bool) -> Receipt:
 class Ledger:
     """A quota ledger on one database. Also a `QuotaView` for the decision engine."""
 
-    # PostgreSQL: reservations and commitments through `ledger_draw` (see `_pgdraw`).
+    # PostgreSQL: reservations and commitments through `ledger_draw_packed` (see `_pgdraw`).
     server_draws = True
 
     def __init__(self, url: str | None = None) -> None:
@@ -417,8 +418,11 @@ class Ledger:
         expires: str | None,
         fp: str,
     ) -> Receipt | None:
-        """PostgreSQL: `apply_draws` as one call of `ledger_draw`; None when the general path
-        must answer (not PostgreSQL, a replayed key, lapsed holds to sweep first)."""
+        """PostgreSQL: `apply_draws` as one call of `ledger_draw_packed`; None when the general
+        path must answer (not PostgreSQL, a replayed key, lapsed holds to sweep first).
+
+        Lists go as U+001F-separated text (`_pgdraw`), with the `ledger_names` ids this process
+        knows; the ids the call returns are committed once it returns, and are remembered."""
         if self.db.is_sqlite or not self.server_draws:
             return None
         if not key:
@@ -431,6 +435,11 @@ class Ledger:
             if m <= 0:
                 raise InputError(f"draw on {d.account} must be positive, got {d.amount} TPP")
             amounts.append(m)
+        accounts = [d.account for d in draws]
+        citations = [d.citation for d in draws]
+        texts = [actor, *accounts, *citations]
+        known = self.db.names.ids
+        shared = any(d.share_of is not None for d in draws)
         txn = uuid.uuid4().hex
         params = (
             kind,
@@ -441,22 +450,29 @@ class Ledger:
             txn,
             iso(when),
             expires,
-            [d.account for d in draws],
-            amounts,
-            [None if d.limit is None else to_micro(d.limit) for d in draws],
-            [d.citation for d in draws],
-            [d.max_share for d in draws],
-            [d.share_of for d in draws],
+            _US.join(accounts),
+            _US.join(map(str, amounts)),
+            _US.join("" if d.limit is None else str(to_micro(d.limit)) for d in draws),
+            _US.join(citations),
+            _US.join("" if d.max_share is None else str(d.max_share) for d in draws)
+            if shared
+            else None,
+            _US.join(d.share_of or "" for d in draws) if shared else None,
+            _US.join(str(known.get(x, "")) for x in texts),
         )
-        status, first, last, idx, used, lim = self.db.call(CALL, params)
+        status, first, last, idx, used, lim, ids = self.db.call(CALL, params)
+        if ids is not None:
+            known.update(zip(texts, map(int, ids.split(_US)), strict=True))
         if status == "ok":
-            seqs = () if first is None else tuple(range(int(first), int(last) + 1))
+            seqs = () if first is None or last is None else tuple(range(int(first), int(last) + 1))
             return Receipt(key, txn, seqs, when)
         if status not in ("limit", "share"):
             return None
-        d = draws[idx]
+        assert idx is not None and used is not None and lim is not None
+        i = int(idx)
+        d = draws[i]
         if status == "limit":
-            exc = refusal(d, int(used), amounts[idx], int(lim), order_id)
+            exc = refusal(d, int(used), amounts[i], int(lim), order_id)
         else:
             who = f" by order {order_id}" if order_id else ""
             exc = CapReached(

@@ -1,0 +1,170 @@
+"""PostgreSQL: `ledger_draw_packed` writes exactly what the Python path writes, and migration 4
+brings a database at version 3 to it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from aiexport.errors import QuotaExceeded
+from aiexport.ledger import MIGRATIONS, Ledger, _migrations, verify
+from aiexport.ledger import _tables as t
+
+from .conftest import PG_URL, _reset_pg, draw
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+]
+
+T0 = dt.datetime(2025, 6, 1, 9, tzinfo=dt.UTC)
+# Entries are compared with their names resolved: both paths give new texts the next ids, but in
+# another order (the Python path sorts them), and the hash covers the texts.
+TABLES = {
+    "ledger_names": "name",
+    "ledger_txns": "id",
+    "ledger_balances": "account",
+    "ledger_holds": "seq",
+    "ledger_requests": "key",
+    "ledger_chain_head": "id",
+}
+SHARE: dict[str, Any] = {"max_share": Decimal("0.5"), "share_of": "uveu/v/total"}
+
+
+def _script(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
+    """Reservations and commitments of every shape the function takes, or hands on."""
+    hour = dt.timedelta(hours=1)
+    return [
+        lambda now: ledger.reserve(
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=now
+        ),
+        lambda now: ledger.reserve(  # known names, two accounts, one new
+            [draw("lpp/a/2025", 2, 10), draw("allocation/IN", 3, 100)],
+            key="r2",
+            actor="alice",
+            order_id="o2",
+            hold=hour,
+            now=now,
+        ),
+        lambda now: ledger.commit(  # no order, no limit on the second draw
+            [draw("allocation/IN", 4, 100), draw("aia/a", 4)], key="c1", actor="bob", now=now
+        ),
+        lambda now: ledger.commit(  # refused on its second draw: nothing written
+            [draw("aia/a", 1), draw("lpp/a/2025", 7, 10)], key="c2", actor="bob", now=now
+        ),
+        lambda now: ledger.reserve(  # replay
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=now
+        ),
+        lambda now: ledger.commit(  # a share cap: the general function
+            [draw("uveu/v/total", 4), draw("uveu/v/in", 2, **SHARE)], key="s1", actor="c", now=now
+        ),
+        lambda now: ledger.commit(  # past the share
+            [draw("uveu/v/in", 1, **SHARE)], key="s2", actor="c", now=now
+        ),
+        lambda now: ledger.commit(  # one account twice: the general function
+            [draw("dup", 1, 5), draw("dup", 2, 5)], key="d1", actor="dave", now=now
+        ),
+        lambda now: ledger.commit([], key="e1", actor="erin", now=now),
+        lambda now: ledger.reserve(  # lapsed holds (r1's) to sweep: the Python path
+            [draw("lpp/a/2025", 1, 10)], key="r3", actor="alice", now=now + 2 * hour
+        ),
+    ]
+
+
+def _run(server: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+    assert PG_URL
+    _reset_pg(PG_URL)
+    step = [0]
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
+    answers: list[str] = []
+    with Ledger(PG_URL) as ledger:
+        ledger.server_draws = server
+        for i, op in enumerate(_script(ledger)):
+            step[0] = i + 1
+            try:
+                answers.append(repr(op(T0 + dt.timedelta(seconds=i))))
+            except QuotaExceeded as exc:
+                answers.append(str(exc))
+        assert verify(ledger).ok
+        if server:  # the names it wrote are remembered: the next calls send their ids
+            assert {"alice", "lpp/a/2025", "allocation/IN"} <= set(ledger.db.names.ids)
+    engine = create_engine(PG_URL)
+    with engine.connect() as conn:
+        rows = {
+            table: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
+            for table, key in TABLES.items()
+        }
+        rows["ledger_names"] = [r[1:] for r in rows["ledger_names"]]
+        rows["ledger_entries"] = [tuple(r) for r in conn.execute(t.entry_select().order_by("seq"))]
+    engine.dispose()
+    return answers, rows
+
+
+def test_the_function_writes_what_the_python_path_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same answers and, table by table, the same rows (entries with their hashes included)."""
+    server_answers, server_rows = _run(True, monkeypatch)
+    python_answers, python_rows = _run(False, monkeypatch)
+    assert server_answers == python_answers
+    assert sum("exceed" in a or "past" in a for a in server_answers) == 2
+    for table in server_rows:
+        assert server_rows[table] == python_rows[table], table
+    assert len(server_rows["ledger_entries"]) == 13  # 3 of them releases of lapsed holds
+
+
+def test_migration_4_upgrades_a_version_3_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert PG_URL
+    _reset_pg(PG_URL)
+    engine = create_engine(PG_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP FUNCTION IF EXISTS ledger_draw_packed"))
+    monkeypatch.setattr(_migrations, "MIGRATIONS", MIGRATIONS[:3])
+    with Ledger(PG_URL) as ledger:
+        ledger.server_draws = False
+        ledger.commit([draw("acct", 1, 10)], key="before", actor="t", now=T0)
+    monkeypatch.undo()
+    with Ledger(PG_URL) as ledger:
+        ledger.commit([draw("acct", 2, 10)], key="after", actor="t", now=T0)
+        assert ledger.balance("acct").committed == 3
+        assert verify(ledger).ok
+    with engine.connect() as conn:
+        versions = list(conn.scalars(text("SELECT version FROM ledger_migrations ORDER BY 1")))
+        assert versions == [1, 2, 3, 4]
+        assert conn.scalar(text("SELECT count(*) FROM ledger_txns")) == 2
+    engine.dispose()
+
+
+def test_call_sends_parameters_as_they_are_and_raises_the_servers_error() -> None:
+    """`Database.call`'s libpq pipeline: text, bytes and NULL arrive unchanged; a failed
+    statement raises its psycopg error and leaves the kept connection ready for the next call."""
+    from psycopg import errors
+
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        db = ledger.db
+        odd = 'it\'s \\ a "quote" ünï\x1fcode'
+        assert db.call("SELECT %s, %s, %s, length(%s)", (odd, b"\x00\xff", None, odd)) == (
+            odd,
+            "\\x00ff",
+            None,
+            str(len(odd)),
+        )
+        with pytest.raises(errors.DivisionByZero):
+            db.call("SELECT 1 / %s::int", ("0",))
+        with pytest.raises(errors.UndefinedTable):
+            db.call("SELECT * FROM no_such_table", ())
+        assert db.call("SELECT 1 / %s::int", ("1",)) == ("1",)
+        assert ledger.commit([draw("acct", 1)], key="k", actor="t").seqs == (1,)
+        # A lost connection is replaced and the call retried.
+        engine = create_engine(PG_URL)
+        with engine.connect() as conn:
+            kept = db._kept_connection().proxy.driver_connection.info.backend_pid
+            conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": kept})
+        engine.dispose()
+        assert ledger.commit([draw("acct", 1)], key="k2", actor="t").seqs == (2,)
