@@ -861,30 +861,31 @@ class Writer:
         request's fingerprint is cut from the chunk's, its first seq is its start (or NULL with
         its last when it wrote no entry)."""
 
-        def statement(n: int) -> str:
-            rows = []
-            for j in range(n):
-                p = 2 + 3 * j
-                rows.append(
-                    f"(?{p}, {self.txn_id:d}, substr(?1, {32 * j + 1}, 32), ?{p + 1}, "
-                    f"CASE WHEN ?{p + 2} IS NULL THEN NULL ELSE ?{p + 1} END, ?{p + 2})"
-                )
+        def row(j: int, p: int) -> str:
             return (
-                "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
-                f"last_seq) VALUES {', '.join(rows)}"
+                f"(?{p}, {self.txn_id:d}, substr(?1, {32 * j + 1}, 32), ?{p + 1}, "
+                f"CASE WHEN ?{p + 2} IS NULL THEN NULL ELSE ?{p + 1} END, ?{p + 2})"
             )
 
-        self._run_chunks(self.request_chunks, 1, 3, statement)
+        into = "ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)"
+        self._run_chunks(self.request_chunks, 1, 3, into, row)
 
     def _run_chunks(
         self,
         chunks: list[list[Any]],
         head: int,
         width: int,
-        statement: Callable[[int], str],
+        into: str,
+        row: Callable[[int, int], str],
     ) -> None:
-        """Each chunk (`head` shared items, then `width` per row) as one statement: the full
-        ones in one `executemany`."""
+        """Each chunk (`head` shared items, then `width` per row) as one `INSERT INTO {into}`
+        of one `row(j, p)` per row j, whose own parameters are numbered from p: the full chunks
+        in one `executemany`."""
+
+        def statement(n: int) -> str:
+            rows = ", ".join(row(j, head + 1 + width * j) for j in range(n))
+            return f"INSERT INTO {into} VALUES {rows}"
+
         full = head + width * q.CHUNK_ENTRIES
         cur = self.sql.cur
         whole = [c for c in chunks if len(c) == full]
@@ -905,20 +906,15 @@ class Writer:
         code, txn_id = KIND_CODE[kind], self.txn_id
         expiry = "NULL" if expires_at is None else "'" + expires_at.replace("'", "''") + "'"
 
-        def statement(n: int) -> str:
-            rows = []
-            for j in range(n):
-                p = 3 + 5 * j
-                rows.append(
-                    f"(?2 + {j}, {txn_id:d}, {code:d}, ?{p}, ?{p + 1}, ?{p + 2}, {actor_id:d}, "
-                    f"?{p + 3}, {expiry}, NULL, ?{p + 4}, substr(?1, {32 * j + 1}, 8), "
-                    f"substr(?1, {32 * j + 33}, 32))"
-                )
+        def row(j: int, p: int) -> str:
             return (
-                f"INSERT INTO ledger_entries ({', '.join(q.ENTRY_COLS)}) VALUES {', '.join(rows)}"
+                f"(?2 + {j}, {txn_id:d}, {code:d}, ?{p}, ?{p + 1}, ?{p + 2}, {actor_id:d}, "
+                f"?{p + 3}, {expiry}, NULL, ?{p + 4}, substr(?1, {32 * j + 1}, 8), "
+                f"substr(?1, {32 * j + 33}, 32))"
             )
 
-        self._run_chunks(self.batch_chunks, 2, 5, statement)
+        into = f"ledger_entries ({', '.join(q.ENTRY_COLS)})"
+        self._run_chunks(self.batch_chunks, 2, 5, into, row)
 
 
 class _RequestChunks:
