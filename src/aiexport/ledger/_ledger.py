@@ -135,10 +135,6 @@ class BatchReceipts(Sequence[Receipt]):
         return Receipt(key, self._txn, tuple(range(first, last + 1)), self._when)
 
 
-def _draws_fp(kind: str, draws: Sequence[Draw], order_id: str | None) -> str:
-    return draws_fingerprint(kind, draws, order_id)
-
-
 def _accounts(draws: Sequence[Draw]) -> list[str]:
     return [d.account for d in draws] + [d.share_of for d in draws if d.share_of]
 
@@ -371,19 +367,7 @@ class Ledger:
         if hold <= dt.timedelta(0):
             raise InputError("a reservation needs a positive hold period")
         when = now or now_utc()
-        expires = iso(when + hold)
-
-        def body(w: Writer) -> list[int]:
-            return w.apply_draws(
-                "reserve", draws, key=key, actor=actor, order_id=order_id, expires_at=expires
-            )
-
-        self._refuse_early(draws, key, order_id, now)
-        fp = _draws_fp("reserve", draws, order_id)
-        done = self._draw_in_server("reserve", draws, key, actor, order_id, when, expires, fp)
-        if done is not None:
-            return done
-        return self.transact(key, fp, body, now=when, accounts=_accounts(draws), raw=True)
+        return self._draw("reserve", draws, key, actor, order_id, when, iso(when + hold), now)
 
     def commit(
         self,
@@ -395,14 +379,30 @@ class Ledger:
         now: dt.datetime | None = None,
     ) -> Receipt:
         """Draw on every account in `draws` at once, with no hold first."""
+        return self._draw("commit", draws, key, actor, order_id, now or now_utc(), None, now)
+
+    def _draw(
+        self,
+        kind: str,
+        draws: Sequence[Draw],
+        key: str,
+        actor: str,
+        order_id: str | None,
+        when: dt.datetime,
+        expires: str | None,
+        now: dt.datetime | None,
+    ) -> Receipt:
+        """`reserve` (with `expires`) or `commit`: in the server's function where it can, else
+        in a transaction of `apply_draws`. `now`: the caller's, None for the clock."""
 
         def body(w: Writer) -> list[int]:
-            return w.apply_draws("commit", draws, key=key, actor=actor, order_id=order_id)
+            return w.apply_draws(
+                kind, draws, key=key, actor=actor, order_id=order_id, expires_at=expires
+            )
 
         self._refuse_early(draws, key, order_id, now)
-        fp = _draws_fp("commit", draws, order_id)
-        when = now or now_utc()
-        done = self._draw_in_server("commit", draws, key, actor, order_id, when, None, fp)
+        fp = draws_fingerprint(kind, draws, order_id)
+        done = self._draw_in_server(kind, draws, key, actor, order_id, when, expires, fp)
         if done is not None:
             return done
         return self.transact(key, fp, body, now=when, accounts=_accounts(draws), raw=True)

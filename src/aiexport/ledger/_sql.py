@@ -9,11 +9,9 @@ unchanged on SQLite ≥ 3.24 and PostgreSQL (`ON CONFLICT … DO UPDATE` on both
 
 from __future__ import annotations
 
-import itertools
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-_ROWS_PER_STATEMENT = 64  # x 13 parameters, well under SQLite's 32,766
 # Entries per chunk of a batch (`Writer.batch_chunks`): one SQLite statement of 2 + 5 x 64
 # parameters each.
 CHUNK_ENTRIES = 64
@@ -178,20 +176,6 @@ class Sql:
         with self.cur.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-
-    def many_values(self, head: str, values: str, rows: list[tuple[Any, ...]]) -> None:
-        """`many(head + values, rows)`, several rows per statement on SQLite: `head` is
-        `INSERT INTO t (cols) VALUES`, `values` one row's `(%s, …)`. Fewer statement steps; a
-        row then costs little more than binding its parameters."""
-        per = _ROWS_PER_STATEMENT
-        full = len(rows) - len(rows) % per if self.sqlite else 0
-        if full:
-            sql = self._q(f"{head} {', '.join([values] * per)}")
-            # All rows' values in one flat list (one C pass), each statement's a slice of it.
-            flat = list(itertools.chain.from_iterable(rows[:full]))
-            step = len(flat) // full * per
-            self.cur.executemany(sql, (flat[i : i + step] for i in range(0, len(flat), step)))
-        self.many(f"{head} {values}", rows[full:])
 
     def many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         if len(rows) == 1:

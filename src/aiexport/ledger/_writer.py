@@ -801,18 +801,8 @@ class Writer:
                     self._flush_batch_chunks()
                 elif self.batch_chunks:
                     sql.many(q.INSERT_ENTRY, self._full_batch_rows())
-                if len(requests) == 1:
-                    # One statement text for every transaction, prepared once per connection
-                    # (the multi-row form below names the transaction in its text).
-                    key, *rest = requests[0]
-                    sql.run(q.INSERT_REQUEST, (key, txn_id, *rest))
-                else:
-                    sql.many_values(
-                        "INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, "
-                        "last_seq) VALUES",
-                        f"(%s, {txn_id:d}, %s, %s, %s, %s)",
-                        requests,
-                    )
+                # One statement text for every transaction, prepared once per connection.
+                sql.many(q.INSERT_REQUEST, [(k, txn_id, *rest) for k, *rest in requests])
                 if self.request_chunks and sql.sqlite:
                     self._flush_request_chunks()
             sql.many(q.INSERT_HOLD, self.new_holds)
