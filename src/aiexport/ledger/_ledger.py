@@ -58,6 +58,7 @@ from aiexport.ledger._writer import (
     batch_texts,
     draws_fingerprint,
     refusal,
+    share_refusal,
 )
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import LicenseInfo, VeuInfo
@@ -65,7 +66,6 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 DEFAULT_HOLD = dt.timedelta(minutes=15)
 _HOT_SECONDS = 5.0
 _US = "\x1f"  # separates list items in `ledger_draw_packed`'s text arguments
-_CHUNK = 500
 _BIG_BATCH = 5_000  # requests: from here a batch's WAL is checkpointed after it, in a thread
 
 
@@ -474,12 +474,7 @@ class Ledger:
         if status == "limit":
             exc = refusal(d, int(used), amounts[i], int(lim), order_id)
         else:
-            who = f" by order {order_id}" if order_id else ""
-            exc = CapReached(
-                f"drawing {d.amount} TPP on {d.account}{who} would take it past "
-                f"{d.max_share:%} of {d.share_of} ({d.citation}); nothing was recorded.",
-                d.account,
-            )
+            exc = share_refusal(d, order_id)
         self._refused[exc.account] = time.monotonic()
         raise exc
 
@@ -662,9 +657,7 @@ class Ledger:
             w = Writer(conn, now or now_utc(), self.db.dialect, names=self.db.names)
             prior = w.find_requests(keys) if find else {}
             w.sweep_expired()
-            ordered = sorted(accounts | shared)
-            for i in range(0, len(ordered), _CHUNK):
-                w.load(ordered[i : i + _CHUNK])
+            w.load(accounts | shared)
             expires = iso(w.now + DEFAULT_HOLD) if kind == "reserve" else None
             done = w.draw_batch(kind, requests, actor, expires, prior, accounts | citations)
             w.flush()

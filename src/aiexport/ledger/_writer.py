@@ -103,6 +103,16 @@ def draws_fingerprint(
     return sha256("|".join(parts).encode()).hexdigest()
 
 
+# Which balance column a draw adds to: [committed, reserved].
+_COLUMN = {"commit": 0, "reserve": 1}
+
+
+def _balance_column(kind: str) -> int:
+    if kind not in _COLUMN:
+        raise InputError(f"draws are committed or reserved, not {kind!r}")
+    return _COLUMN[kind]
+
+
 class CapReached(QuotaExceeded):
     """`QuotaExceeded`, naming the account whose cap refused the draw."""
 
@@ -119,6 +129,16 @@ def refusal(d: Draw, used: int, amount: int, limit: int, order_id: str | None) -
         f"drawing {d.amount} TPP from {d.account}{who} would exceed its limit of {d.limit} TPP "
         f"({d.citation}): {left} TPP left; reduce the order or seek a license. "
         "Nothing was recorded.",
+        d.account,
+    )
+
+
+def share_refusal(d: Draw, order_id: str | None) -> CapReached:
+    """The error for a draw that would take `d.account` past its share of `d.share_of`."""
+    who = f" by order {order_id}" if order_id else ""
+    return CapReached(
+        f"drawing {d.amount} TPP on {d.account}{who} would take it past "
+        f"{d.max_share:%} of {d.share_of} ({d.citation}); nothing was recorded.",
         d.account,
     )
 
@@ -335,12 +355,7 @@ class Writer:
         `_entries.hash_fields`), appends a row per entry, and keeps the balances in memory, so
         the transaction's writes wait for `flush`.
         """
-        if kind == "reserve":
-            col = 1
-        elif kind == "commit":
-            col = 0
-        else:
-            raise InputError(f"draws are committed or reserved, not {kind!r}")
+        col = _balance_column(kind)
         bal, ok, memo, rows, touched = self.bal, self._ok_text, self._micro, self.rows, self.touched
         txn, created, prev = self.txn, self.created_at, self.hash
         ids = self._names.ids
@@ -351,7 +366,6 @@ class Writer:
         expiry = expires_at or ""
         hold = kind == "reserve" and expires_at is not None
         seq = self.seq
-        amounts = []
         for i, d in enumerate(draws):
             account, citation = d.account, d.citation
             m = memo.get(d.amount)
@@ -364,7 +378,6 @@ class Writer:
                 ok.add((account, citation))
             if account not in bal or (d.share_of and d.share_of not in bal):
                 self.load([account, d.share_of or account])
-            amounts.append(m)
             seq += 1
             idem = f"{key}#{i}"
             digest = sha256(
@@ -379,9 +392,15 @@ class Writer:
             if hold:
                 self.new_holds.append((seq, txn, account, m, expires_at))
         self.seq, self.hash = seq, prev
-        for d, m in zip(draws, amounts, strict=True):
+        self.check_caps(draws, order_id)
+
+    def check_caps(self, draws: Sequence[Draw], order_id: str | None) -> None:
+        """After a request's entries: refuse the whole transaction if an account it drew on is
+        past the limit or share its draw carries. Each draw's amount is in the memo already."""
+        bal, memo = self.bal, self._micro
+        for d in draws:
             if d.max_share is not None:
-                self.check(d, m, order_id)
+                self.check(d, memo[d.amount], order_id)
             elif d.limit is not None:
                 state = bal[d.account]
                 limit = memo.get(d.limit)
@@ -390,7 +409,7 @@ class Writer:
                 state[2], state[3] = limit, d.citation
                 used = state[0] + state[1]
                 if used > limit:
-                    raise refusal(d, used, m, limit, order_id)
+                    raise refusal(d, used, memo[d.amount], limit, order_id)
 
     def draw_batch(
         self,
@@ -436,12 +455,9 @@ class Writer:
         account, an account past its limit - defers to the exact path, which checks request by
         request.
         """
-        if kind == "reserve":
-            col = 1
-        elif kind == "commit":
-            col = 0
-        else:
+        if kind not in _COLUMN:
             return None
+        col = _COLUMN[kind]
         if not actor or "\x1f" in actor:
             return None
         ids = self.intern({actor, *texts})
@@ -611,12 +627,7 @@ class Writer:
         `batch_chunks` (what every entry of the batch shares is written once).
         """
         check_text(actor)
-        if kind == "reserve":
-            col = 1
-        elif kind == "commit":
-            col = 0
-        else:
-            raise InputError(f"draws are committed or reserved, not {kind!r}")
+        col = _balance_column(kind)
         ids = self.intern({actor, *texts})
         self._batch_const = (ids[actor], kind, expires_at)
         bal, ok, memo, touched = self.bal, self._ok_str, self._micro, self.touched
@@ -683,16 +694,7 @@ class Writer:
                 if hold:
                     holds.append((seq, txn, account, m, expires_at))
             fp = sha(fp_text.encode()).digest()  # = draws_fingerprint(...)
-            for d in draws:
-                if d.max_share is not None:
-                    self.check(d, memo[d.amount], order_id)
-                elif d.limit is not None:
-                    state = bal[d.account]
-                    limit = memo[d.limit]
-                    state[2], state[3] = limit, d.citation
-                    used = state[0] + state[1]
-                    if used > limit:
-                        raise refusal(d, used, memo[d.amount], limit, order_id)
+            self.check_caps(draws, order_id)
             recorded.add(key, fp, start, seq)
             out.append((key, start, seq))
         self.batch_chunks += chunks.close(seq)
@@ -726,7 +728,6 @@ class Writer:
         """Refuse the whole transaction if `d`'s account is now past its limit or share."""
         state = self.bal[d.account]
         used = int(state[0]) + int(state[1])
-        who = f" by order {order_id}" if order_id else ""
         if d.limit is not None:
             limit = self.micro(d.limit)
             state[2], state[3] = limit, d.citation
@@ -735,11 +736,7 @@ class Writer:
         if d.max_share is not None and d.share_of is not None:
             base = self.used_micro(d.share_of)
             if Decimal(used) > d.max_share * Decimal(base):
-                raise CapReached(
-                    f"drawing {d.amount} TPP on {d.account}{who} would take it past "
-                    f"{d.max_share:%} of {d.share_of} ({d.citation}); nothing was recorded.",
-                    d.account,
-                )
+                raise share_refusal(d, order_id)
 
     def close_hold(self, seq: int) -> None:
         self.closed_holds.append((seq,))
