@@ -428,3 +428,19 @@ def test_a_single_write_prepares_no_batch_statement(
     ledger.reserve([draw("a", 1, 10)], key="one", actor="t")
     ledger.commit([draw("a", 1, 10)], key="two", actor="t")
     assert ran == [] and ledger.used("a") == 2
+
+
+def test_batch_receipts_read_like_a_list(ledger: Ledger) -> None:
+    """`record_batch`'s receipts are made when read but behave as the list of them: indexing,
+    slicing, iteration, length and equality; the collector is running again afterwards."""
+    import gc
+
+    from aiexport.ledger import DrawRequest
+
+    reqs = [DrawRequest(f"r{i}", (draw("a", 1),), f"o{i}") for i in range(5)]
+    receipts = ledger.record_batch(reqs, actor="t", now=T0)
+    as_list = list(receipts)
+    assert len(receipts) == 5 and receipts[-1] == as_list[4] and receipts[1:3] == as_list[1:3]
+    assert receipts == as_list and as_list == receipts and receipts != as_list[:4]
+    assert [r.seqs for r in receipts] == [(i + 1,) for i in range(5)]
+    assert gc.isenabled()
