@@ -29,18 +29,20 @@ def _reset_pg(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
-            ],
-        ),
-    ]
-)
+# Each backend a ledger fixture runs on; PostgreSQL only where a server is configured.
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL of an empty ledger database on each backend."""
     if request.param == "sqlite":

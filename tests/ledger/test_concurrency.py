@@ -12,8 +12,10 @@ import os
 import random
 import signal
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -117,24 +119,35 @@ def _writer_forever(url: str, proc: int, folder: str, cap: int) -> None:
             os.write(fd, f"{key}/r\n".encode())
 
 
+def _run_then_kill(
+    target: Callable[..., None],
+    args: list[tuple[Any, ...]],
+    settle: float,
+    spread: float,
+    rnd: random.Random,
+) -> None:
+    """A forked process per `args`; after `settle` seconds, SIGKILL each in turn, a random pause
+    of up to `spread` seconds before each kill."""
+    ctx = mp.get_context("fork")
+    workers = [ctx.Process(target=target, args=a) for a in args]
+    for w in workers:
+        w.start()
+    time.sleep(settle)
+    for w in workers:
+        time.sleep(rnd.uniform(0.0, spread))
+        assert w.pid is not None
+        os.kill(w.pid, signal.SIGKILL)
+    for w in workers:
+        w.join()
+
+
 def test_writers_killed_mid_write_leave_a_consistent_ledger(url: str, tmp_path: Path) -> None:
     Ledger(url).close()
     cap = 2_000
-    ctx = mp.get_context("fork")
     rnd = random.Random(7)
     for _round in range(3):
-        workers = [
-            ctx.Process(target=_writer_forever, args=(url, p, str(tmp_path), cap)) for p in range(4)
-        ]
-        for w in workers:
-            w.start()
-        time.sleep(1.0)
-        for w in workers:
-            time.sleep(rnd.uniform(0.0, 0.4))
-            assert w.pid is not None
-            os.kill(w.pid, signal.SIGKILL)
-        for w in workers:
-            w.join()
+        args = [(url, p, str(tmp_path), cap) for p in range(4)]
+        _run_then_kill(_writer_forever, args, 1.0, 0.4, rnd)
         with Ledger(url) as ledger:
             report = verify(ledger)
             assert report.ok, report.problems
@@ -217,22 +230,10 @@ def test_batches_killed_mid_write_are_all_or_nothing(url: str, tmp_path: Path) -
     """4 processes recording 1,000-entry batches on one cap, killed with SIGKILL at random."""
     Ledger(url).close()
     cap = 6_000
-    ctx = mp.get_context("fork")
     rnd = random.Random(11)
     for _round in range(2):
-        workers = [
-            ctx.Process(target=_batcher_forever, args=(url, p, str(tmp_path), cap))
-            for p in range(4)
-        ]
-        for w in workers:
-            w.start()
-        time.sleep(1.5)
-        for w in workers:
-            time.sleep(rnd.uniform(0.0, 0.5))
-            assert w.pid is not None
-            os.kill(w.pid, signal.SIGKILL)
-        for w in workers:
-            w.join()
+        args = [(url, p, str(tmp_path), cap) for p in range(4)]
+        _run_then_kill(_batcher_forever, args, 1.5, 0.5, rnd)
         with Ledger(url) as ledger:
             report = verify(ledger)
             assert report.ok, report.problems

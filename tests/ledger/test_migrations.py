@@ -19,7 +19,7 @@ from aiexport.ledger import MIGRATIONS, DrawRequest, Ledger, verify
 from aiexport.ledger import _tables as t
 from aiexport.ledger._migrations import _V1
 
-from .conftest import PG_URL, _reset_pg, draw
+from .conftest import BACKENDS, PG_URL, _reset_pg, draw
 
 DATA = Path(__file__).parent / "data"
 EXPECTED = json.loads((DATA / "ledger-v1.json").read_text())
@@ -47,18 +47,7 @@ def _v1_on_postgres(url: str) -> None:
     target.dispose()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def v1_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         shutil.copy(DATA / "ledger-v1.db", tmp_path / "ledger.db")
