@@ -261,7 +261,7 @@ def plan_keys(
                 authorization=tokenised(auth.at(rep)),
                 end_use=use if use in special else END_TOKEN,
             )
-            prog = plan_key(engine, order, info, recording)
+            prog = plan_key(order, info, recording)
             if prog.kind == ERROR:
                 suspects.append(remaining)
                 break

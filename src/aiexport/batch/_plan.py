@@ -520,16 +520,11 @@ def _raised(engine: Engine, order: Order) -> list[str]:
     return ["", f" raised by {inc:.0%} for a Supp. No. 5 para (b) destination"]
 
 
-def plan_key(
-    engine: Engine,
-    rep: Order,
-    info: ItemInfo,
-    recording: tuple[Engine, _Recorder] | None = None,
-) -> Program:
+def plan_key(rep: Order, info: ItemInfo, recording: tuple[Engine, _Recorder]) -> Program:
     """Run the engine on a key's representative and decide how the key's orders are decided.
 
-    `recording` (from `recording_engine(engine)`) is reused across keys when given."""
-    eng, rec = recording if recording is not None else recording_engine(engine)
+    `recording` (from `recording_engine(engine)`) is shared by every key of a run."""
+    eng, rec = recording
     rec.seen.clear()
     prog = _plan(eng, rep, info)
     prog.names = tuple(sorted(n for n in rec.seen if not n.startswith("items.")))

@@ -85,10 +85,8 @@ def _read_parquet(path: Path) -> RawTable:
         table = pq.read_table(path, columns=names, read_dictionary=texts)
     except Exception:
         return _read_reference(path)
-    columns: dict[str, RawColumn] = {
-        c: _unified(table.column(c)) if c in texts else table.column(c).combine_chunks()
-        for c in names
-    }
+    # A dictionary column's chunks combine into one dictionary array, each value once.
+    columns: dict[str, RawColumn] = {c: table.column(c).combine_chunks() for c in names}
     n = table.num_rows
 
     def raw_row(i: int) -> dict[str, Any]:
@@ -104,18 +102,6 @@ def _read_parquet(path: Path) -> RawTable:
         raise IndexError(i)
 
     return RawTable(str(path), n, columns, np.arange(1, n + 1, dtype=np.int64), raw_row)
-
-
-def _unified(column: pa.ChunkedArray) -> pa.DictionaryArray:
-    """One dictionary array over the chunks' dictionaries (each value once)."""
-    column = column.unify_dictionaries()
-    typ = column.type
-    if column.num_chunks == 0:
-        return pa.DictionaryArray.from_arrays(
-            pa.array([], typ.index_type), pa.array([], typ.value_type)
-        )
-    indices = pa.concat_arrays([c.indices for c in column.chunks])
-    return pa.DictionaryArray.from_arrays(indices, column.chunk(0).dictionary)
 
 
 def _read_simple_csv(path: Path) -> RawTable | None:

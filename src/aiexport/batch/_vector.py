@@ -94,7 +94,6 @@ class VecOutcomes:
     before_ne: np.ndarray
     tpp: np.ndarray  # the order's TPP
     tpp_ne: np.ndarray
-    after_ne: np.ndarray  # of before + tpp
     year: np.ndarray
     scale: int
     programs: list[Program]
@@ -112,6 +111,12 @@ class VecOutcomes:
     def after(self) -> np.ndarray:
         """before + tpp (what the account holds after the order when it draws)."""
         out: np.ndarray = self.before + self.tpp
+        return out
+
+    @functools.cached_property
+    def after_ne(self) -> np.ndarray:
+        """The Decimal exponent of `after`, as the engine's addition gives it."""
+        out: np.ndarray = np.maximum(self.before_ne, self.tpp_ne)
         return out
 
     # -- exact values --------------------------------------------------------------------
@@ -290,8 +295,6 @@ class VecOutcomes:
         remaining 0 where null), limit null, draws, account, and the JSON text `io.decisions`
         writes (null where there is no line). `pair(d)` is the reference (float, JSON text) of
         a Decimal, used where a value is not an integer."""
-        import pyarrow.compute as pc
-
         unit = 10**self.scale
         kind = self.kind
         # The limit of each row's line: per (key, which limit), as a row's index into tables.
@@ -325,7 +328,7 @@ class VecOutcomes:
         lim_f = np.where(null, 0.0, limit_f[lim_id])
         rem_f[null] = 0.0
         acc = np.where(over, self.al_acc, self.acc_id)
-        account = pa.array(self.accounts, pa.string()).take(pa.array(acc, mask=~valid))
+        account = self.account_array.take(pa.array(acc, mask=~valid))
         acc_json = pa.array([json.dumps(a) for a in self.accounts], pa.string()).take(
             pa.array(np.where(valid, acc, 0))
         )
@@ -900,7 +903,6 @@ def vector_pass(
         before_ne=before_ne,
         tpp=tpp_s[pos],
         tpp_ne=tpp_ne,
-        after_ne=np.maximum(before_ne, tpp_ne),
         year=year_p[pos],
         scale=scale,
         programs=programs,
