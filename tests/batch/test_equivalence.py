@@ -354,3 +354,29 @@ def test_world_bulk_pass_identical_to_per_order(tmp_path: Path) -> None:
     a, b = pq.read_table(tmp_path / "batch.parquet"), pq.read_table(tmp_path / "ref.parquet")
     assert a.equals(b)
     assert (tmp_path / "batch.jsonl").read_bytes() == (tmp_path / "ref.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("fmt", [".csv", ".parquet", ".jsonl"])
+def test_padded_and_non_ascii_edges_read_as_the_reference_reads_them(
+    tmp_path: Path, fmt: str
+) -> None:
+    """The readers' fast paths for text that needs no stripping (plain ASCII edges) against the
+    reference: padded ids and items, and names starting or ending in non-ASCII space or
+    letters."""
+    names = [" Acme Ltd ", "\u00a0Acme Ltd", "Zeta\u3000", "\u00e9toile", "Plain Ltd", "Zeta"]
+    ids = [" O-0 ", "\u00a0O-1", "O-2\u3000", "\u00e9-3", "O-4", "O-5\t"]
+    rows = [
+        {
+            "order_id": ids[i],
+            "order_date": f"2025-06-{i + 1:02d}",
+            "exporter": "X",
+            "item": " ASIC " if i % 3 == 0 else "ASIC",
+            "tpp_per_unit": "5000000",
+            "die_area_mm2": "100",
+            "quantity": "1",
+            "destination": "IN",
+            "consignee_name": name,
+        }
+        for i, name in enumerate(names)
+    ]
+    assert_same(write_orders(rows, tmp_path / f"o{fmt}"), ENGINES["diffusion-2025"])
