@@ -58,10 +58,10 @@ from ._plan import (
     full_order,
     item_info,
     order_at,
+    placeholder_at,
     plan_key,
     recording_engine,
     run_quota_pass,
-    tokenised,
 )
 from ._read import read_raw
 from ._stages import STAGES, stage
@@ -242,7 +242,6 @@ def plan_keys(
     dates = orders.cols["order_date"]
     sigs = Signatures(rules, dates)
     recording = recording_engine(engine)
-    auth, end_use = orders.cols["authorization"], orders.cols["end_use"]
     key = np.full(n, -1, dtype=np.int64)
     programs: list[Program] = []
     suspects: list[np.ndarray] = []
@@ -254,14 +253,7 @@ def plan_keys(
             if info.error:
                 suspects.append(remaining)
                 break
-            use = end_use.at(rep)
-            order = order_at(
-                orders,
-                rep,
-                authorization=tokenised(auth.at(rep)),
-                end_use=use if use in special else END_TOKEN,
-            )
-            prog = plan_key(order, info, recording)
+            prog = plan_key(placeholder_at(orders, rep, special), info, recording)
             if prog.kind == ERROR:
                 suspects.append(remaining)
                 break

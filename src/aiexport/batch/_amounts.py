@@ -16,9 +16,8 @@ from decimal import Decimal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from ._convert import Orders
+from ._convert import Orders, factorize
 from ._plan import ItemInfo
 
 EXACT = 2**53
@@ -105,9 +104,7 @@ def amounts(
         if not rows.size:
             continue
         # Distinct amounts by hashing (no sort of the rows).
-        enc = pc.dictionary_encode(pa.array(m_row[rows], type=pa.int64()))
-        uniq = enc.dictionary.to_pylist()
-        inv = enc.indices.to_numpy(zero_copy_only=False)
+        inv, uniq = factorize(pa.array(m_row[rows], type=pa.int64()), rows.size)
         vals = np.array([float(round(Decimal(m).scaleb(e) / h100_tpp, 4)) for m in uniq])
         h100[rows] = vals[inv]
 

@@ -418,10 +418,16 @@ def tokenised(auth: str | None) -> str | None:
     return auth
 
 
-def placeholder(order: Order, special_end_uses: frozenset[str]) -> Order:
-    """The order as templates see it: its reference and an untested end use as tokens."""
-    end_use = order.end_use if order.end_use in special_end_uses else END_TOKEN
-    return dataclasses.replace(order, authorization=tokenised(order.authorization), end_use=end_use)
+def placeholder_at(orders: Orders, i: int, special_end_uses: frozenset[str]) -> Order:
+    """Row i's `Order` as templates see it: its reference and an untested end use as tokens."""
+    c = orders.cols
+    use = c["end_use"].at(i)
+    return order_at(
+        orders,
+        i,
+        authorization=tokenised(c["authorization"].at(i)),
+        end_use=use if use in special_end_uses else END_TOKEN,
+    )
 
 
 class _Recorder(dict[str, Any]):
@@ -1032,7 +1038,7 @@ def branch_template(
     special: frozenset[str],
 ) -> int | None:
     """Decide row r with the engine (state before its draws) and check the kernel against it."""
-    order = placeholder(order_at(orders, r), special)
+    order = placeholder_at(orders, r, special)
     ref = n.get("ref")
     seen: QuotaView = view if ref is None else _Renamed(view, TOKEN, str(ref))
     try:
