@@ -66,6 +66,24 @@ def test_a_key_whose_first_order_does_not_match_is_redone(
     assert list(got.records()) == expected
 
 
+def test_a_pass_that_keeps_retrying_gives_way_to_the_kernel(
+    world: tuple[Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every template refused: after its last attempt the bulk pass gives up, the sequential
+    kernel decides every quota order, and every decision is still the engine's."""
+    src, expected = world
+    refused: list[int] = []
+
+    def never(*args: Any, **kwargs: Any) -> int | None:
+        refused.append(1)
+        return None
+
+    monkeypatch.setattr(vector, "branch_template", never)
+    got = decide_file(src, ENGINE)
+    assert refused and got.vec is None
+    assert list(got.records()) == expected
+
+
 def test_an_account_the_kernel_meets_sends_the_pass_order_by_order(
     world: tuple[Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -824,6 +824,7 @@ def _quota_pass(
     vr: VecResult | None = None
     cons_ids: dict[str, int] = {}
     cons_of_group = np.array([cons_ids.setdefault(x, len(cons_ids)) for x in names] or [0])
+    quantities = [qty.values[c] for c in qty_codes.tolist()] if vectorise else []
     for _attempt in range(8 if vectorise else 0):
         try:
             vr = vector_pass(
@@ -834,7 +835,7 @@ def _quota_pass(
                 cons_of_group[group] if group.size else group,
                 list(cons_ids),
                 year_p,
-                [qty.values[c] for c in qty_codes.tolist()],
+                quantities,
                 ik_p,
                 programs,
                 infos,
