@@ -152,3 +152,27 @@ def test_parquet_lines_are_numbered_from_one(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="line 2, column 'chips_per_unit'"):
         investigate(p)
+
+
+def test_case_evidence_does_not_depend_on_the_order_links_arrive_in() -> None:
+    """DuckDB returns unordered rows in an order that changes with thread scheduling; two
+    relations of equal strength between the same pair must still be listed the same way."""
+    from aiexport.intel.investigate import Relation, _cluster
+    from aiexport.intel.resolve import Link
+
+    parties: dict[str, dict[str, object]] = {p: {} for p in ("A", "B", "C")}
+    links = [Link("A", "B", 0.5, ("phone",))]
+    relations = [
+        Relation("A", "B", "payer", "horizon holdings (SG)", 0.8),
+        Relation("A", "B", "payer", "temasek trading (SG)", 0.8),
+        Relation("A", "C", "payer", "horizon holdings (SG)", 0.8),
+        Relation("B", "C", "forwarder", "x (HK)", 0.8),
+    ]
+    first = _cluster(parties, links, relations)
+    assert _cluster(parties, links[::-1], relations[::-1]) == first
+    [(members, evidence)], capped = first
+    assert members == ["A", "B", "C"] and capped == 0
+    assert [e["shared"] for e in evidence if e["kind"] == "payer"][:2] == [
+        ["horizon holdings (SG)"],
+        ["temasek trading (SG)"],
+    ]

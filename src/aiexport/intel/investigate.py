@@ -218,9 +218,9 @@ def _parties(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
                mode(consignee_website ORDER BY consignee_website),
                mode(consignee_registration ORDER BY consignee_registration),
                mode(consignee_officers ORDER BY consignee_officers),
-               min(consignee_founded), count(*), sum(tpp), min(order_date), max(order_date),
-               min(consignee_id)
-        FROM lines GROUP BY ckey
+               min(consignee_founded), count(*), sum(tpp ORDER BY tpp),
+               min(order_date), max(order_date), min(consignee_id)
+        FROM lines GROUP BY ckey ORDER BY ckey
         """
     ).fetchall()
     out: dict[str, dict[str, Any]] = {}
@@ -273,6 +273,7 @@ def _relations(
         SELECT DISTINCT ckey, 'payer' AS kind, payer_name AS name, payer_country AS cc
         FROM lines WHERE payer_name IS NOT NULL
           AND coalesce(payer_country, loc_country) NOT IN (loc_country, hq_country)
+        ORDER BY ALL
         """
     ).fetchall()
     by_value: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -315,7 +316,8 @@ def _identifier_index(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[st
     normal forms from entity resolution, plus the names of its payers and forwarders."""
     out: dict[str, list[tuple[str, str]]] = defaultdict(list)
     rows = con.execute(
-        "SELECT unique_id, phone, address, email_domain, website, officers FROM er_parties"
+        "SELECT unique_id, phone, address, email_domain, website, officers FROM er_parties "
+        "ORDER BY unique_id"
     ).fetchall()
     for uid, phone, address, dom, web, officers in rows:
         vals = out[uid]
@@ -327,7 +329,8 @@ def _identifier_index(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[st
         for o in officers or ():
             vals.append(("director", o))
     for uid, email in con.execute(
-        "SELECT ckey, consignee_email FROM lines WHERE consignee_email IS NOT NULL GROUP BY ALL"
+        "SELECT ckey, consignee_email FROM lines WHERE consignee_email IS NOT NULL GROUP BY ALL "
+        "ORDER BY ALL"
     ).fetchall():
         handle = _free_mail_handle(email)
         if handle:
@@ -336,7 +339,7 @@ def _identifier_index(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[st
     for kind, col in (("payer", "payer_name"), ("forwarder", "intermediate_name")):
         for ckey, name, own in con.execute(
             f"SELECT ckey, {col}, min(consignee_name) FROM lines WHERE {col} IS NOT NULL "
-            "GROUP BY ALL HAVING count(*) >= 2"
+            "GROUP BY ALL HAVING count(*) >= 2 ORDER BY ALL"
         ).fetchall():
             key = _name_key(name)
             if key and key != _name_key(own):
@@ -383,7 +386,7 @@ def _behaviour_relations(con: duckdb.DuckDBPyConnection, ctx: _Context) -> list[
         w0 = d - dt.timedelta(days=sg.SURGE_WINDOW_DAYS)
         busy = con.execute(
             "SELECT ckey FROM lines WHERE order_date >= ? AND order_date < ? GROUP BY ckey "
-            "HAVING count(*) >= ?",
+            "HAVING count(*) >= ? ORDER BY ckey",
             [w0, d, sg.SURGE_MIN_ORDERS],
         ).fetchall()
         surging = {m for (m,) in busy if _surging(ctx, m, d)}
@@ -492,7 +495,8 @@ def _cluster(
     for r in relations:
         ev = {"between": [r.left, r.right], "kind": r.kind, "shared": [r.value]}
         edges.append((r.strength, r.left, r.right, ev))
-    edges.sort(key=lambda e: (-e[0], e[1], e[2]))
+    # A total order (kind and shared values break ties), whatever order the queries gave.
+    edges.sort(key=lambda e: (-e[0], e[1], e[2], e[3]["kind"], e[3]["shared"]))
     capped = 0
     evidence: dict[str, list[dict[str, Any]]] = defaultdict(list)
     kept: list[tuple[str, str, dict[str, Any]]] = []
@@ -532,7 +536,8 @@ class _Context:
     ) -> _Context:
         lpp: dict[str, dict[int, float]] = defaultdict(dict)
         for ckey, year, tpp in con.execute(
-            "SELECT ckey, year(order_date), sum(tpp) FROM lines WHERE lpp_eligible GROUP BY ALL"
+            "SELECT ckey, year(order_date), sum(tpp ORDER BY tpp) FROM lines "
+            "WHERE lpp_eligible GROUP BY ALL ORDER BY ALL"
         ).fetchall():
             lpp[ckey][int(year)] = float(tpp)
         years = [
@@ -877,6 +882,7 @@ def _screen(
         SELECT DISTINCT ckey, 'payer', payer_name, payer_country FROM lines WHERE payer_name IS NOT NULL
         UNION SELECT DISTINCT ckey, 'intermediate', intermediate_name, intermediate_country
         FROM lines WHERE intermediate_name IS NOT NULL
+        ORDER BY ALL
         """
     ).fetchall():
         for m in screener.screen(name, cc)[:1]:

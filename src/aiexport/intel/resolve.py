@@ -287,7 +287,7 @@ def resolve(
                phone_l = phone_r, address_l = address_r, email_domain_l = email_domain_r,
                website_l = website_r, registration_l = registration_r,
                len(list_intersect(officers_l, officers_r)) > 0, jaro_winkler_similarity(compact_l, compact_r) >= 0.88
-        FROM {tbl}
+        FROM {tbl} ORDER BY unique_id_l, unique_id_r
         """
     ).fetchall()
     names = ("phone", "address", "email domain", "website", "registration", "director", "name")
