@@ -2,12 +2,19 @@
 
 For SQLite (a file in a temporary directory) and PostgreSQL (`--pg URL`, else
 `$AIEXPORT_TEST_PG_URL`), measure reservations per second for one writer and for N concurrent
-client processes, and the same count of raw single-row INSERT transactions into a table shaped
-like `ledger_entries` (same columns and indexes, same durability: SQLite WAL + synchronous=FULL;
-PostgreSQL synchronous_commit=on, each INSERT acknowledged once its commit is flushed - as each
-reservation is, its asynchronous commit being followed by a synchronous barrier transaction
-before it returns, see `aiexport.ledger._db`). Then the batch path: one transaction recording
-many orders' draws, against one `executemany` of the same number of entry rows.
+client processes, against two floors, each the same count of raw INSERT transactions with the
+same durability (SQLite WAL + synchronous=FULL; PostgreSQL synchronous_commit=on, each
+acknowledged once its commit is flushed - as each reservation is, its asynchronous commit being
+followed by a synchronous barrier transaction before it returns, see `aiexport.ledger._db`):
+
+- *same rows*: the issue's floor. Each transaction inserts the rows one reservation inserts - its
+  transaction, entry, hold and request - into copies of the ledger's tables (same columns, types
+  and indexes), raw: no lock, no check, no hash chain, no balance. On PostgreSQL the four INSERTs
+  and the COMMIT go in one round trip (a psycopg pipeline), as a reservation's call does.
+- *entry row alone*: a stricter floor, one entry-shaped row per transaction.
+
+Then the batch path: one transaction recording many orders' draws, against one `executemany` of
+the same number of entry rows.
 
     .venv/bin/python bench/ledger.py                      # SQLite, and PostgreSQL if configured
     .venv/bin/python bench/ledger.py --n 4000 --clients 8 --batch 100000
@@ -25,7 +32,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import MetaData, create_engine
+from sqlalchemy import MetaData, Table, create_engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import quoted_name
 
@@ -34,16 +41,23 @@ from aiexport.ledger import _tables as tables
 from aiexport.ledger._db import Database
 from aiexport.rules.determination import Draw
 
+# The tables a reservation inserts a row into (a transaction, its entry, its hold, its request).
+ROW_TABLES = (tables.txns, tables.entries, tables.holds, tables.requests)
 
-def _floor_ddl(url: str) -> list[str]:
-    """DDL of `floor_entries`: the ledger's own entry table (columns, types, indexes) renamed."""
+
+def _floor_ddl(url: str, of: tuple[Table, ...] = (tables.entries,)) -> list[str]:
+    """DDL of `floor_*`: the ledger's own tables `of` (columns, types, indexes) renamed."""
     dialect = Database(url).engine.dialect
-    floor = tables.entries.to_metadata(MetaData(), name="floor_entries")
-    for ix in floor.indexes:
-        ix.name = quoted_name(str(ix.name).replace("ledger_entries", "floor_entries"), None)
-    return [str(CreateTable(floor).compile(dialect=dialect))] + [
-        str(CreateIndex(ix).compile(dialect=dialect)) for ix in floor.indexes
-    ]
+    meta = MetaData()
+    out: list[str] = []
+    for table in of:
+        name = table.name.replace("ledger_", "floor_")
+        floor = table.to_metadata(meta, name=name)
+        for ix in floor.indexes:
+            ix.name = quoted_name(str(ix.name).replace(table.name, name), None)
+        out.append(str(CreateTable(floor).compile(dialect=dialect)))
+        out.extend(str(CreateIndex(ix).compile(dialect=dialect)) for ix in floor.indexes)
+    return out
 
 
 # The bare reference: 8 columns and one unique index, as a lower bound on what any entry costs.
@@ -64,7 +78,8 @@ def _fresh(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         tables.metadata.drop_all(conn)
-        conn.exec_driver_sql("DROP TABLE IF EXISTS floor_entries")
+        for table in ROW_TABLES:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name.replace('ledger_', 'floor_')}")
         conn.exec_driver_sql("DROP TABLE IF EXISTS bare_entries")
     engine.dispose()
 
@@ -78,7 +93,7 @@ def _raw_connect(url: str):  # type: ignore[no-untyped-def]
 
 def _floor_setup(url: str) -> None:
     conn, _ = _raw_connect(url)
-    for stmt in _floor_ddl(url):
+    for stmt in _floor_ddl(url, ROW_TABLES):
         conn.execute(stmt)
     if not url.startswith("sqlite"):
         conn.commit()
@@ -86,24 +101,80 @@ def _floor_setup(url: str) -> None:
 
 
 def _floor_worker(url: str, worker: int, n: int) -> None:
-    conn, ph = _raw_connect(url)
-    sql = f"INSERT INTO floor_entries VALUES ({', '.join([ph] * len(tables.entries.c))})"
+    """The strict floor: one entry row per transaction."""
+    _insert_rows(url, worker, n, (tables.entries,))
+
+
+def _rows_floor_worker(url: str, worker: int, n: int) -> None:
+    """The issue's floor: the rows one reservation inserts (its transaction, entry, hold and
+    request) in one transaction."""
+    _insert_rows(url, worker, n, ROW_TABLES)
+
+
+def _insert_rows(url: str, worker: int, n: int, into: tuple[Table, ...]) -> None:
+    """`n` transactions, each inserting one reservation's row into each of the floor copies of
+    `into`. SQLite: BEGIN IMMEDIATE, the INSERTs, COMMIT. PostgreSQL: one prepared statement
+    (the INSERTs as data-modifying CTEs) run through libpq in autocommit, so each transaction
+    is one round trip, committed synchronously - the leanest a client can make it."""
+    conn, _ = _raw_connect(url)
     sqlite = url.startswith("sqlite")
     now = dt.datetime.now(dt.UTC).isoformat()
+    names = [t.name.replace("ledger_", "floor_") for t in into]
+    if sqlite:
+        sqls = [
+            f"INSERT INTO {nm} VALUES ({', '.join('?' * len(t.c))})"
+            for nm, t in zip(names, into, strict=True)
+        ]
+    else:
+        conn.autocommit = True
+        pgconn = conn.pgconn
+        k = 0
+        parts = []
+        for nm, t in zip(names, into, strict=True):
+            marks = ", ".join(f"${k + j + 1}" for j in range(len(t.c)))
+            k += len(t.c)
+            parts.append(f"INSERT INTO {nm} VALUES ({marks})")
+        sql = parts[-1]
+        if len(parts) > 1:
+            ctes = ", ".join(f"i{j} AS ({part})" for j, part in enumerate(parts[:-1]))
+            sql = f"WITH {ctes} {parts[-1]}"
+        pgconn.prepare(b"floor", sql.encode())
     for i in range(n):
         seq = worker * 10_000_000 + i + 1
-        digest = hashlib.sha256(str(seq).encode()).digest()
-        # The columns of `ledger_entries` (v2): txn, kind, account, actor, citation as ids.
-        row = (seq, seq, 0, i % 100 + 1, 1_000_000, f"o{seq}", 101, 102, now, None, f"k{seq}#0",
-               digest[:8], digest)  # fmt: skip
+        rows = [_floor_row(t, seq, i, now) for t in into]
         if sqlite:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute(sql, row)
+            for sql, row in zip(sqls, rows, strict=True):
+                conn.execute(sql, row)
             conn.execute("COMMIT")
         else:
-            conn.execute(sql, row)
-            conn.commit()
+            res = pgconn.exec_prepared(b"floor", [_pg_text(v) for row in rows for v in row])
+            if res.status != 1:  # COMMAND_OK
+                raise SystemExit(res.error_message.decode())
     conn.close()
+
+
+def _pg_text(v: object) -> bytes | None:
+    if v is None:
+        return None
+    if isinstance(v, bytes):
+        return b"\\x" + v.hex().encode()
+    return str(v).encode()
+
+
+def _floor_row(table: Table, seq: int, i: int, now: str) -> tuple[object, ...]:
+    """The row a reservation (number `seq` of the run) inserts into `table`."""
+    txn = f"{seq:032x}"
+    if table is tables.txns:
+        return (seq, txn, now)
+    if table is tables.holds:
+        return (seq, txn, f"lpp/c{i % 100}/2025", 1_000_000, now)
+    if table is tables.requests:
+        return (f"k{seq}", seq, hashlib.sha256(txn.encode()).digest(), seq, seq, seq)
+    digest = hashlib.sha256(str(seq).encode()).digest()
+    # The columns of `ledger_entries` (v2): txn, kind, account, actor, citation as ids.
+    return (seq, seq, 0, i % 100 + 1, 1_000_000, f"o{seq}", 101, 102, now, None, f"k{seq}#0",
+            digest[:8], digest)  # fmt: skip
 
 
 def _ledger_worker(url: str, worker: int, n: int) -> None:
@@ -200,11 +271,15 @@ def bench(name: str, url: str, n: int, clients: int, batch: int) -> None:
         _floor_setup(url)
         floor = _timed(_floor_worker, url, k, n)
         _fresh(url)
+        _floor_setup(url)
+        rows_floor = _timed(_rows_floor_worker, url, k, n)
+        _fresh(url)
         Ledger(url).close()
         ours = _timed(_ledger_worker, url, k, n)
         print(
-            f"{name:<10} {label:<11} reservations/s {ours:>9,.0f}   raw INSERT floor/s "
-            f"{floor:>9,.0f}   ratio {ours / floor:>5.0%}",
+            f"{name:<10} {label:<11} reservations/s {ours:>9,.0f}   raw INSERT floor/s: "
+            f"same rows {rows_floor:>7,.0f} ratio {ours / rows_floor:>4.0%}, "
+            f"entry row alone {floor:>7,.0f} ratio {ours / floor:>4.0%}",
             flush=True,
         )
     if batch:
