@@ -243,17 +243,26 @@ def _splink_pairs(
         linker = Linker(sdf, copy.deepcopy(model), log_level=logging.ERROR)
     else:
         linker = Linker(sdf, _settings(), log_level=logging.ERROR)
-        linker.training.estimate_probability_two_random_records_match(
-            [block_on("phone"), block_on("address"), block_on("registration")], recall=0.7
-        )
-        linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
-        for rule in ("phone", "address"):
-            try:
-                linker.training.estimate_parameters_using_expectation_maximisation(
-                    block_on(rule), estimate_without_term_frequencies=True
-                )
-            except Exception:  # too few pairs under this rule to train on: keep the defaults
-                logging.getLogger(__name__).debug("EM skipped on %s", rule)
+        # EM sums match probabilities over rows that a parallel GROUP BY hands over in an
+        # order that changes with thread scheduling: the float sums (and so m, u and the
+        # links near the threshold) differed in the last bits from run to run. One thread
+        # while training makes the model the same for the same orders.
+        threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        con.execute("SET threads = 1")
+        try:
+            linker.training.estimate_probability_two_random_records_match(
+                [block_on("phone"), block_on("address"), block_on("registration")], recall=0.7
+            )
+            linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=7)
+            for rule in ("phone", "address"):
+                try:
+                    linker.training.estimate_parameters_using_expectation_maximisation(
+                        block_on(rule), estimate_without_term_frequencies=True
+                    )
+                except Exception:  # too few pairs under this rule to train on: keep defaults
+                    logging.getLogger(__name__).debug("EM skipped on %s", rule)
+        finally:
+            con.execute(f"SET threads = {int(threads)}")
     pred = linker.inference.predict(threshold_match_probability=threshold)
     return str(pred.physical_name), model if model is not None else linker.misc.save_model_to_json()
 
