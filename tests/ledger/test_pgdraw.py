@@ -1,5 +1,5 @@
-"""PostgreSQL: `ledger_draw_packed` writes exactly what the Python path writes, and migration 4
-brings a database at version 3 to it."""
+"""PostgreSQL: `ledger_draw_packed` (called through `ledger_draw_durable`) writes exactly what the
+Python path writes, and migrations 4 and 5 bring a database at version 3 to them."""
 
 from __future__ import annotations
 
@@ -117,11 +117,12 @@ def test_the_function_writes_what_the_python_path_writes(monkeypatch: pytest.Mon
     assert len(server_rows["ledger_entries"]) == 13  # 3 of them releases of lapsed holds
 
 
-def test_migration_4_upgrades_a_version_3_database(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrations_4_and_5_upgrade_a_version_3_database(monkeypatch: pytest.MonkeyPatch) -> None:
     assert PG_URL
     _reset_pg(PG_URL)
     engine = create_engine(PG_URL)
     with engine.begin() as conn:
+        conn.execute(text("DROP PROCEDURE IF EXISTS ledger_draw_durable"))
         conn.execute(text("DROP FUNCTION IF EXISTS ledger_draw_packed"))
     monkeypatch.setattr(_migrations, "MIGRATIONS", MIGRATIONS[:3])
     with Ledger(PG_URL) as ledger:
@@ -134,7 +135,7 @@ def test_migration_4_upgrades_a_version_3_database(monkeypatch: pytest.MonkeyPat
         assert verify(ledger).ok
     with engine.connect() as conn:
         versions = list(conn.scalars(text("SELECT version FROM ledger_migrations ORDER BY 1")))
-        assert versions == [1, 2, 3, 4]
+        assert versions == [1, 2, 3, 4, 5]
         assert conn.scalar(text("SELECT count(*) FROM ledger_txns")) == 2
     engine.dispose()
 

@@ -227,10 +227,13 @@ class Database:
             except sqlite3.Error as exc:
                 raise RawRetry(exc) from exc
 
-    def call(self, sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+    def call(
+        self, sql: str, params: tuple[str | bytes | None, ...], *, barrier: bool = True
+    ) -> tuple[str | None, ...]:
         """PostgreSQL: `sql`, a statement that takes the write lock and commits asynchronously
-        (`_pgdraw`), in a transaction of its own, then the WAL barrier in another. Returns
-        `sql`'s first row, as text. Transient errors are retried as `write` retries them.
+        (`_pgdraw`), in a transaction of its own, then the WAL barrier in another (unless not
+        `barrier`: `sql` runs its own, as `ledger_draw_durable` does). Returns `sql`'s first
+        row, as text. Transient errors are retried as `write` retries them.
 
         Both go in one round trip as a libpq pipeline (`psycopg.pq`) of two prepared statements,
         each followed by a sync that commits it. `%s` in `sql` are its parameters, sent as text
@@ -241,7 +244,7 @@ class Database:
         for attempt in range(20):
             kept = self._kept_connection()
             try:
-                return _pipeline(kept, sql, params)
+                return _pipeline(kept, sql, params, barrier)
             except psycopg.Error as exc:
                 driver = kept.proxy.driver_connection
                 if driver.closed or driver.broken:
@@ -372,7 +375,7 @@ def flush_wal(raw: Any) -> None:
 
 
 def _pipeline(
-    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...]
+    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...], barrier: bool = True
 ) -> tuple[str | None, ...]:
     """`Database.call`'s round trip on `kept`'s libpq connection (non-blocking, as psycopg
     leaves it): `sql` then the WAL barrier, prepared, each in its own implicit transaction.
@@ -380,7 +383,8 @@ def _pipeline(
     from psycopg import errors, pq
 
     pgconn = kept.proxy.driver_connection.pgconn
-    draw, barrier = _prepared(kept, sql), _prepared(kept, WAL_BARRIER)
+    draw = _prepared(kept, sql)
+    flush = _prepared(kept, WAL_BARRIER) if barrier else None
     values = [_text(v, kept.encoding) for v in params]
     row: tuple[str | None, ...] | None = None
     error: Exception | None = None
@@ -388,12 +392,13 @@ def _pipeline(
     try:
         pgconn.send_query_prepared(draw, values)
         pgconn.pipeline_sync()
-        pgconn.send_query_prepared(barrier, None)
-        pgconn.pipeline_sync()
+        if flush is not None:
+            pgconn.send_query_prepared(flush, None)
+            pgconn.pipeline_sync()
         while pgconn.flush():
             select.select([], [pgconn.socket], [])
         syncs = 0
-        while syncs < 2:
+        while syncs < (2 if barrier else 1):
             while pgconn.is_busy():
                 select.select([pgconn.socket], [], [])
                 pgconn.consume_input()

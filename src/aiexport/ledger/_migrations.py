@@ -28,7 +28,7 @@ from sqlalchemy import (
 from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
 from aiexport.ledger._entries import GENESIS, KIND_CODE, iso, now_utc
-from aiexport.ledger._pgdraw import LEDGER_DRAW, LEDGER_DRAW_PACKED
+from aiexport.ledger._pgdraw import LEDGER_DRAW, LEDGER_DRAW_DURABLE, LEDGER_DRAW_PACKED
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
@@ -187,11 +187,18 @@ def _v4_packed_draw_function(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_PACKED)
 
 
+def _v5_durable_draw_procedure(conn: Connection) -> None:
+    """PostgreSQL: the procedure `ledger_draw_durable` (`_pgdraw`); nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW_DURABLE)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
     (3, "postgresql: ledger_draw appends a request's draws in one statement", _v3_draw_function),
     (4, "postgresql: ledger_draw_packed, fewer statements per request", _v4_packed_draw_function),
+    (5, "postgresql: ledger_draw_durable, the draw and its WAL barrier in one call", _v5_durable_draw_procedure),
 )
 
 

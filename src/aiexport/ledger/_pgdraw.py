@@ -387,4 +387,27 @@ END
 $fn$;
 """
 
-CALL = "SELECT * FROM ledger_draw_packed(" + ", ".join(["%s"] * 15) + ")"
+# Migration 5. `ledger_draw_packed`, then its commit (asynchronous: the write lock is free at
+# once), then the WAL barrier (`_db`) in a transaction of its own, committed synchronously: a
+# procedure may end transactions, so the draw and its barrier are one statement, one round trip
+# with one reply, not two. Returns what `ledger_draw_packed` returns. On an error in the draw,
+# nothing is committed and no barrier is run (nothing is answered).
+LEDGER_DRAW_DURABLE = """CREATE OR REPLACE PROCEDURE ledger_draw_durable(
+    p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
+    p_created text, p_expires text, p_accounts text, p_amounts text, p_limits text,
+    p_citations text, p_shares text, p_share_of text, p_ids text,
+    INOUT status text DEFAULT NULL, INOUT first_seq bigint DEFAULT NULL,
+    INOUT last_seq bigint DEFAULT NULL, INOUT idx integer DEFAULT NULL,
+    INOUT used bigint DEFAULT NULL, INOUT lim bigint DEFAULT NULL, INOUT ids text DEFAULT NULL
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    SELECT * INTO status, first_seq, last_seq, idx, used, lim, ids FROM ledger_draw_packed(
+        p_kind, p_key, p_fp, p_actor, p_order, p_txn, p_created, p_expires, p_accounts,
+        p_amounts, p_limits, p_citations, p_shares, p_share_of, p_ids);
+    COMMIT;
+    PERFORM pg_logical_emit_message(true, 'aiexport', '');
+END
+$fn$;
+"""
+
+CALL = "CALL ledger_draw_durable(" + ", ".join(["%s"] * 15) + ")"
