@@ -13,6 +13,10 @@ followed by a synchronous barrier transaction before it returns, see `aiexport.l
   and the COMMIT go in one round trip (a psycopg pipeline), as a reservation's call does.
 - *entry row alone*: a stricter floor, one entry-shaped row per transaction.
 
+Steady state: the clock starts once every client process has connected and set up (the floors
+their prepared statement, the ledger one warm-up reservation: its connection's prepared
+statements, the names' ids); process start-up is no part of a reservation's cost.
+
 Then the batch path: one transaction recording many orders' draws, against one `executemany` of
 the same number of entry rows.
 
@@ -30,6 +34,7 @@ import os
 import tempfile
 import time
 from decimal import Decimal
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 from sqlalchemy import MetaData, Table, create_engine
@@ -100,18 +105,18 @@ def _floor_setup(url: str) -> None:
     conn.close()
 
 
-def _floor_worker(url: str, worker: int, n: int) -> None:
+def _floor_worker(url: str, worker: int, n: int, ready: Barrier) -> None:
     """The strict floor: one entry row per transaction."""
-    _insert_rows(url, worker, n, (tables.entries,))
+    _insert_rows(url, worker, n, ready, (tables.entries,))
 
 
-def _rows_floor_worker(url: str, worker: int, n: int) -> None:
+def _rows_floor_worker(url: str, worker: int, n: int, ready: Barrier) -> None:
     """The issue's floor: the rows one reservation inserts (its transaction, entry, hold and
     request) in one transaction."""
-    _insert_rows(url, worker, n, ROW_TABLES)
+    _insert_rows(url, worker, n, ready, ROW_TABLES)
 
 
-def _insert_rows(url: str, worker: int, n: int, into: tuple[Table, ...]) -> None:
+def _insert_rows(url: str, worker: int, n: int, ready: Barrier, into: tuple[Table, ...]) -> None:
     """`n` transactions, each inserting one reservation's row into each of the floor copies of
     `into`. SQLite: BEGIN IMMEDIATE, the INSERTs, COMMIT. PostgreSQL: one prepared statement
     (the INSERTs as data-modifying CTEs) run through libpq in autocommit, so each transaction
@@ -139,6 +144,7 @@ def _insert_rows(url: str, worker: int, n: int, into: tuple[Table, ...]) -> None
             ctes = ", ".join(f"i{j} AS ({part})" for j, part in enumerate(parts[:-1]))
             sql = f"WITH {ctes} {parts[-1]}"
         pgconn.prepare(b"floor", sql.encode())
+    ready.wait()
     for i in range(n):
         seq = worker * 10_000_000 + i + 1
         rows = [_floor_row(t, seq, i, now) for t in into]
@@ -177,9 +183,16 @@ def _floor_row(table: Table, seq: int, i: int, now: str) -> tuple[object, ...]:
             digest[:8], digest)  # fmt: skip
 
 
-def _ledger_worker(url: str, worker: int, n: int) -> None:
+def _ledger_worker(url: str, worker: int, n: int, ready: Barrier) -> None:
     ledger = Ledger(url)
     hold = dt.timedelta(hours=1)
+    ledger.reserve(  # warm: the connection, its prepared statements, the names' ids
+        [Draw("lpp/c0/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
+        key=f"warm{worker}",
+        actor="bench",
+        hold=hold,
+    )
+    ready.wait()
     for i in range(n):
         ledger.reserve(
             [Draw(f"lpp/c{i % 100}/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
@@ -194,10 +207,12 @@ def _ledger_worker(url: str, worker: int, n: int) -> None:
 def _timed(target, url: str, clients: int, n: int) -> float:  # type: ignore[no-untyped-def]
     ctx = mp.get_context("fork")
     per = n // clients
-    procs = [ctx.Process(target=target, args=(url, w, per)) for w in range(clients)]
-    start = time.perf_counter()
+    ready = ctx.Barrier(clients + 1)
+    procs = [ctx.Process(target=target, args=(url, w, per, ready)) for w in range(clients)]
     for p in procs:
         p.start()
+    ready.wait(timeout=120)  # every client connected and set up: the clock starts
+    start = time.perf_counter()
     for p in procs:
         p.join()
         if p.exitcode != 0:
