@@ -176,3 +176,18 @@ def test_case_evidence_does_not_depend_on_the_order_links_arrive_in() -> None:
         ["horizon holdings (SG)"],
         ["temasek trading (SG)"],
     ]
+
+
+def test_of_several_unknown_items_the_first_in_the_file_is_reported(tmp_path: Path) -> None:
+    """DuckDB's DISTINCT hands rows over in hash order (on these 100 lines, the last line's item
+    came first): the item classified first, and so the error, must follow the file."""
+    p = tmp_path / "o.csv"
+    day = dt.date(2025, 2, 1)
+    rows = ["order_id,order_date,quantity,destination,consignee_name,item"]
+    for i in range(100):
+        item = "NOPE-FIRST" if i == 0 else "NOPE-LAST" if i == 99 else "H100-SXM5"
+        rows.append(f"o{i},{day + dt.timedelta(days=i)},1,IN,Buyer {i % 7},{item}")
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="NOPE-FIRST") as err:
+        investigate(p)
+    assert "line 2" in str(err.value)

@@ -211,8 +211,9 @@ def enrich(lo: LoadedOrders, rules: RuleSet, engine: Engine | None = None) -> No
     con = lo.con
     engine = engine or Engine(rules)
     _consignee_keys(con)
-    _items(con, rules, engine, lo.path)
-    _countries(con, rules)
+    changes = _change_dates(rules)
+    _items(con, rules, engine, lo.path, changes)
+    _countries(con, rules, changes)
     eligible_since = _lpp_start(rules)
     # The tiers of each distinct (destination, location, HQ, day) once, then two joins of the
     # big table with small ones (a single five-way join made DuckDB pick a plan ~100× slower).
@@ -304,10 +305,18 @@ def _consignee_keys(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("ckeys_arrow")
 
 
-def _items(con: duckdb.DuckDBPyConnection, rules: RuleSet, engine: Engine, path: str) -> None:
+def _items(
+    con: duckdb.DuckDBPyConnection,
+    rules: RuleSet,
+    engine: Engine,
+    path: str,
+    changes: tuple[dt.date, ...],
+) -> None:
+    # In file order (first line of each): of several unknown items, the first is reported,
+    # not whichever DuckDB's threads happened to hand over first.
     rows = con.execute(
-        "SELECT DISTINCT spec, item, item_kind, chips_per_unit, tpp_per_unit, die_area_mm2, "
-        "order_date FROM orders_k"
+        "SELECT spec, item, item_kind, chips_per_unit, tpp_per_unit, die_area_mm2, order_date "
+        "FROM orders_k GROUP BY ALL ORDER BY min(rn)"
     ).fetchall()
     out: dict[str, list[Any]] = {
         k: [] for k in ("spec", "order_date", "eccn", "tpp_per_ic", "chips", "lpp_item")
@@ -319,7 +328,7 @@ def _items(con: duckdb.DuckDBPyConnection, rules: RuleSet, engine: Engine, path:
             eligible = rules.members("exceptions.lpp.eligible_eccns", day)
         except ParameterNotFound:
             eligible = frozenset()
-        key = (spec, (regime, eligible, _param_epoch(rules, day)))
+        key = (spec, (regime, eligible, bisect.bisect_right(changes, day)))
         hit = cache.get(key)
         if hit is None:
             order = Order(
@@ -366,25 +375,22 @@ def _regime(rules: RuleSet, day: dt.date) -> str:
         return "ear-2024"
 
 
-def _param_epoch(rules: RuleSet, day: dt.date) -> int:
-    """Parameters change on few dates; orders between two change dates classify alike."""
-    return bisect.bisect_right(_change_dates(rules), day)
-
-
-_CHANGES: dict[int, tuple[dt.date, ...]] = {}
-
-
 def _change_dates(rules: RuleSet) -> tuple[dt.date, ...]:
-    key = id(rules)
-    if key not in _CHANGES:
-        ds: set[dt.date] = set()
-        for p in rules.parameters.values():
-            ds.update(v.start for v in p.values)
-        _CHANGES[key] = tuple(sorted(ds))
-    return _CHANGES[key]
+    """Parameters change on few dates; orders between two change dates classify alike (their
+    epoch, `bisect_right(changes, day)`, keys the per-run caches).
+
+    Computed per run, not memoised by `id(rules)`: a rule set freed and another allocated at the
+    same address (a worker unpickling one scenario's rules after another's) got the first one's
+    dates."""
+    ds: set[dt.date] = set()
+    for p in rules.parameters.values():
+        ds.update(v.start for v in p.values)
+    return tuple(sorted(ds))
 
 
-def _countries(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
+def _countries(
+    con: duckdb.DuckDBPyConnection, rules: RuleSet, changes: tuple[dt.date, ...]
+) -> None:
     rows = con.execute(
         """
         SELECT DISTINCT c, order_date FROM (
@@ -400,7 +406,7 @@ def _countries(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
     seen: dict[tuple[str, int], Any] = {}
     for code, day in rows:
         when = max(day, effective)
-        key = (code, _param_epoch(rules, when))
+        key = (code, bisect.bisect_right(changes, when))
         st = seen.get(key)
         if st is None:
             st = seen[key] = countries.status(code, when)
@@ -416,8 +422,10 @@ def _countries(con: duckdb.DuckDBPyConnection, rules: RuleSet) -> None:
 
 
 def _effective(rules: RuleSet) -> dt.date:
+    # The latest dated value, as the engine reads it: not the one in force on the day of the
+    # run, which would make the same orders classify differently on another day.
     try:
-        return dt.date.fromisoformat(str(rules.value("controls.effective_date", dt.date.today())))
+        return dt.date.fromisoformat(str(rules.param("controls.effective_date").values[-1].value))
     except (ParameterNotFound, LawError, ValueError):
         return dt.date(2025, 1, 13)
 

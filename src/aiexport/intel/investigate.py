@@ -576,7 +576,8 @@ class _Context:
                 lines[row[0]].append(row[1:])
         deadlines = []
         try:
-            day = rules.value("controls.compliance_date", dt.date.today())
+            # The latest dated value, not the one in force on the day of the run.
+            day = rules.param("controls.compliance_date").values[-1].value
             deadlines.append(dt.date.fromisoformat(str(day)))
         except (ParameterNotFound, ValueError):
             pass  # a rule set without a compliance date has no deadline to surge before
