@@ -110,3 +110,15 @@ def test_report_opens_offline_in_chromium(sample_world: World, tmp_path: Path) -
     m = re.search(r"<title>charts:(\d+)</title>", proc.stdout)
     assert m, proc.stderr[-2000:]
     assert int(m.group(1)) >= 5
+
+
+def test_allocations_that_tie_are_listed_by_name() -> None:
+    """Allocations come from a set of strings, whose order changes with the hash seed."""
+    from aiexport.simulate.report import allocation_order
+
+    names = ["allocation/IN", "allocation/AE", "allocation/SG", "allocation/BR", "allocation/MY"]
+    sc = [
+        {"allocations": {n: {"licensed_tpp": 5.0 if n.endswith("SG") else 0} for n in names}},
+        {"allocations": {n: {"licensed_tpp": 0} for n in reversed(names)}},
+    ]
+    assert allocation_order(sc) == ["allocation/SG", *sorted(set(names) - {"allocation/SG"})]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from aiexport.simulate import (
@@ -103,3 +105,35 @@ def test_simulate_without_detection_notes_it(sample_world: World) -> None:
     assert r.sweep is not None and len(r.sweep["points"]) == 3
     apps = [p["license_applications"] for p in r.sweep["points"]]
     assert apps == sorted(apps, reverse=True)
+
+
+class _Ordered(frozenset[str]):
+    """A frozenset that iterates in a given order (a set of strings iterates in an order that
+    changes with the process's hash seed)."""
+
+    order: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.order)
+
+
+def test_forfeited_value_does_not_depend_on_the_order_caught_orders_iterate_in() -> None:
+    from aiexport.simulate._run import Run, apply_detection
+    from aiexport.simulate.detect import Detection
+
+    values = {"a": 1e16, "b": 1.0, "c": 1.0}  # summed naively, the order decides the result
+    got = []
+    for order in (("a", "b", "c"), ("b", "c", "a")):
+        ids = _Ordered(values)
+        ids.order = order
+        metrics = {
+            "h100_tpp": 1000.0,
+            "diverted_tpp": 0.0,
+            "evader_shell_cost_usd": 0.0,
+            "detection": {"capacity_cases": 1},
+            "seconds": {},
+        }
+        run = Run(metrics, value_by_id=values)
+        apply_detection(run, Detection(1, 1, 1, ids), load_scenario("diffusion-2025"), 0.0)
+        got.append(run.metrics["evader_forfeited_usd"])
+    assert got[0] == got[1] == 1e16 + 2

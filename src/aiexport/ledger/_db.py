@@ -20,8 +20,9 @@ check is only sound if no other writer can draw between the check and the insert
   The lock is not held through the commit's WAL flush: the transaction commits asynchronously and
   a synchronous barrier transaction after it (`Database._barrier`) waits for the flush before
   `write` returns, so concurrent writers share flushes and an answer is given only once durable.
-  `Database.call` does the same for a reservation or commitment in one round trip: the draw
-  (`_pgdraw`) and the barrier as two prepared statements in one libpq pipeline.
+  `Database.call` does the same for a reservation or commitment in one round trip: the
+  procedure `ledger_draw_durable` (`_pgdraw`) commits the draw and then runs the barrier in a
+  transaction of its own, in one statement with one reply.
   A plain read may see a write up to one flush before its writer is told it is durable; a crash
   in that window loses it together with everything after it (the WAL is replayed in order).
 """

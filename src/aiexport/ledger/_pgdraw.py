@@ -6,8 +6,9 @@ than cores) that is several milliseconds per write, and it caps throughput howev
 flushes are shared. `ledger_draw_packed` (migration 4) does what `Writer.apply_draws` does for one
 reservation or commitment - the same entries, hash chain, balances, holds and request row - in
 one statement, so the lock is held only while the server runs it. It commits asynchronously and
-the client's WAL barrier (`_db`) makes it durable before the caller is answered; both go in one
-round trip.
+the WAL barrier (`_db`) makes it durable before the caller is answered: the procedure
+`ledger_draw_durable` (migration 5) runs both, the draw's commit then the barrier in a
+transaction of its own, as one statement with one reply.
 
 What it costs is mostly per statement run (executor start-up, plan checks), so the common case -
 draws on distinct accounts without a share cap - runs few: the ids of names the client has not

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -257,7 +258,9 @@ def run_scenario(world: World, scenario: Scenario, *, keep_for_detection: bool =
 def apply_detection(run: Run, detection: Detection, scenario: Scenario, seconds: float) -> None:
     m = run.metrics
     caught_m = sum(run.tpp_by_id.get(o, 0) for o in detection.caught_order_ids)
-    forfeited = sum(run.value_by_id.get(o, 0.0) for o in detection.caught_order_ids)
+    # An exact sum: a frozenset of strings iterates in an order that changes with the
+    # process's hash seed, and a float sum in that order changed in the last bits with it.
+    forfeited = math.fsum(run.value_by_id.get(o, 0.0) for o in detection.caught_order_ids)
     h100_milli = m["h100_tpp"] * MILLI
     diverted_m = round(m["diverted_tpp"] * MILLI)
     m["diverted_caught_tpp"] = _tpp(caught_m)

@@ -139,7 +139,7 @@ def charts(result: SimulationResult) -> list[str]:
     for s in sc:
         for c, v in s["delivered_by_country"].items():
             totals[c] = totals.get(c, 0.0) + v["h100"]
-    top = sorted(totals, key=lambda c: -totals[c])[:20]
+    top = sorted(totals, key=lambda c: (-totals[c], c))[:20]
     fig = go.Figure()
     for i, s in enumerate(sc):
         fig.add_bar(
@@ -215,14 +215,24 @@ def charts(result: SimulationResult) -> list[str]:
     return out
 
 
+def allocation_order(scenarios: list[dict[str, Any]]) -> list[str]:
+    """The allocations of the table, most licensed first, then by name: a set of strings
+    iterates in an order that changes with the process's hash seed, and many tie (none
+    licensed)."""
+    return sorted(
+        {c for s in scenarios for c in s["allocations"]},
+        key=lambda c: (
+            -max(s["allocations"].get(c, {}).get("licensed_tpp", 0) for s in scenarios),
+            c,
+        ),
+    )
+
+
 def render_html(result: SimulationResult) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     tpl = env.from_string(_TEMPLATE)
     sc = result.scenarios
-    alloc = sorted(
-        {c for s in sc for c in s["allocations"]},
-        key=lambda c: -max(s["allocations"].get(c, {}).get("licensed_tpp", 0) for s in sc),
-    )
+    alloc = allocation_order(sc)
     return tpl.render(
         names=", ".join(s["scenario"] for s in sc),
         world=result.world,
