@@ -187,7 +187,7 @@ def _v4_packed_draw_function(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_PACKED)
 
 
-def _v5_durable_draw_procedure(conn: Connection) -> None:
+def _v5_durable_draw(conn: Connection) -> None:
     """PostgreSQL: the procedure `ledger_draw_durable` (`_pgdraw`); nothing to do on SQLite."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(LEDGER_DRAW_DURABLE)
@@ -198,7 +198,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
     (3, "postgresql: ledger_draw appends a request's draws in one statement", _v3_draw_function),
     (4, "postgresql: ledger_draw_packed, fewer statements per request", _v4_packed_draw_function),
-    (5, "postgresql: ledger_draw_durable, the draw and its WAL barrier in one call", _v5_durable_draw_procedure),
+    (5, "postgresql: ledger_draw_durable, draw and WAL barrier in one call", _v5_durable_draw),
 )
 
 
