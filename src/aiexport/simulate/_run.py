@@ -112,7 +112,8 @@ def run_scenario(world: World, scenario: Scenario, *, keep_for_detection: bool =
     )
     tiers_of = np.zeros(len(dest_vals), dtype=np.int64)
     tiers_of[dest_codes] = tier
-    for i in np.argsort(-sums):
+    # Ties by name: argsort's quicksort leaves equal totals in no particular order.
+    for i in sorted(range(len(dest_vals)), key=lambda i: (-sums[i], str(dest_vals[i]))):
         if sums[i] <= 0:
             continue
         by_country[str(dest_vals[i])] = {
