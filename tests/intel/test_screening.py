@@ -72,3 +72,32 @@ def test_non_entity_list_sources_do_not_change_the_decision(
         item="H100-SXM5",
     )
     assert hook(o) is None
+
+
+@pytest.mark.parametrize("compact_key_first", [True, False])
+def test_of_names_that_score_alike_the_first_listed_is_reported(
+    monkeypatch: pytest.MonkeyPatch, compact_key_first: bool
+) -> None:
+    """Candidates came from a set filled in the order of the query's keys, itself a set of
+    strings whose order changes with the hash seed; names 0 and 8 share a slot of a small set,
+    so the one inserted first was scored first and kept on a tie."""
+    from aiexport.intel import screening
+    from aiexport.intel.lists import ListEntry, ScreeningList
+
+    fillers = tuple(f"Zeta Holdings {chr(65 + i)}" for i in range(7))
+    entry = ListEntry(
+        "X1",
+        "EL",
+        "Entity List",
+        "Trading Acme Co Ltd",
+        alt_names=(*fillers, "Acme Trading Limited"),
+    )
+    screener = Screener(ScreeningList((entry,), ("test",), "0" * 64))
+    keys = screening._keys
+
+    def ordered(n: screening._Name) -> list[str]:  # the query's keys in a chosen order
+        return sorted(keys(n), key=lambda k: (k.startswith("c:") != compact_key_first, k))
+
+    monkeypatch.setattr(screening, "_keys", ordered)
+    (best,) = screener.screen("Acme Trading Pte")
+    assert best.matched_name == "Trading Acme Co Ltd"

@@ -177,7 +177,9 @@ class Screener:
         for k in _keys(q):
             candidates.update(self._index.get(k, ()))
         best: dict[int, Match] = {}
-        for ni in candidates:
+        # In list order: of an entry's names that score alike, the first listed is reported
+        # (the set's order follows the hash-seeded order of the keys that filled it).
+        for ni in sorted(candidates):
             n = self._names[ni]
             entry = self.lists.entries[n.entry]
             m = self._score(name, q, n, entry, country)
