@@ -197,7 +197,7 @@ def demo(
         row = get_job(svc.ledger, job_id)
         if row.status != "done":
             console.print(f"[yellow]    {row.kind} {job_id} {row.status}: {row.error}[/]")
-    exporter = next(iter({str(r["exporter"]) for r in raws}))
+    exporter = str(raws[0]["exporter"])  # the first order's (a set's pick follows the hash seed)
     ex = create_key(
         svc.ledger,
         role="exporter",

@@ -319,7 +319,9 @@ def _background_sampler(book: PartyBook, pl: Planter, nrng: np.random.Generator)
     for k, i in enumerate(idx):
         p = parties[i]
         segs = cells_in_country[p.country]
-        seg_total = sum(seg_w[s] for s in segs)
+        # In SEGMENTS order: a set of strings iterates in an order that changes with the hash
+        # seed, and the float sum (so the world) changed in the last bits with it.
+        seg_total = sum(w for s, w in seg_w.items() if s in segs)
         probs[k] = (
             cty_w[p.country]
             / total_c
