@@ -183,7 +183,7 @@ def _check_key(ledger: Ledger, token: str) -> Principal:
 def list_keys(ledger: Ledger) -> list[dict[str, str | None]]:
     cols = [c for c in store.keys.c if c.name != "secret_sha256"]
     with ledger.db.read() as conn:
-        rows = conn.execute(select(*cols).order_by(store.keys.c.created_at))
+        rows = conn.execute(select(*cols).order_by(store.keys.c.created_at, store.keys.c.key_id))
         return [dict(r._mapping) for r in rows]
 
 

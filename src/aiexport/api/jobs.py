@@ -299,7 +299,7 @@ def get_job(ledger: Ledger, job_id: str, kind: str | None = None) -> Any:
 
 def list_jobs(ledger: Ledger, kind: str | None, limit: int = 50) -> list[Any]:
     j = store.jobs.c
-    q = select(store.jobs).order_by(j.created_at.desc()).limit(limit)
+    q = select(store.jobs).order_by(j.created_at.desc(), j.job_id.desc()).limit(limit)
     if kind:
         q = q.where(j.kind == kind)
     with ledger.db.read() as conn:
@@ -319,7 +319,7 @@ def latest_result(ledger: Ledger, kind: str) -> tuple[str, dict[str, Any]] | Non
     q = (
         select(store.jobs)
         .where(j.kind == kind, j.status == "done")
-        .order_by(j.finished_at.desc())
+        .order_by(j.finished_at.desc(), j.job_id.desc())
         .limit(1)
     )
     with ledger.db.read() as conn:
