@@ -191,3 +191,52 @@ def test_of_several_unknown_items_the_first_in_the_file_is_reported(tmp_path: Pa
     with pytest.raises(InputError, match="NOPE-FIRST") as err:
         investigate(p)
     assert "line 2" in str(err.value)
+
+
+def test_an_item_named_in_two_cases_on_one_day_counts_each_order_once(tmp_path: Path) -> None:
+    """'H100-SXM5' and 'h100-sxm5' are one item: one class row for the day, so each line joins
+    one class (two rows made every such order count twice)."""
+    from aiexport.intel._orders import enrich, load_orders
+    from aiexport.rules.ruleset import DEFAULT_RULE_SET, load_rule_set
+
+    p = tmp_path / "o.csv"
+    p.write_text(
+        "order_id,order_date,quantity,destination,consignee_name,item\n"
+        "a,2025-06-02,8,IN,Buyer,H100-SXM5\n"
+        "b,2025-06-02,8,IN,Buyer,h100-sxm5\n",
+        encoding="utf-8",
+    )
+    lo = load_orders(p)
+    enrich(lo, load_rule_set(DEFAULT_RULE_SET))
+    got = lo.con.execute("SELECT order_id, ics FROM lines ORDER BY order_id").fetchall()
+    assert got == [("a", 8), ("b", 8)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_an_unknown_item_is_reported_on_its_own_line_in_every_format(
+    tmp_path: Path, fmt: str
+) -> None:
+    """A Parquet row 1 is line 1; a CSV's is line 2 (after the header)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.table(
+        {
+            "order_id": ["a", "b"],
+            "order_date": ["2025-06-02", "2025-06-03"],
+            "quantity": [1, 1],
+            "destination": ["IN", "IN"],
+            "consignee_name": ["Buyer", "Buyer"],
+            "item": ["H100-SXM5", "NOPE-9"],
+        }
+    )
+    p = tmp_path / f"o.{fmt}"
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(t, p)
+    else:
+        pq.write_table(t, p)
+    with pytest.raises(InputError, match="NOPE-9") as err:
+        investigate(p)
+    assert err.value.line == (3 if fmt == "csv" else 2)

@@ -212,7 +212,7 @@ def enrich(lo: LoadedOrders, rules: RuleSet, engine: Engine | None = None) -> No
     engine = engine or Engine(rules)
     _consignee_keys(con)
     changes = _change_dates(rules)
-    _items(con, rules, engine, lo.path, changes)
+    _items(con, rules, engine, lo.path, lo.line_offset, changes)
     _countries(con, rules, changes)
     eligible_since = _lpp_start(rules)
     # The tiers of each distinct (destination, location, HQ, day) once, then two joins of the
@@ -269,7 +269,10 @@ def _consignee_keys(con: duckdb.DuckDBPyConnection) -> None:
         SELECT *, coalesce(consignee_id, '') AS consignee_id_or_blank,
                upper(coalesce(consignee_country, destination)) AS loc_country,
                upper(coalesce(consignee_hq_country, consignee_country, destination)) AS hq_country,
-               concat_ws('|', lower(item), lower(item_kind), chips_per_unit, tpp_per_unit, die_area_mm2) AS spec
+               -- A JSON array: a NULL keeps its place and a '|' in a name cannot shift the rest
+               -- (concat_ws skipped NULLs, so item 'x' with no kind met kind 'x' with no item).
+               to_json([lower(item), lower(item_kind), chips_per_unit::VARCHAR,
+                        tpp_per_unit::VARCHAR, die_area_mm2::VARCHAR])::VARCHAR AS spec
         FROM orders
         """
     )
@@ -310,13 +313,17 @@ def _items(
     rules: RuleSet,
     engine: Engine,
     path: str,
+    offset: int,
     changes: tuple[dt.date, ...],
 ) -> None:
-    # In file order (first line of each): of several unknown items, the first is reported,
-    # not whichever DuckDB's threads happened to hand over first.
+    # One row per (spec, day), so that each line joins one class: names that differ only in
+    # case share a spec, and are classified as the first line that names them is. In file order
+    # (first line of each): of several unknown items, the first is reported, not whichever
+    # DuckDB's threads happened to hand over first.
     rows = con.execute(
-        "SELECT spec, item, item_kind, chips_per_unit, tpp_per_unit, die_area_mm2, order_date "
-        "FROM orders_k GROUP BY ALL ORDER BY min(rn)"
+        "SELECT spec, arg_min(item, rn), arg_min(item_kind, rn), any_value(chips_per_unit), "
+        "any_value(tpp_per_unit), any_value(die_area_mm2), order_date "
+        "FROM orders_k GROUP BY spec, order_date ORDER BY min(rn)"
     ).fetchall()
     out: dict[str, list[Any]] = {
         k: [] for k in ("spec", "order_date", "eccn", "tpp_per_ic", "chips", "lpp_item")
@@ -352,7 +359,7 @@ def _items(
                 raise InputError(
                     exc.message,
                     file=path,
-                    line=int(line[0][0]) + 1 if line else None,
+                    line=int(line[0][0]) + offset - 1 if line else None,
                     column="item",
                 ) from None
             hit = (c.eccn, float(c.tpp_per_ic), int(s.chips_per_unit), c.eccn in eligible)
