@@ -76,6 +76,14 @@ def _scan(path: Path) -> tuple[str, int]:
     )
 
 
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection that prints nothing: DuckDB's progress bar would draw on
+    the terminal of whoever runs a long query (a command, a server)."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
 def load_orders(path: str | Path, con: duckdb.DuckDBPyConnection | None = None) -> LoadedOrders:
     """Read an orders file (contract §1) into table `orders`; refuse it whole on a bad row.
 
@@ -87,7 +95,7 @@ def load_orders(path: str | Path, con: duckdb.DuckDBPyConnection | None = None) 
     path = Path(path)
     if not path.exists():
         raise InputError(f"no such file: {path}")
-    con = con or duckdb.connect()
+    con = con or connect()
     scan, offset = _scan(path)
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()

@@ -42,7 +42,7 @@ from aiexport.intel._normalize import (
     phone_key,
     website_domain,
 )
-from aiexport.intel._orders import enrich, load_orders, lpp_limit
+from aiexport.intel._orders import connect, enrich, load_orders, lpp_limit
 from aiexport.intel.lists import ScreeningList
 from aiexport.intel.resolve import MATCH_THRESHOLD, Link, Model, party_records, resolve
 from aiexport.intel.screening import Screener
@@ -156,7 +156,7 @@ def investigate(
     say = progress or (lambda _s: None)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    con = duckdb.connect()
+    con = connect()
     con.execute("SET preserve_insertion_order = false")
     say("reading orders")
     lo = load_orders(orders, con)
