@@ -40,6 +40,15 @@ def test_report_is_self_contained(sample_world: World) -> None:
     assert "refinements-2025" in html and "source" in html
 
 
+def test_the_same_result_renders_byte_for_byte_the_same(sample_world: World) -> None:
+    """Charts carry fixed element ids (plotly's own are random), so two reports of one result
+    differ in nothing, and reports of two runs only where their figures do."""
+    result = simulate(sample_world, ["diffusion-2025"], detector=None)
+    first = render_html(result)
+    assert render_html(result) == first
+    assert 'id="chart-1"' in first
+
+
 def test_cli_writes_report_and_metrics(sample_world_dir: Path, tmp_path: Path) -> None:
     out, js = tmp_path / "r.html", tmp_path / "m.json"
     res = CliRunner().invoke(

@@ -99,11 +99,20 @@ def _fmtv(value: Any, fmt: str) -> str:
     return f"{value:,.0f}"
 
 
-def _fig_html(fig: go.Figure) -> str:
+def _fig_html(fig: go.Figure, div_id: str) -> str:
+    """A chart's HTML, with a fixed element id: plotly's default is a random one, and the same
+    result should give the same report byte for byte (reports are compared by diffing them)."""
     fig.update_layout(
         template="plotly_white", margin={"l": 60, "r": 20, "t": 50, "b": 60}, height=420
     )
-    return str(fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False}))
+    return str(
+        fig.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            config={"displaylogo": False},
+            div_id=div_id,
+        )
+    )
 
 
 def charts(result: SimulationResult) -> list[str]:
@@ -125,7 +134,7 @@ def charts(result: SimulationResult) -> list[str]:
     for label, ys, color in parts:
         fig.add_bar(name=label, x=names, y=ys, marker_color=color)
     fig.update_layout(barmode="stack", title="Where demanded compute went (H100-equivalents)")
-    out.append(_fig_html(fig))
+    out.append(_fig_html(fig, f"chart-{len(out) + 1}"))
 
     fig = go.Figure()
     for t in ("1", "2", "3"):
@@ -133,7 +142,7 @@ def charts(result: SimulationResult) -> list[str]:
     fig.update_layout(
         barmode="group", title="Compute delivered to legitimate buyers by tier (H100-eq)"
     )
-    out.append(_fig_html(fig))
+    out.append(_fig_html(fig, f"chart-{len(out) + 1}"))
 
     totals: dict[str, float] = {}
     for s in sc:
@@ -149,7 +158,7 @@ def charts(result: SimulationResult) -> list[str]:
             marker_color=_COLORS[i % len(_COLORS)],
         )
     fig.update_layout(barmode="group", title="Compute delivered by country, top 20 (H100-eq)")
-    out.append(_fig_html(fig))
+    out.append(_fig_html(fig, f"chart-{len(out) + 1}"))
 
     fig = go.Figure()
     fig.add_bar(
@@ -174,7 +183,7 @@ def charts(result: SimulationResult) -> list[str]:
         bargap=0.3,
         bargroupgap=0.1,
     )
-    out.append(_fig_html(fig))
+    out.append(_fig_html(fig, f"chart-{len(out) + 1}"))
 
     fig = go.Figure()
     fig.add_bar(
@@ -190,7 +199,7 @@ def charts(result: SimulationResult) -> list[str]:
         marker_color="#f0b400",
     )
     fig.update_layout(barmode="stack", title="Cost to evaders (USD)")
-    out.append(_fig_html(fig))
+    out.append(_fig_html(fig, f"chart-{len(out) + 1}"))
 
     if result.sweep:
         pts = result.sweep["points"]
@@ -211,7 +220,7 @@ def charts(result: SimulationResult) -> list[str]:
             xaxis={"title": "license applications to review"},
             yaxis={"title": ylabel},
         )
-        out.append(_fig_html(fig))
+        out.append(_fig_html(fig, f"chart-{len(out) + 1}"))
     return out
 
 
