@@ -5,13 +5,16 @@ For SQLite (a file in a temporary directory) and PostgreSQL (`--pg URL`, else
 client processes, against two floors, each the same count of raw INSERT transactions with the
 same durability (SQLite WAL + synchronous=FULL; PostgreSQL synchronous_commit=on, each
 acknowledged once its commit is flushed - as each reservation is, its asynchronous commit being
-followed by a synchronous barrier transaction before it returns, see `aiexport.ledger._db`):
+followed by a synchronous barrier transaction in the same call, see `aiexport.ledger._db`):
 
 - *same rows*: the issue's floor. Each transaction inserts the rows one reservation inserts - its
   transaction, entry, hold and request - into copies of the ledger's tables (same columns, types
-  and indexes), raw: no lock, no check, no hash chain, no balance. On PostgreSQL the four INSERTs
-  and the COMMIT go in one round trip (a psycopg pipeline), as a reservation's call does.
+  and indexes), raw: no lock, no check, no hash chain, no balance.
 - *entry row alone*: a stricter floor, one entry-shaped row per transaction.
+
+Each floor is as lean as a client can make it: on SQLite `BEGIN IMMEDIATE`, the INSERTs, `COMMIT`;
+on PostgreSQL one prepared statement (the INSERTs as data-modifying CTEs) through libpq in
+autocommit, so one round trip per transaction, as a reservation's call is.
 
 Steady state: the clock starts once every client process has connected and set up (the floors
 their prepared statement, the ledger one warm-up reservation: its connection's prepared
