@@ -7,7 +7,6 @@ means exactly "the caller was told it succeeded".
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import random
 import signal
@@ -24,7 +23,7 @@ from aiexport.errors import QuotaExceeded
 from aiexport.ledger import Ledger, commit_screen, verify
 from aiexport.rules.quota import QuotaView
 
-from .conftest import draw
+from .conftest import draw, fork_context
 
 HOT = "lpp/hot/2025"
 COUNTRY = "allocation/XX"
@@ -71,7 +70,7 @@ def test_racing_reservations_never_overdraw(url: str, tmp_path: Path) -> None:
     """8 processes × 1,000 reservations on two small caps drawn together."""
     Ledger(url).close()
     procs, per, caps = 8, 1000, (400, 300)
-    ctx = mp.get_context("fork")
+    ctx = fork_context()
     workers = [
         ctx.Process(target=_racer, args=(url, p, per, str(tmp_path), caps)) for p in range(procs)
     ]
@@ -128,7 +127,7 @@ def _run_then_kill(
 ) -> None:
     """A forked process per `args`; after `settle` seconds, SIGKILL each in turn, a random pause
     of up to `spread` seconds before each kill."""
-    ctx = mp.get_context("fork")
+    ctx = fork_context()
     workers = [ctx.Process(target=target, args=a) for a in args]
     for w in workers:
         w.start()
@@ -184,7 +183,7 @@ def test_concurrent_screen_commits_never_overdraw(
 ) -> None:
     """4 `screen --commit` runs at once, each wanting 40 × 10 TPP of a 1,000 TPP cap."""
     Ledger(url).close()
-    ctx = mp.get_context("fork")
+    ctx = fork_context()
     keys = ["file-a"] * 4 if same_file else [f"file-{p}" for p in range(4)]
     workers = [
         ctx.Process(target=_screener, args=(url, p, str(tmp_path), keys[p])) for p in range(4)
@@ -277,7 +276,7 @@ def test_both_write_paths_racing_never_overdraw(url: str, tmp_path: Path) -> Non
     """8 processes × 400 draws on one cap, on PostgreSQL half of them through the function."""
     Ledger(url).close()
     cap = 1_000
-    ctx = mp.get_context("fork")
+    ctx = fork_context()
     workers = [
         ctx.Process(target=_mixed_racer, args=(url, p, 400, str(tmp_path), cap)) for p in range(8)
     ]

@@ -7,7 +7,6 @@ and `BEGIN IMMEDIATE` still makes it wait for a writer that is not this code.
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing as mp
 import sqlite3
 import threading
 import time
@@ -19,7 +18,7 @@ import pytest
 from aiexport.errors import QuotaExceeded
 from aiexport.ledger import Ledger, verify
 
-from .conftest import draw
+from .conftest import draw, fork_context
 
 HOUR = dt.timedelta(hours=1)
 
@@ -63,7 +62,7 @@ def _child_reserves(ledger: Ledger, key: str) -> None:
 def test_a_forked_child_writes_on_a_connection_of_its_own(path: Path) -> None:
     with Ledger(f"sqlite:///{path}") as ledger:
         ledger.reserve([draw("lpp/a/2025", 1)], key="parent-1", actor="parent", hold=HOUR)
-        ctx = mp.get_context("fork")
+        ctx = fork_context()
         children = [
             ctx.Process(target=_child_reserves, args=(ledger, f"child-{c}")) for c in range(3)
         ]
