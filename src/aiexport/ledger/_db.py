@@ -228,24 +228,22 @@ class Database:
             except sqlite3.Error as exc:
                 raise RawRetry(exc) from exc
 
-    def call(
-        self, sql: str, params: tuple[str | bytes | None, ...], *, barrier: bool = True
-    ) -> tuple[str | None, ...]:
-        """PostgreSQL: `sql`, a statement that takes the write lock and commits asynchronously
-        (`_pgdraw`), in a transaction of its own, then the WAL barrier in another (unless not
-        `barrier`: `sql` runs its own, as `ledger_draw_durable` does). Returns `sql`'s first
-        row, as text. Transient errors are retried as `write` retries them.
+    def call(self, sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+        """PostgreSQL: `sql`, a statement that answers only once durable (`ledger_draw_durable`
+        takes the write lock, commits the draw asynchronously, then runs the WAL barrier in a
+        transaction of its own), in an implicit transaction. Returns `sql`'s first row, as
+        text. Transient errors are retried as `write` retries them.
 
-        Both go in one round trip as a libpq pipeline (`psycopg.pq`) of two prepared statements,
-        each followed by a sync that commits it. `%s` in `sql` are its parameters, sent as text
-        (bytes as bytea). Prepared, neither is parsed or planned again; through libpq directly,
-        the client's CPU per call is about half what it was through a cursor."""
+        One round trip through libpq (`psycopg.pq`): `sql` prepared, then a sync. `%s` in `sql`
+        are its parameters, sent as text (bytes as bytea). Prepared, it is not parsed or planned
+        again; through libpq directly, the client's CPU per call is about half what it was
+        through a cursor."""
         import psycopg
 
         for attempt in range(20):
             kept = self._kept_connection()
             try:
-                return _pipeline(kept, sql, params, barrier)
+                return _pipeline(kept, sql, params)
             except psycopg.Error as exc:
                 driver = kept.proxy.driver_connection
                 if driver.closed or driver.broken:
@@ -376,16 +374,15 @@ def flush_wal(raw: Any) -> None:
 
 
 def _pipeline(
-    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...], barrier: bool = True
+    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...]
 ) -> tuple[str | None, ...]:
     """`Database.call`'s round trip on `kept`'s libpq connection (non-blocking, as psycopg
-    leaves it): `sql` then the WAL barrier, prepared, each in its own implicit transaction.
+    leaves it): `sql`, prepared, in its own implicit transaction.
     A failed statement raises its psycopg error once the connection is idle again."""
     from psycopg import errors, pq
 
     pgconn = kept.proxy.driver_connection.pgconn
     draw = _prepared(kept, sql)
-    flush = _prepared(kept, WAL_BARRIER) if barrier else None
     values = [_text(v, kept.encoding) for v in params]
     row: tuple[str | None, ...] | None = None
     error: Exception | None = None
@@ -393,22 +390,19 @@ def _pipeline(
     try:
         pgconn.send_query_prepared(draw, values)
         pgconn.pipeline_sync()
-        if flush is not None:
-            pgconn.send_query_prepared(flush, None)
-            pgconn.pipeline_sync()
         while pgconn.flush():
             select.select([], [pgconn.socket], [])
-        syncs = 0
-        while syncs < (2 if barrier else 1):
+        synced = False
+        while not synced:
             while pgconn.is_busy():
                 select.select([pgconn.socket], [], [])
                 pgconn.consume_input()
             result = pgconn.get_result()
-            if result is None:  # the end of one statement's results
+            if result is None:  # the end of the statement's results
                 continue
             status = result.status
             if status == pq.ExecStatus.PIPELINE_SYNC:
-                syncs += 1
+                synced = True
             elif status == pq.ExecStatus.TUPLES_OK:
                 if row is None and result.ntuples:
                     row = tuple(

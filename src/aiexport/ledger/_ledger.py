@@ -460,7 +460,7 @@ class Ledger:
             _US.join(d.share_of or "" for d in draws) if shared else None,
             _US.join(str(known.get(x, "")) for x in texts),
         )
-        status, first, last, idx, used, lim, ids = self.db.call(CALL, params, barrier=False)
+        status, first, last, idx, used, lim, ids = self.db.call(CALL, params)
         if ids is not None:
             known.update(zip(texts, map(int, ids.split(_US)), strict=True))
         if status == "ok":
