@@ -221,11 +221,16 @@ $fn$;
 # when no draw has a share), and `p_ids` the `ledger_names` ids of the actor, the accounts and
 # the citations as far as the client knows them. Returns what `ledger_draw` returns and `ids`,
 # all of those ids, when the client did not know them all and the draws were written.
-LEDGER_DRAW_PACKED = """CREATE OR REPLACE FUNCTION ledger_draw_packed(
-    p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
+# The parameters of `ledger_draw_packed` and `ledger_draw_durable`.
+PACKED_PARAMS = """    p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
     p_created text, p_expires text, p_accounts text, p_amounts text, p_limits text,
     p_citations text, p_shares text, p_share_of text, p_ids text,
-    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
+"""
+
+LEDGER_DRAW_PACKED = (
+    "CREATE OR REPLACE FUNCTION ledger_draw_packed(\n"
+    + PACKED_PARAMS
+    + """    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
     OUT used bigint, OUT lim bigint, OUT ids text
 ) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
@@ -387,17 +392,17 @@ BEGIN
 END
 $fn$;
 """
+)
 
 # Migration 5. `ledger_draw_packed`, then its commit (asynchronous: the write lock is free at
 # once), then the WAL barrier (`_db`) in a transaction of its own, committed synchronously: a
 # procedure may end transactions, so the draw and its barrier are one statement, one round trip
 # with one reply, not two. Returns what `ledger_draw_packed` returns. On an error in the draw,
 # nothing is committed and no barrier is run (nothing is answered).
-LEDGER_DRAW_DURABLE = """CREATE OR REPLACE PROCEDURE ledger_draw_durable(
-    p_kind text, p_key text, p_fp bytea, p_actor text, p_order text, p_txn text,
-    p_created text, p_expires text, p_accounts text, p_amounts text, p_limits text,
-    p_citations text, p_shares text, p_share_of text, p_ids text,
-    INOUT status text DEFAULT NULL, INOUT first_seq bigint DEFAULT NULL,
+LEDGER_DRAW_DURABLE = (
+    "CREATE OR REPLACE PROCEDURE ledger_draw_durable(\n"
+    + PACKED_PARAMS
+    + """    INOUT status text DEFAULT NULL, INOUT first_seq bigint DEFAULT NULL,
     INOUT last_seq bigint DEFAULT NULL, INOUT idx integer DEFAULT NULL,
     INOUT used bigint DEFAULT NULL, INOUT lim bigint DEFAULT NULL, INOUT ids text DEFAULT NULL
 ) LANGUAGE plpgsql AS $fn$
@@ -410,5 +415,6 @@ BEGIN
 END
 $fn$;
 """
+)
 
 CALL = "CALL ledger_draw_durable(" + ", ".join(["%s"] * 15) + ")"
