@@ -1,10 +1,26 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the database backends the ledger and service tests run on."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 from aiexport.rules import Engine, RuleSet, load_rule_set
+
+PG_URL = os.environ.get("AIEXPORT_TEST_PG_URL")
+
+# Each backend a database fixture runs on; PostgreSQL only where a server is configured.
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+        ],
+    ),
+]
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ made through the same `create_key` the `aiexport keys create` command uses.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from aiexport.api import create_app, store
 from aiexport.api.auth import create_key
 from aiexport.ledger import _tables as ledger_tables
 
-PG_URL = os.environ.get("AIEXPORT_TEST_PG_URL")
+from ..conftest import BACKENDS, PG_URL
 
 ORDER: dict[str, Any] = {
     "order_id": "PO-1",
@@ -59,18 +58,7 @@ def _reset_pg(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgres",
-            marks=[
-                pytest.mark.postgres,
-                pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
-            ],
-        ),
-    ]
-)
+@pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgres":
         assert PG_URL

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ from aiexport.ledger import Ledger
 from aiexport.ledger import _tables as tables
 from aiexport.rules.determination import Draw
 
-PG_URL = os.environ.get("AIEXPORT_TEST_PG_URL")
+from ..conftest import BACKENDS, PG_URL
 
 
 def fork_context() -> mp.context.ForkContext:
@@ -42,19 +41,6 @@ def _reset_pg(url: str) -> None:
     with engine.begin() as conn:
         tables.metadata.drop_all(conn)
     engine.dispose()
-
-
-# Each backend a ledger fixture runs on; PostgreSQL only where a server is configured.
-BACKENDS = [
-    "sqlite",
-    pytest.param(
-        "postgres",
-        marks=[
-            pytest.mark.postgres,
-            pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
-        ],
-    ),
-]
 
 
 @pytest.fixture(params=BACKENDS)
