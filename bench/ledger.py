@@ -48,7 +48,7 @@ from sqlalchemy.sql.elements import quoted_name
 
 from aiexport.ledger import DrawRequest, Ledger
 from aiexport.ledger import _tables as tables
-from aiexport.ledger._db import Database
+from aiexport.ledger._db import Database, _text
 from aiexport.rules.determination import Draw
 
 # The tables a reservation inserts a row into (a transaction, its entry, its hold, its request).
@@ -159,18 +159,15 @@ def _insert_rows(url: str, worker: int, n: int, ready: Barrier, into: tuple[Tabl
                 conn.execute(sql, row)
             conn.execute("COMMIT")
         else:
-            res = pgconn.exec_prepared(b"floor", [_pg_text(v) for row in rows for v in row])
+            res = pgconn.exec_prepared(b"floor", [_param(v) for row in rows for v in row])
             if res.status != 1:  # COMMAND_OK
                 raise SystemExit(res.error_message.decode())
     conn.close()
 
 
-def _pg_text(v: object) -> bytes | None:
-    if v is None:
-        return None
-    if isinstance(v, bytes):
-        return b"\\x" + v.hex().encode()
-    return str(v).encode()
+def _param(v: object) -> bytes | None:
+    """A floor row's value in PostgreSQL's text format, as the ledger sends its own (`_text`)."""
+    return _text(v if v is None or isinstance(v, str | bytes) else str(v), "utf-8")
 
 
 def _floor_row(table: Table, seq: int, i: int, now: str) -> tuple[object, ...]:
