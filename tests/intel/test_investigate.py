@@ -240,3 +240,31 @@ def test_an_unknown_item_is_reported_on_its_own_line_in_every_format(
     with pytest.raises(InputError, match="NOPE-9") as err:
         investigate(p)
     assert err.value.line == (3 if fmt == "csv" else 2)
+
+
+def test_an_item_named_only_as_a_kind_is_not_the_item_of_that_name(tmp_path: Path) -> None:
+    """Item 'accel' with no kind and kind 'accel' with no item are two specs: a key that
+    skipped the missing one made them one, and each line joined both class rows."""
+    from aiexport.intel._orders import enrich, load_orders
+    from aiexport.rules.ruleset import DEFAULT_RULE_SET, load_rule_set
+
+    p = tmp_path / "o.csv"
+    p.write_text(
+        "order_id,order_date,quantity,destination,consignee_name,item,item_kind,tpp_per_unit\n"
+        "a,2025-06-02,8,IN,Buyer,accel,,1000\n"
+        "b,2025-06-02,8,IN,Buyer,,accel,1000\n",
+        encoding="utf-8",
+    )
+    lo = load_orders(p)
+    enrich(lo, load_rule_set(DEFAULT_RULE_SET))
+    assert lo.con.execute("SELECT count(*) FROM item_class").fetchall() == [(2,)]
+    got = lo.con.execute("SELECT order_id, tpp FROM lines ORDER BY order_id").fetchall()
+    assert got == [("a", 8000.0), ("b", 8000.0)]
+
+
+def test_duckdb_connections_draw_no_progress_bar() -> None:
+    """A long query would otherwise draw DuckDB's progress bar on the user's terminal."""
+    from aiexport.intel._orders import connect
+
+    con = connect()
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchall() == [(False,)]
