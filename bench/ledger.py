@@ -20,6 +20,9 @@ Steady state: the clock starts once every client process has connected and set u
 their prepared statement, the ledger one warm-up reservation: its connection's prepared
 statements, the names' ids); process start-up is no part of a reservation's cost.
 
+On PostgreSQL, also N threads of one process sharing one `Ledger` (as a server's request
+threads would), whose draws are combined into batch calls, against N threads inserting raw.
+
 Then the batch path: one transaction recording many orders' draws, against one `executemany` of
 the same number of entry rows (three trials each, interleaved; the median is printed, and the
 range of ours).
@@ -37,6 +40,7 @@ import multiprocessing as mp
 import os
 import statistics
 import tempfile
+import threading
 import time
 from decimal import Decimal
 from multiprocessing.synchronize import Barrier
@@ -206,6 +210,51 @@ def _ledger_worker(url: str, worker: int, n: int, ready: Barrier) -> None:
     ledger.close()
 
 
+def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
+    """`threads` threads of one process: each its own raw connection (`floor`), or all one
+    `Ledger`, whose draws are then combined (`aiexport.ledger._combine`). Reservations/s, and
+    how the draws were combined."""
+    per = n // threads
+    ready = threading.Barrier(threads + 1)
+    ledger = None if floor else Ledger(url)
+
+    def run(w: int) -> None:
+        if ledger is None:
+            _insert_rows(url, w, per, ready, ROW_TABLES)  # type: ignore[arg-type]
+            return
+        ledger.reserve(
+            [Draw("lpp/c0/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
+            key=f"warm{w}",
+            actor="bench",
+            hold=dt.timedelta(hours=1),
+        )
+        ready.wait()
+        for i in range(per):
+            ledger.reserve(
+                [Draw(f"lpp/c{i % 100}/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
+                key=f"t{w}-{i}",
+                actor="bench",
+                order_id=f"o{w}-{i}",
+                hold=dt.timedelta(hours=1),
+            )
+
+    pool = [threading.Thread(target=run, args=(w,)) for w in range(threads)]
+    for th in pool:
+        th.start()
+    ready.wait(timeout=120)
+    start = time.perf_counter()
+    calls0 = 0 if ledger is None else ledger.combiner.calls
+    for th in pool:
+        th.join()
+    rate = per * threads / (time.perf_counter() - start)
+    how = ""
+    if ledger is not None:
+        calls = ledger.combiner.calls - calls0
+        how = f"{per * threads / calls:.1f} draws per call"
+        ledger.close()
+    return rate, how
+
+
 def _timed(target, url: str, clients: int, n: int) -> float:  # type: ignore[no-untyped-def]
     ctx = mp.get_context("fork")
     per = n // clients
@@ -297,6 +346,19 @@ def bench(name: str, url: str, n: int, clients: int, batch: int) -> None:
             f"{name:<10} {label:<11} reservations/s {ours:>9,.0f}   raw INSERT floor/s: "
             f"same rows {rows_floor:>7,.0f} ratio {ours / rows_floor:>4.0%}, "
             f"entry row alone {floor:>7,.0f} ratio {ours / floor:>4.0%}",
+            flush=True,
+        )
+    if not url.startswith("sqlite"):
+        # Threads sharing one Ledger, as a server's request threads do: their draws combined.
+        _fresh(url)
+        _floor_setup(url)
+        rows_floor, _ = _threaded(url, clients, n, floor=True)
+        _fresh(url)
+        ours, how = _threaded(url, clients, n, floor=False)
+        print(
+            f"{name:<10} {f'{clients} threads':<11} reservations/s {ours:>9,.0f}   raw INSERT floor/s: "
+            f"same rows {rows_floor:>7,.0f} ratio {ours / rows_floor:>4.0%}   (one process, one "
+            f"Ledger: {how})",
             flush=True,
         )
     if batch:

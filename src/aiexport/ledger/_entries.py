@@ -116,9 +116,9 @@ def entry_row(row: Any, prev_hash: str) -> EntryRow:
 
 def check_text(*values: str | None) -> None:
     """Refuse text the hash preimage could not keep apart: empty, or holding U+001F (or not
-    text at all)."""
+    text at all); nor U+001E, which separates the requests of a combined call (`_combine`)."""
     for v in values:
-        if v is not None and (not isinstance(v, str) or not v or "\x1f" in v):
+        if v is not None and (not isinstance(v, str) or not v or "\x1f" in v or "\x1e" in v):
             raise InputError(f"text field {v!r} must be non-empty and free of control characters")
 
 

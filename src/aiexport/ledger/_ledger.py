@@ -32,6 +32,7 @@ from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._checkpoint import Checkpointer
 from aiexport.ledger._checkpoint import defer as defer_checkpoint
 from aiexport.ledger._checkpoint import install as install_checkpoint_restore
+from aiexport.ledger._combine import Combiner, combinable
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import (
     GENESIS,
@@ -154,6 +155,8 @@ class Ledger:
         self.db = Database(url or default_db_url())
         self._refused: dict[str, float] = {}
         self._checkpointer: Checkpointer | None = None
+        # PostgreSQL: concurrent threads' draws combined into one call (`_combine`).
+        self.combiner = Combiner(self.db)
         path = make_url(self.db.url).database if self.db.is_sqlite else None
         if path and path != ":memory:":
             self._checkpointer = Checkpointer(path)
@@ -460,7 +463,9 @@ class Ledger:
             _US.join(d.share_of or "" for d in draws) if shared else None,
             _US.join(str(known.get(x, "")) for x in texts),
         )
-        status, first, last, idx, used, lim, ids = self.db.call(CALL, params)
+        # With other threads' draws, when some are waiting (`_combine`).
+        row = self.combiner.submit(params) if combinable(params) else self.db.call(CALL, params)
+        status, first, last, idx, used, lim, ids = row
         if ids is not None:
             known.update(zip(texts, map(int, ids.split(_US)), strict=True))
         if status == "ok":

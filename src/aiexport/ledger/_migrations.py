@@ -28,7 +28,12 @@ from sqlalchemy import (
 from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
 from aiexport.ledger._entries import GENESIS, KIND_CODE, iso, now_utc
-from aiexport.ledger._pgdraw import LEDGER_DRAW, LEDGER_DRAW_DURABLE, LEDGER_DRAW_PACKED
+from aiexport.ledger._pgdraw import (
+    LEDGER_DRAW,
+    LEDGER_DRAW_BATCH,
+    LEDGER_DRAW_DURABLE,
+    LEDGER_DRAW_PACKED,
+)
 
 Migration = tuple[int, str, Callable[[Connection], None]]
 
@@ -193,12 +198,20 @@ def _v5_durable_draw(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_DURABLE)
 
 
+def _v6_batch_draw(conn: Connection) -> None:
+    """PostgreSQL: `ledger_draw_batch` and the procedure `ledger_draw_batch_durable`
+    (`_pgdraw`), many requests' draws in one call; nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW_BATCH)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
     (3, "postgresql: ledger_draw appends a request's draws in one statement", _v3_draw_function),
     (4, "postgresql: ledger_draw_packed, fewer statements per request", _v4_packed_draw_function),
     (5, "postgresql: ledger_draw_durable, draw and WAL barrier in one call", _v5_durable_draw),
+    (6, "postgresql: ledger_draw_batch, many requests' draws in one call", _v6_batch_draw),
 )
 
 

@@ -418,3 +418,254 @@ $fn$;
 )
 
 CALL = "CALL ledger_draw_durable(" + ", ".join(["%s"] * 15) + ")"
+# `ledger_draw_packed` alone: its commit asynchronous, durable only after a WAL barrier.
+PACKED_CALL = "SELECT * FROM ledger_draw_packed(" + ", ".join(["%s"] * 15) + ")"
+
+# Migration 6. Many requests' draws in one call, as `ledger_draw_packed` would append them one
+# after another: the combining path (`_combine`). Each argument is one field per request,
+# U+001E-separated (no text may hold U+001E either, `check_text`); within a field, lists are
+# U+001F-separated as for `ledger_draw_packed`, an empty order or expiry is NULL, and the
+# fingerprint is hex. Only the common shape comes here (no share cap, no account drawn twice in
+# one request, at least one draw: the client sends the others to `ledger_draw_durable`).
+#
+# Under the lock, two statements read what the whole batch needs (the head, the earliest hold's
+# expiry, the last transaction id, the keys already recorded, every account's balance); each
+# request is then decided in order on balances as the accepted ones before it left them - one
+# that would overdraw is refused and the next goes on - and the accepted ones' rows are written
+# together, one INSERT per table, their values gathered a column at a time (arrays assigned by
+# element, updated in place; composite rows would go through text I/O).
+#
+# Returns, per request in order and U+001E-separated, U+001F-separated fields: status, first_seq,
+# last_seq, idx, used, lim, ids - as `ledger_draw_packed` returns them ('replay' also when the key
+# is an earlier request's of the same batch).
+LEDGER_DRAW_BATCH = """CREATE OR REPLACE FUNCTION ledger_draw_batch(
+    p_kind text, p_key text, p_fp text, p_actor text, p_order text, p_txn text,
+    p_created text, p_expires text, p_accounts text, p_amounts text, p_limits text,
+    p_citations text, p_ids text
+) RETURNS text LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+    rs constant text := chr(30);
+    us constant text := chr(31);
+    kinds constant text[] := string_to_array(p_kind, chr(30));
+    rkeys constant text[] := string_to_array(p_key, chr(30));
+    fps constant text[] := string_to_array(p_fp, chr(30));
+    actors constant text[] := string_to_array(p_actor, chr(30));
+    orders constant text[] := string_to_array(p_order, chr(30), '');
+    rtxns constant text[] := string_to_array(p_txn, chr(30));
+    createds constant text[] := string_to_array(p_created, chr(30));
+    expiries constant text[] := string_to_array(p_expires, chr(30), '');
+    raccounts constant text[] := string_to_array(p_accounts, chr(30));
+    ramounts constant text[] := string_to_array(p_amounts, chr(30));
+    rlimits constant text[] := string_to_array(p_limits, chr(30));
+    rcitations constant text[] := string_to_array(p_citations, chr(30));
+    rids constant text[] := string_to_array(p_ids, chr(30));
+    m constant integer := cardinality(kinds);
+    results text[];
+    replayed text[];
+    head_seq bigint;
+    prev text;
+    cur bigint;
+    txn_id bigint;
+    earliest text;
+    -- balances of the accounts drawn, as the accepted requests leave them
+    b_acc text[];
+    b_c bigint[];
+    b_r bigint[];
+    b_lim bigint[];
+    b_cit text[];
+    b_last bigint[];
+    -- rows to write, a column at a time
+    t_id bigint[];
+    t_txn text[];
+    t_created text[];
+    e_seq bigint[];
+    e_txn bigint[];
+    e_kind smallint[];
+    e_account bigint[];
+    e_amount bigint[];
+    e_order text[];
+    e_actor bigint[];
+    e_cit bigint[];
+    e_exp text[];
+    e_key text[];
+    e_link bytea[];
+    e_hash bytea[];
+    h_seq bigint[];
+    h_txn text[];
+    h_acc text[];
+    h_amount bigint[];
+    h_exp text[];
+    q_key text[];
+    q_txn bigint[];
+    q_fp bytea[];
+    q_first bigint[];
+    q_last bigint[];
+    ne integer := 0;
+    nh integer := 0;
+    nq integer := 0;
+    -- one request
+    accounts text[];
+    amounts bigint[];
+    limits bigint[];
+    citations text[];
+    texts text[];
+    name_ids bigint[];
+    pos integer[];
+    c bigint[];
+    r bigint[];
+    refused text;
+    n integer;
+    code integer;
+    link bytea;
+    digest bytea;
+    name_id bigint;
+    i integer;
+    j integer;
+    k integer;
+BEGIN
+    -- The write lock (`_sql.LOCK`); the commit does not wait for its flush (see `_db`).
+    PERFORM pg_advisory_xact_lock(7294002), set_config('synchronous_commit', 'off', true);
+    SELECT h.seq, h.hash, (SELECT min(o.expires_at) FROM ledger_holds o),
+           (SELECT coalesce(max(t.id), 0) FROM ledger_txns t),
+           (SELECT coalesce(array_agg(q.key), '{}') FROM ledger_requests q
+             WHERE q.key = ANY(rkeys))
+      INTO head_seq, prev, earliest, txn_id, replayed
+      FROM ledger_chain_head h WHERE h.id = 1;
+    -- Every account's balance, read at once (no row: zero, and no limit yet).
+    SELECT array_agg(a.account), array_agg(coalesce(b.committed, 0)),
+           array_agg(coalesce(b.reserved, 0)), array_agg(b.limit_micro), array_agg(b.citation)
+      INTO b_acc, b_c, b_r, b_lim, b_cit
+      FROM (SELECT DISTINCT unnest(string_to_array(array_to_string(raccounts, us), us))
+              AS account) a
+      LEFT JOIN ledger_balances b ON b.account = a.account;
+    b_last := array_fill(NULL::bigint, ARRAY[cardinality(b_acc)]);
+    cur := head_seq;
+    FOR j IN 1..m LOOP
+        IF rkeys[j] = ANY(replayed) THEN  -- recorded already, or earlier in this batch
+            results[j] := 'replay';
+            CONTINUE;
+        END IF;
+        IF earliest <= createds[j] THEN
+            results[j] := 'sweep';
+            CONTINUE;
+        END IF;
+        accounts := string_to_array(raccounts[j], us);
+        amounts := string_to_array(ramounts[j], us)::bigint[];
+        limits := string_to_array(rlimits[j], us, '')::bigint[];
+        n := cardinality(accounts);
+        -- Each account's balance after its draw (`Writer.draw_all`), then every cap in order.
+        refused := NULL;
+        FOR i IN 1..n LOOP
+            k := array_position(b_acc, accounts[i]);
+            pos[i] := k;
+            IF kinds[j] = 'reserve' THEN
+                c[i] := b_c[k]; r[i] := b_r[k] + amounts[i];
+            ELSE
+                c[i] := b_c[k] + amounts[i]; r[i] := b_r[k];
+            END IF;
+            IF refused IS NULL AND c[i] + r[i] > limits[i] THEN
+                refused := concat_ws(us, 'limit', '', '', i - 1, c[i] + r[i], limits[i]);
+            END IF;
+        END LOOP;
+        IF refused IS NOT NULL THEN
+            results[j] := refused;
+            CONTINUE;
+        END IF;
+        -- Accepted. Names new to `ledger_names` get their ids here, as `Writer.intern` does.
+        citations := string_to_array(rcitations[j], us);
+        name_ids := string_to_array(rids[j], us, '')::bigint[];
+        IF array_position(name_ids, NULL) IS NOT NULL THEN
+            texts := ARRAY[actors[j]] || accounts || citations;
+            FOR k IN 1..cardinality(texts) LOOP
+                CONTINUE WHEN name_ids[k] IS NOT NULL;
+                SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = texts[k];
+                IF NOT FOUND THEN
+                    SELECT coalesce(max(x.id), 0) + 1 INTO name_id FROM ledger_names x;
+                    INSERT INTO ledger_names (id, name) VALUES (name_id, texts[k]);
+                END IF;
+                name_ids[k] := name_id;
+            END LOOP;
+            results[j] := array_to_string(name_ids, us);
+        END IF;
+        code := array_position(
+            ARRAY['reserve', 'commit', 'release', 'void', 'attrition', 'adjustment'], kinds[j]) - 1;
+        txn_id := txn_id + 1;
+        t_id[nq + 1] := txn_id; t_txn[nq + 1] := rtxns[j]; t_created[nq + 1] := createds[j];
+        link := decode(substr(prev, 1, 16), 'hex');
+        FOR i IN 1..n LOOP
+            cur := cur + 1;
+            digest := sha256(convert_to(
+                prev || us || cur || us || rtxns[j] || us || kinds[j] || us || accounts[i] || us
+                || amounts[i] || us || coalesce(orders[j], '') || us || actors[j] || us
+                || citations[i] || us || createds[j] || us || coalesce(expiries[j], '') || us
+                || us || rkeys[j] || '#' || (i - 1), 'UTF8'));
+            ne := ne + 1;
+            e_seq[ne] := cur; e_txn[ne] := txn_id; e_kind[ne] := code;
+            e_account[ne] := name_ids[1 + i]; e_amount[ne] := amounts[i];
+            e_order[ne] := orders[j]; e_actor[ne] := name_ids[1];
+            e_cit[ne] := name_ids[1 + n + i]; e_exp[ne] := expiries[j];
+            e_key[ne] := rkeys[j] || '#' || (i - 1); e_link[ne] := link; e_hash[ne] := digest;
+            IF kinds[j] = 'reserve' AND expiries[j] IS NOT NULL THEN
+                nh := nh + 1;
+                h_seq[nh] := cur; h_txn[nh] := rtxns[j]; h_acc[nh] := accounts[i];
+                h_amount[nh] := amounts[i]; h_exp[nh] := expiries[j];
+                earliest := least(earliest, expiries[j]);
+            END IF;
+            link := substring(digest FROM 1 FOR 8);
+            prev := encode(digest, 'hex');
+            k := pos[i];
+            b_c[k] := c[i]; b_r[k] := r[i]; b_last[k] := cur;
+            IF limits[i] IS NOT NULL THEN
+                b_lim[k] := limits[i]; b_cit[k] := citations[i];
+            END IF;
+        END LOOP;
+        nq := nq + 1;
+        q_key[nq] := rkeys[j]; q_txn[nq] := txn_id; q_fp[nq] := decode(fps[j], 'hex');
+        q_first[nq] := cur - n + 1; q_last[nq] := cur;
+        replayed := replayed || rkeys[j];
+        results[j] := concat_ws(us, 'ok', cur - n + 1, cur, '', '', '', results[j]);
+    END LOOP;
+    IF cur > head_seq THEN
+        INSERT INTO ledger_txns (id, txn, created_at)
+        SELECT * FROM unnest(t_id, t_txn, t_created);
+        INSERT INTO ledger_entries (seq, txn, kind, account, amount, order_id, actor, citation,
+                                    expires_at, ref_seq, idem_key, link, hash)
+        SELECT d.seq, d.txn, d.kind, d.account, d.amount, d.order_id, d.actor, d.citation,
+               d.expires_at, NULL, d.idem_key, d.link, d.hash
+          FROM unnest(e_seq, e_txn, e_kind, e_account, e_amount, e_order, e_actor, e_cit, e_exp,
+                      e_key, e_link, e_hash)
+               AS d(seq, txn, kind, account, amount, order_id, actor, citation, expires_at,
+                    idem_key, link, hash);
+        INSERT INTO ledger_holds (seq, txn, account, amount, expires_at)
+        SELECT * FROM unnest(h_seq, h_txn, h_acc, h_amount, h_exp);
+        INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
+        SELECT d.account, d.c, d.r, d.lim, d.cit, d.last
+          FROM unnest(b_acc, b_c, b_r, b_lim, b_cit, b_last) AS d(account, c, r, lim, cit, last)
+         WHERE d.last IS NOT NULL
+        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
+            reserved = excluded.reserved, limit_micro = excluded.limit_micro,
+            citation = excluded.citation, last_seq = excluded.last_seq;
+        INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)
+        SELECT d.key, d.txn, d.fp, d.first, d.first, d.last
+          FROM unnest(q_key, q_txn, q_fp, q_first, q_last) AS d(key, txn, fp, first, last);
+        UPDATE ledger_chain_head SET seq = cur, hash = prev WHERE id = 1;
+    END IF;
+    RETURN array_to_string(results, rs);
+END
+$fn$;
+
+CREATE OR REPLACE PROCEDURE ledger_draw_batch_durable(
+    p_kind text, p_key text, p_fp text, p_actor text, p_order text, p_txn text,
+    p_created text, p_expires text, p_accounts text, p_amounts text, p_limits text,
+    p_citations text, p_ids text, INOUT result text DEFAULT NULL
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    result := ledger_draw_batch(p_kind, p_key, p_fp, p_actor, p_order, p_txn, p_created,
+                                p_expires, p_accounts, p_amounts, p_limits, p_citations, p_ids);
+    COMMIT;
+    PERFORM pg_logical_emit_message(true, 'aiexport', '');
+END
+$fn$;
+"""
+
+BATCH_CALL = "CALL ledger_draw_batch_durable(" + ", ".join(["%s"] * 13) + ")"

@@ -1,0 +1,140 @@
+"""PostgreSQL: concurrent requests' draws combined into one call (flat combining).
+
+Every ledger write holds one lock (`_sql.LOCK`) while the server appends it, so concurrent
+writers take turns; what each turn costs is mostly per statement and per transaction (executor
+start-up, plan checks, commit, the WAL barrier), not per row. Combining pays those once for
+many requests: a thread with a draw to make queues it, then takes the combining lock; the
+thread holding that lock sends every queued draw - its own and those of the threads waiting
+behind it - in one call of `ledger_draw_batch_durable` (`_pgdraw`), and hands each its answer.
+A waiting thread that gets the lock and finds its answer there returns it at once. Alone, a
+request goes as before, by itself through `ledger_draw_durable`.
+
+Each request's answer is what `ledger_draw_durable` would have given it on its own, in the
+order the batch appended them; it is given only once the batch is durable. Should the batch
+call fail, every request of it is sent again by itself (its idempotency key makes that safe:
+a request the failed call did commit comes back `replay`).
+
+Threads that share a `Ledger` combine their draws; separate processes do not (they meet only
+in the database).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+
+from aiexport.ledger._db import Database
+from aiexport.ledger._pgdraw import BATCH_CALL, CALL
+
+Params = tuple[str | bytes | None, ...]
+Row = tuple[str | None, ...]
+
+_RS = "\x1e"  # between requests
+_US = "\x1f"  # between fields of one answer
+
+# The most draws one batch call carries: enough to amortise a call, small enough that the
+# lock is never held for long.
+MAX_BATCH = 256
+
+
+class _Slot:
+    __slots__ = ("params", "retry", "row")
+
+    def __init__(self, params: Params) -> None:
+        self.params = params
+        self.row: Row | None = None
+        self.retry = False
+
+
+def combinable(params: Params) -> bool:
+    """Whether `ledger_draw_batch` takes this request: no share cap, at least one draw, no
+    account drawn twice (the others go to `ledger_draw_durable` by themselves)."""
+    accounts = params[8]
+    if params[12] is not None or params[13] is not None or not isinstance(accounts, str):
+        return False
+    names = accounts.split(_US)
+    return len(set(names)) == len(names) and isinstance(params[14], str)
+
+
+def batch_params(batch: Sequence[Params]) -> tuple[str, ...]:
+    """`ledger_draw_batch`'s arguments: field k of every request, U+001E-separated (NULL as
+    empty, the fingerprint as hex). The share fields (12, 13) are NULL in a combinable request
+    and are not sent."""
+    cols: list[list[str]] = [[] for _ in range(13)]
+    for p in batch:
+        for k in range(12):
+            v = p[k]
+            cols[k].append("" if v is None else v.hex() if isinstance(v, bytes) else v)
+        v = p[14]
+        assert isinstance(v, str)
+        cols[12].append(v)
+    return tuple(_RS.join(c) for c in cols)
+
+
+def parse_batch(result: str | None, size: int) -> list[Row]:
+    """`ledger_draw_batch`'s answer as `ledger_draw_durable`'s row per request."""
+    if result is None:
+        raise RuntimeError("ledger_draw_batch returned no answer")
+    parts = result.split(_RS)
+    if len(parts) != size:
+        raise RuntimeError(f"ledger_draw_batch answered {len(parts)} requests of {size}")
+    rows: list[Row] = []
+    for part in parts:
+        fields = part.split(_US, 6)  # the last, the ids, is U+001F-separated itself
+        fields += [""] * (7 - len(fields))
+        rows.append(tuple(f or None for f in fields))
+    return rows
+
+
+class Combiner:
+    """Draws of many threads combined into batch calls (see the module's docstring)."""
+
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: list[_Slot] = []
+        self._queued = threading.Lock()
+        self._turn = threading.Lock()
+        self._pid = os.getpid()
+        # What the batches were: (calls, requests), for the benchmark and the tests.
+        self.calls = 0
+        self.requests = 0
+
+    def submit(self, params: Params) -> Row:
+        """`ledger_draw_durable`'s row for one request, `params` as `CALL` takes them."""
+        if os.getpid() != self._pid:  # forked: the parent's threads and locks are not ours
+            self.__init__(self.db, self.max_batch)  # type: ignore[misc]
+        slot = _Slot(params)
+        with self._queued:
+            self._queue.append(slot)
+        with self._turn:
+            while slot.row is None and not slot.retry:
+                with self._queued:
+                    batch = self._queue[: self.max_batch]
+                    del self._queue[: self.max_batch]
+                if not batch:  # not queued any more, yet unanswered: cannot happen
+                    break
+                self._run(batch)
+        if slot.row is not None:
+            return slot.row
+        return self.db.call(CALL, params)
+
+    def _run(self, batch: list[_Slot]) -> None:
+        """Answer every request of `batch`; those it cannot answer (the call failed, or was
+        interrupted) are marked for their own threads to send again by themselves."""
+        self.calls += 1
+        self.requests += len(batch)
+        try:
+            if len(batch) == 1:
+                batch[0].row = self.db.call(CALL, batch[0].params)
+                return
+            (result,) = self.db.call(BATCH_CALL, batch_params([s.params for s in batch]))
+            for s, row in zip(batch, parse_batch(result, len(batch)), strict=True):
+                s.row = row
+        except Exception:  # each request is then sent again by itself (`submit`)
+            pass
+        finally:
+            for s in batch:
+                if s.row is None:
+                    s.retry = True

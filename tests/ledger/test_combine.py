@@ -1,0 +1,244 @@
+"""PostgreSQL: draws of concurrent threads combined into one call (`_combine`,
+`ledger_draw_batch`) write what the same draws write one by one, never overdraw, and fall back
+to one call each when the batch call fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from aiexport.errors import InputError, QuotaExceeded
+from aiexport.ledger import Ledger, verify
+from aiexport.ledger import _tables as t
+from aiexport.ledger._pgdraw import BATCH_CALL
+
+from .conftest import PG_URL, _reset_pg, draw
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+]
+
+T0 = dt.datetime(2025, 6, 1, 9, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+TABLES = {
+    "ledger_names": "name",
+    "ledger_txns": "id",
+    "ledger_balances": "account",
+    "ledger_holds": "seq",
+    "ledger_requests": "key",
+    "ledger_chain_head": "id",
+}
+
+
+def _script(ledger: Ledger) -> list[Callable[[], object]]:
+    """Draws of every shape the batch takes, and of every answer it gives."""
+    return [
+        lambda: ledger.reserve(  # new names
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=T0
+        ),
+        lambda: ledger.reserve(  # two accounts, one drawn earlier in the batch, one new
+            [draw("lpp/a/2025", 2, 10), draw("allocation/IN", 3, 100)],
+            key="r2",
+            actor="alice",
+            order_id="o2",
+            hold=HOUR,
+            now=T0,
+        ),
+        lambda: ledger.commit(  # no order, no limit on the second draw
+            [draw("allocation/IN", 4, 100), draw("aia/a", 4)], key="c1", actor="bob", now=T0
+        ),
+        lambda: ledger.commit(  # refused on its second draw (as the batch left the balance)
+            [draw("aia/a", 1), draw("lpp/a/2025", 7, 10)], key="c2", actor="bob", now=T0
+        ),
+        lambda: ledger.commit(  # the next one goes on after a refusal
+            [draw("lpp/a/2025", 6, 10)], key="c3", actor="bob", now=T0
+        ),
+        lambda: ledger.reserve(  # a key earlier in the same batch: a replay
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=T0
+        ),
+        lambda: ledger.reserve(  # r2's hold has lapsed by then: swept first, by the Python path
+            [draw("lpp/a/2025", 1, 10)], key="r3", actor="alice", now=T0 + 2 * HOUR
+        ),
+    ]
+
+
+def _answer(op: Callable[[], object]) -> str:
+    try:
+        return repr(op())
+    except QuotaExceeded as exc:
+        return str(exc)
+
+
+def _rows() -> dict[str, Any]:
+    assert PG_URL
+    engine = create_engine(PG_URL)
+    with engine.connect() as conn:
+        rows = {
+            table: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
+            for table, key in TABLES.items()
+        }
+        # Names compared as a set: new texts get the next ids in the order they are met.
+        rows["ledger_names"] = sorted(r[1] for r in rows["ledger_names"])
+        rows["ledger_entries"] = [tuple(r) for r in conn.execute(t.entry_select().order_by("seq"))]
+    engine.dispose()
+    return rows
+
+
+def _one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+    assert PG_URL
+    _reset_pg(PG_URL)
+    step = [0]
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
+    with Ledger(PG_URL) as ledger:
+        answers = []
+        for i, op in enumerate(_script(ledger)):
+            step[0] = i + 1
+            answers.append(_answer(op))
+        assert ledger.combiner.calls == ledger.combiner.requests == len(answers)
+        assert verify(ledger).ok
+    return answers, _rows()
+
+
+def _batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+    """The script's draws from one thread each, queued in order while the combining lock is
+    held, so that one batch call takes them all, in that order."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    step = [0]
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
+    with Ledger(PG_URL) as ledger:
+        ops = _script(ledger)
+        answers = [""] * len(ops)
+
+        def run(i: int) -> None:
+            answers[i] = _answer(ops[i])
+
+        threads = []
+        with ledger.combiner._turn:
+            for i in range(len(ops)):
+                step[0] = i + 1
+                threads.append(threading.Thread(target=run, args=(i,)))
+                threads[-1].start()
+                deadline = time.monotonic() + 10
+                while len(ledger.combiner._queue) < i + 1:
+                    assert time.monotonic() < deadline, "a draw never reached the combiner"
+                    time.sleep(0.001)
+        for th in threads:
+            th.join()
+        assert (ledger.combiner.calls, ledger.combiner.requests) == (1, len(ops))
+        assert verify(ledger).ok
+    return answers, _rows()
+
+
+def test_a_batch_writes_what_the_same_draws_write_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same answers and, table by table, the same rows (entries with their hashes)."""
+    batch_answers, batch_rows = _batched(monkeypatch)
+    monkeypatch.undo()
+    single_answers, single_rows = _one_by_one(monkeypatch)
+    assert batch_answers == single_answers
+    assert "exceed" in batch_answers[3] and "replayed=True" in batch_answers[5]
+    for table in batch_rows:
+        assert batch_rows[table] == single_rows[table], table
+    # r1, r2 (2), c1 (2), c3, the release of r1's and r2's lapsed holds (3), r3.
+    assert len(batch_rows["ledger_entries"]) == 10
+
+
+def test_racing_threads_never_overdraw() -> None:
+    """8 threads x 150 reservations of 1 TPP on a cap of 500: exactly 500 acknowledged, each
+    recorded, the balance their sum, the chain intact."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    acks: list[str] = []
+    refused = [0]
+    lock = threading.Lock()
+    with Ledger(PG_URL) as ledger:
+
+        def writer(w: int) -> None:
+            for i in range(150):
+                key = f"t{w}-{i}"
+                try:
+                    ledger.reserve(
+                        [draw("lpp/small/2025", 1, 500), draw(f"aia/c{i % 7}", 1)],
+                        key=key,
+                        actor=f"writer{w}",
+                        hold=HOUR,
+                    )
+                except QuotaExceeded:
+                    with lock:
+                        refused[0] += 1
+                else:
+                    with lock:
+                        acks.append(key)
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(acks) == 500 and refused[0] == 700
+        assert ledger.balance("lpp/small/2025").reserved == 500
+        assert sum(ledger.balance(f"aia/c{k}").reserved for k in range(7)) == 500
+        assert verify(ledger).ok
+        # Once the cap is known full, refusals are decided without a draw (`_refuse_early`).
+        assert 500 <= ledger.combiner.requests <= 1200
+        assert ledger.combiner.calls <= ledger.combiner.requests
+    engine = create_engine(PG_URL)
+    with engine.connect() as conn:
+        keys = set(conn.scalars(text("SELECT key FROM ledger_requests")))
+    engine.dispose()
+    assert keys == set(acks)
+
+
+def test_a_failed_batch_call_sends_each_draw_again_by_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        real = ledger.db.call
+        failed = []
+
+        def call(sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+            if sql == BATCH_CALL:
+                failed.append(params)
+                raise psycopg.OperationalError("the server closed the connection")
+            return real(sql, params)
+
+        monkeypatch.setattr(ledger.db, "call", call)
+        errors: list[BaseException] = []
+
+        def run(i: int) -> None:
+            try:
+                ledger.commit([draw(f"acct{i}", 2, 10)], key=f"k{i}", actor="t", now=T0)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+        with ledger.combiner._turn:
+            for th in threads:
+                th.start()
+            while len(ledger.combiner._queue) < 4:
+                time.sleep(0.001)
+        for th in threads:
+            th.join()
+        assert not errors and len(failed) == 1
+        assert [ledger.balance(f"acct{i}").committed for i in range(4)] == [2] * 4
+        assert verify(ledger).ok
+
+
+def test_texts_may_not_hold_the_batch_separator() -> None:
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger, pytest.raises(InputError, match="control characters"):
+        ledger.commit([draw("a\x1eb", 1, 10)], key="k", actor="t", now=T0)
