@@ -191,8 +191,15 @@ def _floor_row(table: Table, seq: int, i: int, now: str) -> tuple[object, ...]:
 
 def _ledger_worker(url: str, worker: int, n: int, ready: Barrier) -> None:
     ledger = Ledger(url)
+    _reserve(ledger, worker, n, ready)
+    ledger.close()
+
+
+def _reserve(ledger: Ledger, worker: int, n: int, ready: Barrier | threading.Barrier) -> None:
+    """One client's reservations: a warm-up (the connection, its prepared statements, the
+    names' ids), then, once every client is ready, `n` timed ones."""
     hold = dt.timedelta(hours=1)
-    ledger.reserve(  # warm: the connection, its prepared statements, the names' ids
+    ledger.reserve(
         [Draw("lpp/c0/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
         key=f"warm{worker}",
         actor="bench",
@@ -207,7 +214,6 @@ def _ledger_worker(url: str, worker: int, n: int, ready: Barrier) -> None:
             order_id=f"o{worker}-{i}",
             hold=hold,
         )
-    ledger.close()
 
 
 def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
@@ -221,22 +227,8 @@ def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
     def run(w: int) -> None:
         if ledger is None:
             _insert_rows(url, w, per, ready, ROW_TABLES)  # type: ignore[arg-type]
-            return
-        ledger.reserve(
-            [Draw("lpp/c0/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
-            key=f"warm{w}",
-            actor="bench",
-            hold=dt.timedelta(hours=1),
-        )
-        ready.wait()
-        for i in range(per):
-            ledger.reserve(
-                [Draw(f"lpp/c{i % 100}/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
-                key=f"t{w}-{i}",
-                actor="bench",
-                order_id=f"o{w}-{i}",
-                hold=dt.timedelta(hours=1),
-            )
+        else:
+            _reserve(ledger, w, per, ready)
 
     pool = [threading.Thread(target=run, args=(w,)) for w in range(threads)]
     for th in pool:

@@ -21,6 +21,7 @@ from aiexport.ledger import _tables as t
 from aiexport.ledger._pgdraw import BATCH_CALL
 
 from .conftest import PG_URL, _reset_pg, draw
+from .test_pgdraw import TABLES
 
 pytestmark = [
     pytest.mark.postgres,
@@ -29,14 +30,6 @@ pytestmark = [
 
 T0 = dt.datetime(2025, 6, 1, 9, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
-TABLES = {
-    "ledger_names": "name",
-    "ledger_txns": "id",
-    "ledger_balances": "account",
-    "ledger_holds": "seq",
-    "ledger_requests": "key",
-    "ledger_chain_head": "id",
-}
 
 
 def _script(ledger: Ledger) -> list[Callable[[], object]]:
