@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from aiexport.errors import InputError, QuotaExceeded
 from aiexport.ledger import Ledger, verify
 from aiexport.ledger import _tables as t
+from aiexport.ledger._combine import combinable
 from aiexport.ledger._pgdraw import BATCH_CALL
 
 from .conftest import PG_URL, _reset_pg, draw
@@ -35,6 +36,7 @@ HOUR = dt.timedelta(hours=1)
 def _script(ledger: Ledger) -> list[Callable[[], object]]:
     """Draws of every shape the batch takes, and of every answer it gives."""
     return [
+        lambda: ledger.commit([], key="e1", actor="erin", now=T0),  # no draw: not combined
         lambda: ledger.reserve(  # new names
             [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=T0
         ),
@@ -96,14 +98,15 @@ def _one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, A
         for i, op in enumerate(_script(ledger)):
             step[0] = i + 1
             answers.append(_answer(op))
-        assert ledger.combiner.calls == ledger.combiner.requests == len(answers)
+        assert ledger.combiner.calls == ledger.combiner.requests == len(answers) - 1
         assert verify(ledger).ok
     return answers, _rows()
 
 
 def _batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
     """The script's draws from one thread each, queued in order while the combining lock is
-    held, so that one batch call takes them all, in that order."""
+    held, so that one batch call takes them all, in that order (the first, with no draw, is
+    not combined: it is written at once, by itself)."""
     assert PG_URL
     _reset_pg(PG_URL)
     step = [0]
@@ -121,13 +124,17 @@ def _batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]
                 step[0] = i + 1
                 threads.append(threading.Thread(target=run, args=(i,)))
                 threads[-1].start()
+                if i == 0:  # e1: written by itself, before the batch
+                    threads[-1].join()
+                    continue
                 deadline = time.monotonic() + 10
-                while len(ledger.combiner._queue) < i + 1:
+                while len(ledger.combiner._queue) < i:
                     assert time.monotonic() < deadline, "a draw never reached the combiner"
                     time.sleep(0.001)
         for th in threads:
             th.join()
-        assert (ledger.combiner.calls, ledger.combiner.requests) == (1, len(ops))
+        # One call took them all, but the draw-less commit, which went by itself.
+        assert (ledger.combiner.calls, ledger.combiner.requests) == (1, len(ops) - 1)
         assert verify(ledger).ok
     return answers, _rows()
 
@@ -140,10 +147,10 @@ def test_a_batch_writes_what_the_same_draws_write_one_by_one(
     monkeypatch.undo()
     single_answers, single_rows = _one_by_one(monkeypatch)
     assert batch_answers == single_answers
-    assert "exceed" in batch_answers[3] and "replayed=True" in batch_answers[5]
+    assert "exceed" in batch_answers[4] and "replayed=True" in batch_answers[6]
     for table in batch_rows:
         assert batch_rows[table] == single_rows[table], table
-    # r1, r2 (2), c1 (2), c3, the release of r1's and r2's lapsed holds (3), r3.
+    # r1, r2 (2), c1 (2), c3, the release of r1's and r2's lapsed holds (3), r3; e1 has none.
     assert len(batch_rows["ledger_entries"]) == 10
 
 
@@ -228,6 +235,37 @@ def test_a_failed_batch_call_sends_each_draw_again_by_itself(
         assert not errors and len(failed) == 1
         assert [ledger.balance(f"acct{i}").committed for i in range(4)] == [2] * 4
         assert verify(ledger).ok
+
+
+def test_a_draw_alone_fails_once_and_with_its_own_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alone in the queue, a draw is sent by its own thread: a failure is raised to it at
+    once, not swallowed and the call made again."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        calls = []
+
+        def call(sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+            calls.append(sql)
+            raise psycopg.errors.DiskFull("could not extend file")
+
+        monkeypatch.setattr(ledger.db, "call", call)
+        with pytest.raises(psycopg.errors.DiskFull):
+            ledger.commit([draw("acct", 1, 10)], key="k", actor="t", now=T0)
+        assert len(calls) == 1
+
+
+def test_only_the_common_shape_is_combined() -> None:
+    def params(accounts: str, shares: str | None = None) -> tuple[str | bytes | None, ...]:
+        return ("commit", "k", b"", "t", None, "x", "now", None, accounts, "1", "", "c",
+                shares, shares, "")  # fmt: skip
+
+    assert combinable(params("a")) and combinable(params("a\x1fb"))
+    assert not combinable(params(""))  # no draw
+    assert not combinable(params("a\x1fa"))  # one account twice
+    assert not combinable(params("a", shares="0.5"))  # a share cap
 
 
 def test_texts_may_not_hold_the_batch_separator() -> None:

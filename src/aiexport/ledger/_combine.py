@@ -53,6 +53,8 @@ def combinable(params: Params) -> bool:
     accounts = params[8]
     if params[12] is not None or params[13] is not None or not isinstance(accounts, str):
         return False
+    if not accounts:  # no draw at all
+        return False
     names = accounts.split(_US)
     return len(set(names)) == len(names) and isinstance(params[14], str)
 
@@ -115,6 +117,10 @@ class Combiner:
                     del self._queue[: self.max_batch]
                 if not batch:  # not queued any more, yet unanswered: cannot happen
                     break
+                if batch == [slot]:  # alone: by itself, its errors its own
+                    self.calls += 1
+                    self.requests += 1
+                    return self.db.call(CALL, params)
                 self._run(batch)
         if slot.row is not None:
             return slot.row
