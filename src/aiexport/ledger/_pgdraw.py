@@ -418,8 +418,6 @@ $fn$;
 )
 
 CALL = "CALL ledger_draw_durable(" + ", ".join(["%s"] * 15) + ")"
-# `ledger_draw_packed` alone: its commit asynchronous, durable only after a WAL barrier.
-PACKED_CALL = "SELECT * FROM ledger_draw_packed(" + ", ".join(["%s"] * 15) + ")"
 
 # Migration 6. Many requests' draws in one call, as `ledger_draw_packed` would append them one
 # after another: the combining path (`_combine`). Each argument is one field per request,
