@@ -21,7 +21,7 @@ from aiexport.ledger import _tables as t
 from aiexport.ledger._combine import combinable
 from aiexport.ledger._pgdraw import BATCH_CALL
 
-from .conftest import PG_URL, _reset_pg, draw
+from .conftest import PG_URL, _reset_pg, draw, fork_context
 from .test_pgdraw import TABLES
 
 pytestmark = [
@@ -255,6 +255,28 @@ def test_a_draw_alone_fails_once_and_with_its_own_error(
         with pytest.raises(psycopg.errors.DiskFull):
             ledger.commit([draw("acct", 1, 10)], key="k", actor="t", now=T0)
         assert len(calls) == 1
+
+
+def test_a_forked_child_combines_without_its_parents_locks() -> None:
+    """A child forked while a parent thread holds the combining lock starts its own combiner:
+    with the parent's copied (held) lock, its first draw would wait for ever."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        ledger.commit([draw("acct", 1, 10)], key="parent", actor="t", now=T0)
+
+        def child() -> None:
+            ledger.commit([draw("acct", 2, 10)], key="child", actor="t", now=T0)
+
+        with ledger.combiner._turn:
+            proc = fork_context().Process(target=child)
+            proc.start()
+        proc.join(timeout=60)
+        if proc.is_alive():  # pragma: no cover - the failure this test looks for
+            proc.kill()
+        assert proc.exitcode == 0
+        assert ledger.balance("acct").committed == 3
+        assert verify(ledger).ok
 
 
 def test_only_the_common_shape_is_combined() -> None:
