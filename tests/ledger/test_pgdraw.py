@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from aiexport.errors import QuotaExceeded
+from aiexport.errors import Conflict, QuotaExceeded
 from aiexport.ledger import MIGRATIONS, Ledger, _migrations, verify
 from aiexport.ledger import _tables as t
+from aiexport.ledger._db import Database
+from aiexport.ledger._pgdraw import DRAW_ONE, LOCK_ASYNC
 
 from .conftest import PG_URL, _reset_pg, draw
 
@@ -77,7 +79,47 @@ def _script(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
     ]
 
 
-def _run(server: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+def _one_draws(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
+    """Requests of one draw: once their names are known, `DRAW_ONE` sends them."""
+    hour = dt.timedelta(hours=1)
+    return [
+        lambda now: ledger.reserve(  # new names: the function, which returns their ids
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=now
+        ),
+        lambda now: ledger.commit([draw("aia/a", 1)], key="n1", actor="alice", now=now),
+        lambda now: ledger.commit(
+            [draw("lpp/a/2025", 2, 10)], key="k2", actor="alice", order_id="o2", now=now
+        ),
+        lambda now: ledger.reserve(
+            [draw("lpp/a/2025", "0.25", 10)], key="k3", actor="alice", hold=hour, now=now
+        ),
+        lambda now: ledger.commit([draw("aia/a", 2)], key="k4", actor="alice", now=now),  # no cap
+        lambda now: ledger.commit(  # refused: 3.75 + 7 > 10
+            [draw("lpp/a/2025", 7, 10)], key="k5", actor="alice", order_id="o5", now=now
+        ),
+        lambda now: ledger.commit(  # the cap raised: accepted
+            [draw("lpp/a/2025", 7, 12)], key="k6", actor="alice", now=now
+        ),
+        lambda now: ledger.commit(  # replay
+            [draw("lpp/a/2025", 2, 10)], key="k2", actor="alice", order_id="o2", now=now
+        ),
+        lambda now: ledger.commit(  # the key reused for another request
+            [draw("lpp/a/2025", 1, 10)], key="k2", actor="alice", now=now
+        ),
+        lambda now: ledger.reserve(  # lapsed holds (r1's, k3's) to sweep: the Python path
+            [draw("aia/a", 1)], key="k7", actor="alice", now=now + 2 * hour
+        ),
+        lambda now: ledger.reserve(
+            [draw("lpp/a/2025", "0.5", 12)], key="k8", actor="alice", now=now + 2 * hour
+        ),
+    ]
+
+
+def _run(
+    server: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    script: Callable[[Ledger], list[Callable[[dt.datetime], object]]] = _script,
+) -> tuple[list[str], dict[str, Any]]:
     assert PG_URL
     _reset_pg(PG_URL)
     step = [0]
@@ -85,15 +127,15 @@ def _run(server: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict
     answers: list[str] = []
     with Ledger(PG_URL) as ledger:
         ledger.server_draws = server
-        for i, op in enumerate(_script(ledger)):
+        for i, op in enumerate(script(ledger)):
             step[0] = i + 1
             try:
                 answers.append(repr(op(T0 + dt.timedelta(seconds=i))))
-            except QuotaExceeded as exc:
+            except (QuotaExceeded, Conflict) as exc:
                 answers.append(str(exc))
         assert verify(ledger).ok
         if server:  # the names it wrote are remembered: the next calls send their ids
-            assert {"alice", "lpp/a/2025", "allocation/IN"} <= set(ledger.db.names.ids)
+            assert {"alice", "lpp/a/2025"} <= set(ledger.db.names.ids)
     engine = create_engine(PG_URL)
     with engine.connect() as conn:
         rows = {
@@ -115,6 +157,34 @@ def test_the_function_writes_what_the_python_path_writes(monkeypatch: pytest.Mon
     for table in server_rows:
         assert server_rows[table] == python_rows[table], table
     assert len(server_rows["ledger_entries"]) == 13  # 3 of them releases of lapsed holds
+
+
+def test_one_draw_statement_writes_what_the_python_path_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`DRAW_ONE` (with `LOCK_ASYNC` and the barrier): the same answers and rows as the Python
+    path, for acceptances with and without a cap or an order, a refusal, a replay, a reused
+    key and lapsed holds; and it is what sent every one-draw request with known names."""
+    sent: list[str] = []
+    call = Database.call
+
+    def spy(self: Database, sql: str, params: Any, *, locked: str | None = None) -> Any:
+        row = call(self, sql, params, locked=locked)
+        if sql == DRAW_ONE:
+            assert locked == LOCK_ASYNC
+            sent.append(str(row[0]))
+        return row
+
+    monkeypatch.setattr(Database, "call", spy)
+    server_answers, server_rows = _run(True, monkeypatch, _one_draws)
+    assert sent == ["ok", "ok", "ok", "limit", "ok", "replay", "replay", "sweep", "ok"]
+    python_answers, python_rows = _run(False, monkeypatch, _one_draws)
+    assert server_answers == python_answers
+    assert sum("exceed" in a for a in server_answers) == 1
+    assert sum("different request" in a for a in server_answers) == 1
+    for table in server_rows:
+        assert server_rows[table] == python_rows[table], table
+    assert len(server_rows["ledger_entries"]) == 10  # 3 of them releases of lapsed holds
 
 
 def test_migrations_4_and_5_upgrade_a_version_3_database(monkeypatch: pytest.MonkeyPatch) -> None:

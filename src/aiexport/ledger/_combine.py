@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from aiexport.ledger._db import Database
 from aiexport.ledger._pgdraw import BATCH_CALL, CALL
@@ -39,10 +40,11 @@ MAX_BATCH = 256
 
 
 class _Slot:
-    __slots__ = ("params", "retry", "row")
+    __slots__ = ("alone", "params", "retry", "row")
 
-    def __init__(self, params: Params) -> None:
+    def __init__(self, params: Params, alone: Callable[[], Row]) -> None:
         self.params = params
+        self.alone = alone  # how the request goes by itself
         self.row: Row | None = None
         self.retry = False
 
@@ -103,11 +105,14 @@ class Combiner:
         self.calls = 0
         self.requests = 0
 
-    def submit(self, params: Params) -> Row:
-        """`ledger_draw_durable`'s row for one request, `params` as `CALL` takes them."""
+    def submit(self, params: Params, alone: Callable[[], Row] | None = None) -> Row:
+        """`ledger_draw_durable`'s row for one request, `params` as `CALL` takes them. `alone`
+        sends the request by itself (by default, `CALL`), when no other is waiting."""
         if os.getpid() != self._pid:  # forked: the parent's threads and locks are not ours
             self.__init__(self.db, self.max_batch)  # type: ignore[misc]
-        slot = _Slot(params)
+        if alone is None:
+            alone = partial(self.db.call, CALL, params)
+        slot = _Slot(params, alone)
         with self._queued:
             self._queue.append(slot)
         with self._turn:
@@ -120,11 +125,11 @@ class Combiner:
                 if batch == [slot]:  # alone: by itself, its errors its own
                     self.calls += 1
                     self.requests += 1
-                    return self.db.call(CALL, params)
+                    return alone()
                 self._run(batch)
         if slot.row is not None:
             return slot.row
-        return self.db.call(CALL, params)
+        return alone()
 
     def _run(self, batch: list[_Slot]) -> None:
         """Answer every request of `batch`; those it cannot answer (the call failed, or was
@@ -133,7 +138,7 @@ class Combiner:
         self.requests += len(batch)
         try:
             if len(batch) == 1:
-                batch[0].row = self.db.call(CALL, batch[0].params)
+                batch[0].row = batch[0].alone()
                 return
             (result,) = self.db.call(BATCH_CALL, batch_params([s.params for s in batch]))
             for s, row in zip(batch, parse_batch(result, len(batch)), strict=True):
