@@ -16,7 +16,7 @@ from aiexport.errors import Conflict, QuotaExceeded
 from aiexport.ledger import MIGRATIONS, Ledger, _migrations, verify
 from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import DRAW_ONE, LOCK_ASYNC
+from aiexport.ledger._pgdraw import ONE_CALL
 
 from .conftest import PG_URL, _reset_pg, draw
 
@@ -80,7 +80,7 @@ def _script(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
 
 
 def _one_draws(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
-    """Requests of one draw: once their names are known, `DRAW_ONE` sends them."""
+    """Requests of one draw: once their names are known, `ledger_draw_one_durable` takes them."""
     hour = dt.timedelta(hours=1)
     return [
         lambda now: ledger.reserve(  # new names: the function, which returns their ids
@@ -159,19 +159,18 @@ def test_the_function_writes_what_the_python_path_writes(monkeypatch: pytest.Mon
     assert len(server_rows["ledger_entries"]) == 13  # 3 of them releases of lapsed holds
 
 
-def test_one_draw_statement_writes_what_the_python_path_writes(
+def test_one_draw_procedure_writes_what_the_python_path_writes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`DRAW_ONE` (with `LOCK_ASYNC` and the barrier): the same answers and rows as the Python
-    path, for acceptances with and without a cap or an order, a refusal, a replay, a reused
-    key and lapsed holds; and it is what sent every one-draw request with known names."""
+    """`ledger_draw_one_durable`: the same answers and rows as the Python path, for
+    acceptances with and without a cap or an order, a refusal, a replay, a reused key and lapsed
+    holds; and it is what sent every one-draw request with known names."""
     sent: list[str] = []
     call = Database.call
 
-    def spy(self: Database, sql: str, params: Any, *, locked: str | None = None) -> Any:
-        row = call(self, sql, params, locked=locked)
-        if sql == DRAW_ONE:
-            assert locked == LOCK_ASYNC
+    def spy(self: Database, sql: str, params: Any) -> Any:
+        row = call(self, sql, params)
+        if sql == ONE_CALL:
             sent.append(str(row[0]))
         return row
 

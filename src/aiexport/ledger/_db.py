@@ -228,9 +228,7 @@ class Database:
             except sqlite3.Error as exc:
                 raise RawRetry(exc) from exc
 
-    def call(
-        self, sql: str, params: tuple[str | bytes | None, ...], *, locked: str | None = None
-    ) -> tuple[str | None, ...]:
+    def call(self, sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
         """PostgreSQL: `sql`, a statement that answers only once durable (`ledger_draw_durable`
         takes the write lock, commits the draw asynchronously, then runs the WAL barrier in a
         transaction of its own), in an implicit transaction. Returns `sql`'s first row, as
@@ -239,18 +237,13 @@ class Database:
         One round trip through libpq (`psycopg.pq`): `sql` prepared, then a sync. `%s` in `sql`
         are its parameters, sent as text (bytes as bytea). Prepared, it is not parsed or planned
         again; through libpq directly, the client's CPU per call is about half what it was
-        through a cursor.
-
-        `locked`: a statement run first in the same implicit transaction (`_pgdraw.LOCK_ASYNC`:
-        the write lock, and an asynchronous commit), so that `sql` starts once it holds; then,
-        in the same round trip, the WAL barrier in a transaction of its own. `sql`'s row is
-        returned once the barrier is durable."""
+        through a cursor."""
         import psycopg
 
         for attempt in range(20):
             kept = self._kept_connection()
             try:
-                return _pipeline(kept, sql, params, locked)
+                return _pipeline(kept, sql, params)
             except psycopg.Error as exc:
                 driver = kept.proxy.driver_connection
                 if driver.closed or driver.broken:
@@ -381,35 +374,26 @@ def flush_wal(raw: Any) -> None:
 
 
 def _pipeline(
-    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...], locked: str | None = None
+    kept: _Kept, sql: str, params: tuple[str | bytes | None, ...]
 ) -> tuple[str | None, ...]:
     """`Database.call`'s round trip on `kept`'s libpq connection (non-blocking, as psycopg
-    leaves it): `sql`, prepared, in its own implicit transaction - after `locked` in that
-    transaction, and followed by the WAL barrier in one of its own, when `locked` is given.
+    leaves it): `sql`, prepared, in its own implicit transaction.
     A failed statement raises its psycopg error once the connection is idle again."""
     from psycopg import errors, pq
 
     pgconn = kept.proxy.driver_connection.pgconn
     draw = _prepared(kept, sql)
-    first = None if locked is None else _prepared(kept, locked)
-    barrier = None if locked is None else _prepared(kept, WAL_BARRIER)
     values = [_text(v, kept.encoding) for v in params]
     row: tuple[str | None, ...] | None = None
     error: Exception | None = None
     pgconn.enter_pipeline_mode()
     try:
-        if first is not None:
-            pgconn.send_query_prepared(first, [])
         pgconn.send_query_prepared(draw, values)
         pgconn.pipeline_sync()
-        if barrier is not None:
-            pgconn.send_query_prepared(barrier, [])
-            pgconn.pipeline_sync()
         while pgconn.flush():
             select.select([], [pgconn.socket], [])
-        # Results in order, one per statement: `sql`'s is number `wanted`.
-        syncs, wanted, seen = 1 + (barrier is not None), int(first is not None), 0
-        while syncs:
+        synced = False
+        while not synced:
             while pgconn.is_busy():
                 select.select([pgconn.socket], [], [])
                 pgconn.consume_input()
@@ -418,11 +402,9 @@ def _pipeline(
                 continue
             status = result.status
             if status == pq.ExecStatus.PIPELINE_SYNC:
-                syncs -= 1
-                continue
-            seen += 1
-            if status == pq.ExecStatus.TUPLES_OK:
-                if seen == wanted + 1 and result.ntuples:
+                synced = True
+            elif status == pq.ExecStatus.TUPLES_OK:
+                if row is None and result.ntuples:
                     row = tuple(
                         None
                         if (v := result.get_value(0, k)) is None

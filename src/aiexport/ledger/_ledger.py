@@ -50,7 +50,7 @@ from aiexport.ledger._entries import (
     parse_iso,
 )
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._pgdraw import CALL, DRAW_ONE, LOCK_ASYNC
+from aiexport.ledger._pgdraw import CALL, ONE_CALL
 from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import (
@@ -423,7 +423,7 @@ class Ledger:
         fp: str,
     ) -> Receipt | None:
         """PostgreSQL: `apply_draws` as one call of `ledger_draw_packed` (one draw with known
-        names: one `DRAW_ONE` statement); None when the general path must answer (not
+        names: `ledger_draw_one_durable`); None when the general path must answer (not
         PostgreSQL, a replayed key, lapsed holds to sweep first).
 
         Lists go as U+001F-separated text (`_pgdraw`), with the `ledger_names` ids this process
@@ -495,9 +495,9 @@ class Ledger:
         amounts: Sequence[int],
         ids: Sequence[int | None],
     ) -> Callable[[], tuple[str | None, ...]] | None:
-        """A request of one draw, with no share cap, whose names' ids are all known: sent as
-        `_pgdraw.DRAW_ONE` (a plain statement, about half the server's work of the function);
-        else None. `params` as `CALL` takes them, `ids` those of the actor, account, citation."""
+        """A request of one draw, with no share cap, whose names' ids are all known: a call of
+        `ledger_draw_one_durable` (one plain statement, about half the server's work of
+        `ledger_draw_durable`); else None. `params` as `CALL` takes them, `ids` those of the actor, account, citation."""
         if len(draws) != 1 or draws[0].share_of is not None or None in ids:
             return None
         kind, key, fp, actor, order_id, txn, created, expires = params[:8]
@@ -509,7 +509,7 @@ class Ledger:
         tail = _US.join(fields)  # type: ignore[arg-type]
         one = (key, fp, order_id, txn, created, expires, str(KIND_CODE[kind]), d.account,
                str(amounts[0]), params[10] or None, d.citation, *map(str, ids), tail)  # fmt: skip
-        return partial(self.db.call, DRAW_ONE, one, locked=LOCK_ASYNC)
+        return partial(self.db.call, ONE_CALL, one)
 
     def commit_reservation(
         self, reservation: str, *, key: str, actor: str, now: dt.datetime | None = None

@@ -32,6 +32,7 @@ from aiexport.ledger._pgdraw import (
     LEDGER_DRAW,
     LEDGER_DRAW_BATCH,
     LEDGER_DRAW_DURABLE,
+    LEDGER_DRAW_ONE,
     LEDGER_DRAW_PACKED,
 )
 
@@ -205,6 +206,13 @@ def _v6_batch_draw(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_BATCH)
 
 
+def _v7_one_draw(conn: Connection) -> None:
+    """PostgreSQL: the procedure `ledger_draw_one_durable` (`_pgdraw`), one draw in one plain
+    statement; nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW_ONE)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
@@ -212,6 +220,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "postgresql: ledger_draw_packed, fewer statements per request", _v4_packed_draw_function),
     (5, "postgresql: ledger_draw_durable, draw and WAL barrier in one call", _v5_durable_draw),
     (6, "postgresql: ledger_draw_batch, many requests' draws in one call", _v6_batch_draw),
+    (7, "postgresql: ledger_draw_one_durable, one draw in one plain statement", _v7_one_draw),
 )
 
 

@@ -21,9 +21,9 @@ The draws arrive as U+001F-separated text (no text may hold U+001F, `check_text`
 client formats several times faster than arrays. Shares and repeated accounts go to
 `ledger_draw_locked` (migration 3), as does an empty request.
 
-A request of one draw whose names the client has ids for skips the function: `DRAW_ONE` is
-the same decision and the same rows in one plain statement, run after `LOCK_ASYNC` in one
-transaction and followed by the barrier, all in one round trip (`Database.call`, `locked`).
+A request of one draw whose names the client has ids for skips the function:
+`ledger_draw_one_durable` (migration 7) makes the same decision and writes the same rows in one
+plain statement between the lock and the barrier.
 
 The rare cases stay in Python: a replayed key and lapsed holds to sweep are answered `replay` /
 `sweep` without writing, and the caller takes the general path. `tests/ledger` runs both paths
@@ -674,71 +674,85 @@ $fn$;
 
 BATCH_CALL = "CALL ledger_draw_batch_durable(" + ", ".join(["%s"] * 13) + ")"
 
-# One draw on an account whose name, and the actor's and the citation's, have ids the client
-# knows: the most common request, in one plain statement rather than a PL/pgSQL call. The call of
-# `ledger_draw_durable` went through the procedure, `ledger_draw_packed`'s table function and
-# about forty PL/pgSQL statements and expressions, each with its executor start-up and plan
-# checks; this is one statement whose plan is cached on the connection, and the client sends its
-# entry's hash preimage after the position (`tail`, as `ledger_draw_packed` builds `tails[1]`).
-# On a single writer it costs the server about half as much per reservation (`bench/ledger.py`).
+# Migration 7. One draw on an account whose name, and the actor's and the citation's, have ids
+# the client knows - the most common request - as one plain statement in a short procedure, not
+# through `ledger_draw_packed`: that went through a table function and about forty PL/pgSQL
+# statements and expressions, each with its executor start-up and plan checks. Here the
+# procedure runs three statements (the lock, the draw, the barrier) and the client sends the
+# entry's hash preimage after its position (`p_tail`, as `ledger_draw_packed` builds `tails[1]`).
+# About half the server's work per reservation, and one round trip with one reply
+# (`bench/ledger.py`).
 #
-# It runs after `LOCK_ASYNC` in the same implicit transaction (one pipeline, `Database.call`
-# with `locked`): a statement's snapshot is taken when it starts, so this one, started once the
-# lock is held, sees every earlier commit - the head, the balance, the last transaction id, the
-# keys recorded and the holds are read exactly as `ledger_draw_packed` reads them under the lock.
-# It decides as `ledger_draw_packed` does and writes the same rows (nothing when it answers
-# 'replay', 'sweep' or 'limit'); the commit is asynchronous and the WAL barrier follows before
-# the caller is answered.
+# The draw statement starts once the lock is held, so its snapshot sees every earlier commit:
+# the head, the balance, the last transaction id, the keys recorded and the holds are read as
+# `ledger_draw_packed` reads them. It decides as `ledger_draw_packed` does and writes the same
+# rows (nothing when it answers 'replay', 'sweep' or 'limit'); the commit is asynchronous and the
+# WAL barrier follows, as in `ledger_draw_durable`.
 #
-# $1 key, $2 fingerprint, $3 order id, $4 txn, $5 created, $6 expires (NULL: none), $7 the kind's
-# code (0 reserve, 1 commit), $8 account, $9 amount, $10 limit (NULL: none), $11 citation,
-# $12-$14 the `ledger_names` ids of the actor, the account and the citation, $15 the tail.
-# Returns what `ledger_draw_packed` returns (`ids` NULL: every id was known).
-LOCK_ASYNC = (
-    f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY}), set_config('synchronous_commit', 'off', true)"
-)
+# p_kind is the kind's code (0 reserve, 1 commit); p_expires NULL: no hold; p_limit NULL: no cap.
+# Returns what `ledger_draw_durable` returns (`ids` NULL: every id was known).
+LEDGER_DRAW_ONE = f"""CREATE OR REPLACE PROCEDURE ledger_draw_one_durable(
+    p_key text, p_fp bytea, p_order text, p_txn text, p_created text, p_expires text,
+    p_kind smallint, p_account text, p_amount bigint, p_limit bigint, p_citation text,
+    p_actor_id bigint, p_account_id bigint, p_citation_id bigint, p_tail text,
+    INOUT status text DEFAULT NULL, INOUT first_seq bigint DEFAULT NULL,
+    INOUT last_seq bigint DEFAULT NULL, INOUT idx integer DEFAULT NULL,
+    INOUT used bigint DEFAULT NULL, INOUT lim bigint DEFAULT NULL, INOUT ids text DEFAULT NULL
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    -- The write lock (`_sql.LOCK`); the commit does not wait for its flush (see `_db`).
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY}),
+            set_config('synchronous_commit', 'off', true);
+    WITH s AS (
+        SELECT h.seq + 1 AS seq, h.hash AS prev,
+               EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = p_key) AS replay,
+               coalesce((SELECT min(o.expires_at) FROM ledger_holds o) <= p_created, false)
+                   AS lapsed,
+               (SELECT coalesce(max(x.id), 0) + 1 FROM ledger_txns x) AS txn_id,
+               coalesce(b.committed, 0) + CASE WHEN p_kind = 0 THEN 0 ELSE p_amount END AS c,
+               coalesce(b.reserved, 0) + CASE WHEN p_kind = 0 THEN p_amount ELSE 0 END AS r,
+               coalesce(p_limit, b.limit_micro) AS lim,
+               CASE WHEN p_limit IS NULL THEN b.citation ELSE p_citation END AS cit,
+               encode(sha256(convert_to(h.hash || chr(31) || (h.seq + 1) || p_tail, 'UTF8')),
+                      'hex') AS hash
+          FROM ledger_chain_head h LEFT JOIN ledger_balances b ON b.account = p_account
+         WHERE h.id = 1
+    ), ok AS (
+        SELECT * FROM s
+         WHERE NOT s.replay AND NOT s.lapsed AND NOT coalesce(s.c + s.r > p_limit, false)
+    ), t AS (
+        INSERT INTO ledger_txns (id, txn, created_at) SELECT ok.txn_id, p_txn, p_created FROM ok
+    ), e AS (
+        INSERT INTO ledger_entries (seq, txn, kind, account, amount, order_id, actor, citation,
+                                    expires_at, ref_seq, idem_key, link, hash)
+        SELECT ok.seq, ok.txn_id, p_kind, p_account_id, p_amount, p_order, p_actor_id,
+               p_citation_id, p_expires, NULL, p_key || '#0',
+               decode(substr(ok.prev, 1, 16), 'hex'), decode(ok.hash, 'hex')
+          FROM ok
+    ), o AS (
+        INSERT INTO ledger_holds (seq, txn, account, amount, expires_at)
+        SELECT ok.seq, p_txn, p_account, p_amount, p_expires FROM ok
+         WHERE p_kind = 0 AND p_expires IS NOT NULL
+    ), b AS (
+        INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
+        SELECT p_account, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
+        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
+            reserved = excluded.reserved, limit_micro = excluded.limit_micro,
+            citation = excluded.citation, last_seq = excluded.last_seq
+    ), q AS (
+        INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)
+        SELECT p_key, ok.txn_id, p_fp, ok.seq, ok.seq, ok.seq FROM ok
+    ), u AS (
+        UPDATE ledger_chain_head h SET seq = ok.seq, hash = ok.hash FROM ok WHERE h.id = 1
+    )
+    SELECT CASE WHEN s.replay THEN 'replay' WHEN s.lapsed THEN 'sweep'
+                WHEN s.c + s.r > p_limit THEN 'limit' ELSE 'ok' END,
+           s.seq, s.seq, 0, s.c + s.r, p_limit
+      INTO status, first_seq, last_seq, idx, used, lim FROM s;
+    COMMIT;
+    PERFORM pg_logical_emit_message(true, 'aiexport', '');
+END
+$fn$;
+"""
 
-DRAW_ONE = """WITH s AS (
-    SELECT h.seq + 1 AS seq, h.hash AS prev,
-           EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = $1) AS replay,
-           coalesce((SELECT min(o.expires_at) FROM ledger_holds o) <= $5, false) AS lapsed,
-           (SELECT coalesce(max(x.id), 0) + 1 FROM ledger_txns x) AS txn_id,
-           coalesce(b.committed, 0) + CASE WHEN $7::smallint = 0 THEN 0 ELSE $9::bigint END AS c,
-           coalesce(b.reserved, 0) + CASE WHEN $7::smallint = 0 THEN $9::bigint ELSE 0 END AS r,
-           coalesce($10::bigint, b.limit_micro) AS lim,
-           CASE WHEN $10::bigint IS NULL THEN b.citation ELSE $11 END AS cit,
-           encode(sha256(convert_to(h.hash || chr(31) || (h.seq + 1) || $15, 'UTF8')), 'hex')
-               AS hash
-      FROM ledger_chain_head h LEFT JOIN ledger_balances b ON b.account = $8
-     WHERE h.id = 1
-), ok AS (
-    SELECT * FROM s
-     WHERE NOT s.replay AND NOT s.lapsed AND NOT coalesce(s.c + s.r > $10::bigint, false)
-), t AS (
-    INSERT INTO ledger_txns (id, txn, created_at) SELECT ok.txn_id, $4, $5 FROM ok
-), e AS (
-    INSERT INTO ledger_entries (seq, txn, kind, account, amount, order_id, actor, citation,
-                                expires_at, ref_seq, idem_key, link, hash)
-    SELECT ok.seq, ok.txn_id, $7::smallint, $13::bigint, $9::bigint, $3, $12::bigint,
-           $14::bigint, $6, NULL, $1 || '#0', decode(substr(ok.prev, 1, 16), 'hex'),
-           decode(ok.hash, 'hex')
-      FROM ok
-), o AS (
-    INSERT INTO ledger_holds (seq, txn, account, amount, expires_at)
-    SELECT ok.seq, $4, $8, $9::bigint, $6 FROM ok WHERE $7::smallint = 0 AND $6 IS NOT NULL
-), b AS (
-    INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
-    SELECT $8, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
-    ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
-        reserved = excluded.reserved, limit_micro = excluded.limit_micro,
-        citation = excluded.citation, last_seq = excluded.last_seq
-), q AS (
-    INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)
-    SELECT $1, ok.txn_id, $2, ok.seq, ok.seq, ok.seq FROM ok
-), u AS (
-    UPDATE ledger_chain_head h SET seq = ok.seq, hash = ok.hash FROM ok WHERE h.id = 1
-)
-SELECT CASE WHEN s.replay THEN 'replay' WHEN s.lapsed THEN 'sweep'
-            WHEN s.c + s.r > $10::bigint THEN 'limit' ELSE 'ok' END,
-       s.seq, s.seq, 0, s.c + s.r, $10::bigint, NULL
-  FROM s"""
+ONE_CALL = "CALL ledger_draw_one_durable(" + ", ".join(["%s"] * 15) + ")"
