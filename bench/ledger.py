@@ -242,7 +242,7 @@ def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
     how = ""
     if ledger is not None:
         calls = ledger.combiner.calls - calls0
-        how = f"{per * threads / calls:.1f} draws per call"
+        how = f"{per * threads / calls:.1f} draws per call" if calls else "none combined"
         ledger.close()
     return rate, how
 

@@ -94,6 +94,7 @@ def _one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, A
     step = [0]
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
     with Ledger(PG_URL) as ledger:
+        ledger.one_draws = False  # the combiner's path, as in the batch
         answers = []
         for i, op in enumerate(_script(ledger)):
             step[0] = i + 1
@@ -112,6 +113,7 @@ def _batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]
     step = [0]
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
     with Ledger(PG_URL) as ledger:
+        ledger.one_draws = False  # one draw on known names would go by itself
         ops = _script(ledger)
         answers = [""] * len(ops)
 
@@ -200,6 +202,46 @@ def test_racing_threads_never_overdraw() -> None:
     assert keys == set(acks)
 
 
+def test_racing_threads_one_draw_each_go_by_themselves_and_never_overdraw() -> None:
+    """8 threads x 150 reservations of one draw on known names, a cap of 500: each goes by
+    itself through `ledger_draw_one_durable`, none through the combiner; exactly 500
+    acknowledged and recorded, the chain intact."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    acks: list[str] = []
+    lock = threading.Lock()
+    with Ledger(PG_URL) as ledger:
+        ledger.commit([draw("aia/warm", 1)], key="warm", actor="writer", now=T0)
+        ledger.commit([draw("lpp/small/2025", 1, 500)], key="names", actor="writer", now=T0)
+        before = ledger.combiner.requests
+
+        def writer(w: int) -> None:
+            for i in range(150):
+                try:
+                    ledger.reserve(
+                        [draw("lpp/small/2025", 1, 500)], key=f"t{w}-{i}", actor="writer"
+                    )
+                except QuotaExceeded:
+                    continue
+                with lock:
+                    acks.append(f"t{w}-{i}")
+
+        threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(acks) == 499  # the cap less the first commitment
+        assert ledger.balance("lpp/small/2025").reserved == 499
+        assert ledger.combiner.requests == before
+        assert verify(ledger).ok
+    engine = create_engine(PG_URL)
+    with engine.connect() as conn:
+        keys = set(conn.scalars(text("SELECT key FROM ledger_requests")))
+    engine.dispose()
+    assert keys == set(acks) | {"warm", "names"}
+
+
 def test_a_failed_batch_call_sends_each_draw_again_by_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -263,6 +305,7 @@ def test_a_forked_child_combines_without_its_parents_locks() -> None:
     assert PG_URL
     _reset_pg(PG_URL)
     with Ledger(PG_URL) as ledger:
+        ledger.one_draws = False  # else the child's draw, on a known name, goes by itself
         ledger.commit([draw("acct", 1, 10)], key="parent", actor="t", now=T0)
 
         def child() -> None:

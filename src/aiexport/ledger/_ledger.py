@@ -149,8 +149,10 @@ def _receipt(row: Any, replayed: bool) -> Receipt:
 class Ledger:
     """A quota ledger on one database. Also a `QuotaView` for the decision engine."""
 
-    # PostgreSQL: reservations and commitments through `ledger_draw_packed` (see `_pgdraw`).
+    # PostgreSQL: reservations and commitments through `ledger_draw_packed` (see `_pgdraw`),
+    # and those of one draw with known names through `ledger_draw_one_durable`.
     server_draws = True
+    one_draws = True
 
     def __init__(self, url: str | None = None) -> None:
         self.db = Database(url or default_db_url())
@@ -465,11 +467,14 @@ class Ledger:
             _US.join(d.share_of or "" for d in draws) if shared else None,
             _US.join(str(known.get(x, "")) for x in texts),
         )
-        alone = self._one_draw(params, draws, amounts, [known.get(x) for x in texts])
-        if alone is None:
-            alone = partial(self.db.call, CALL, params)
-        # With other threads' draws, when some are waiting (`_combine`).
-        row = self.combiner.submit(params, alone) if combinable(params) else alone()
+        one = self._one_draw(params, draws, amounts, [known.get(x) for x in texts])
+        if one is not None:
+            # By itself: cheaper than a share of a combined call (`bench/ledger.py`).
+            row = one()
+        elif combinable(params):  # with other threads' draws, when some are waiting
+            row = self.combiner.submit(params)
+        else:
+            row = self.db.call(CALL, params)
         status, first, last, idx, used, lim, ids = row
         if ids is not None:
             known.update(zip(texts, map(int, ids.split(_US)), strict=True))
@@ -498,7 +503,7 @@ class Ledger:
         """A request of one draw, with no share cap, whose names' ids are all known: a call of
         `ledger_draw_one_durable` (one plain statement, about half the server's work of
         `ledger_draw_durable`); else None. `params` as `CALL` takes them, `ids` those of the actor, account, citation."""
-        if len(draws) != 1 or draws[0].share_of is not None or None in ids:
+        if not self.one_draws or len(draws) != 1 or draws[0].share_of is not None or None in ids:
             return None
         kind, key, fp, actor, order_id, txn, created, expires = params[:8]
         d = draws[0]
