@@ -18,14 +18,18 @@ autocommit, so one round trip per transaction, as a reservation's call is.
 
 Steady state: the clock starts once every client process has connected and set up (the floors
 their prepared statement, the ledger one warm-up reservation: its connection's prepared
-statements, the names' ids); process start-up is no part of a reservation's cost.
+statements, the ids of the names it uses); process start-up is no part of a reservation's cost.
+The timed reservations go round 100 accounts, each new to the ledger once.
 
 On PostgreSQL, also N threads of one process sharing one `Ledger` (as a server's request
-threads would), whose draws are combined into batch calls, against N threads inserting raw.
+threads would), against N threads inserting raw.
 
 Then the batch path: one transaction recording many orders' draws, against one `executemany` of
-the same number of entry rows (three trials each, interleaved; the median is printed, and the
-range of ours).
+the same number of entry rows.
+
+Every figure is the median of `--trials` runs (3), interleaved with the floors' as the shared
+machine's load comes and goes; a ratio is the median of each run's ratio to the floor measured
+just before it, printed with their range.
 
     .venv/bin/python bench/ledger.py                      # SQLite, and PostgreSQL if configured
     .venv/bin/python bench/ledger.py --n 4000 --clients 8 --batch 100000
@@ -323,41 +327,57 @@ def _batch_floor(url: str, entries: int, bare: bool = False) -> float:
     return rate
 
 
-def bench(name: str, url: str, n: int, clients: int, batch: int) -> None:
+def _ratios(ours: list[float], floors: list[float]) -> str:
+    """The median of the trials' ratios (each ours against the floor measured just before it,
+    as the machine's load comes and goes), and their range."""
+    each = [o / f for o, f in zip(ours, floors, strict=True)]
+    if len(each) == 1:
+        return f"ratio {each[0]:>4.0%}"
+    return f"ratio {statistics.median(each):>4.0%} ({min(each):.0%}-{max(each):.0%})"
+
+
+def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3) -> None:
+    """Each figure: `trials` runs, interleaved (floors, then ours), their median printed; a
+    ratio is the median of the runs' ratios, with their range."""
     for k, label in ((1, "1 writer"), (clients, f"{clients} clients")):
-        _fresh(url)
-        _floor_setup(url)
-        floor = _timed(_floor_worker, url, k, n)
-        _fresh(url)
-        _floor_setup(url)
-        rows_floor = _timed(_rows_floor_worker, url, k, n)
-        _fresh(url)
-        Ledger(url).close()
-        ours = _timed(_ledger_worker, url, k, n)
+        floors, rows_floors, ours = [], [], []
+        for _ in range(trials):
+            _fresh(url)
+            _floor_setup(url)
+            floors.append(_timed(_floor_worker, url, k, n))
+            _fresh(url)
+            _floor_setup(url)
+            rows_floors.append(_timed(_rows_floor_worker, url, k, n))
+            _fresh(url)
+            Ledger(url).close()
+            ours.append(_timed(_ledger_worker, url, k, n))
         print(
-            f"{name:<10} {label:<11} reservations/s {ours:>9,.0f}   raw INSERT floor/s: "
-            f"same rows {rows_floor:>7,.0f} ratio {ours / rows_floor:>4.0%}, "
-            f"entry row alone {floor:>7,.0f} ratio {ours / floor:>4.0%}",
+            f"{name:<10} {label:<11} reservations/s {statistics.median(ours):>9,.0f}   raw INSERT "
+            f"floor/s: same rows {statistics.median(rows_floors):>7,.0f} "
+            f"{_ratios(ours, rows_floors)}, entry row alone {statistics.median(floors):>7,.0f} "
+            f"{_ratios(ours, floors)}",
             flush=True,
         )
     if not url.startswith("sqlite"):
-        # Threads sharing one Ledger, as a server's request threads do: their draws combined.
-        _fresh(url)
-        _floor_setup(url)
-        rows_floor, _ = _threaded(url, clients, n, floor=True)
-        _fresh(url)
-        ours, how = _threaded(url, clients, n, floor=False)
+        # Threads sharing one Ledger, as a server's request threads do (`_combine`).
+        rows_floors, ours, hows = [], [], []
+        for _ in range(trials):
+            _fresh(url)
+            _floor_setup(url)
+            rows_floors.append(_threaded(url, clients, n, floor=True)[0])
+            _fresh(url)
+            rate, how = _threaded(url, clients, n, floor=False)
+            ours.append(rate)
+            hows.append(how)
         print(
-            f"{name:<10} {f'{clients} threads':<11} reservations/s {ours:>9,.0f}   raw INSERT floor/s: "
-            f"same rows {rows_floor:>7,.0f} ratio {ours / rows_floor:>4.0%}   (one process, one "
-            f"Ledger: {how})",
+            f"{name:<10} {f'{clients} threads':<11} reservations/s {statistics.median(ours):>9,.0f}"
+            f"   raw INSERT floor/s: same rows {statistics.median(rows_floors):>7,.0f} "
+            f"{_ratios(ours, rows_floors)}   (one process, one Ledger; combined: {hows[-1]})",
             flush=True,
         )
     if batch:
-        # Three trials each, interleaved, as the machine's load comes and goes: the median is
-        # the figure, and ours is printed with its range.
         floors, rates, bares = [], [], []
-        for _ in range(3):
+        for _ in range(trials):
             floors.append(_batch_floor(url, batch))
             rates.append(_batch(url, batch))
             bares.append(_batch_floor(url, batch, bare=True))
@@ -365,7 +385,7 @@ def bench(name: str, url: str, n: int, clients: int, batch: int) -> None:
         print(
             f"{name:<10} batch       entries/s      {rate:>9,.0f}   raw executemany/s  "
             f"{floor:>9,.0f}   ratio {rate / floor:>5.0%}   ({batch:,} entries, one transaction; "
-            f"median of 3, ours {min(rates):,.0f} to {max(rates):,.0f}; "
+            f"median of {trials}, ours {min(rates):,.0f} to {max(rates):,.0f}; "
             f"bare 8-column table {bare:,.0f}/s, ratio {rate / bare:.0%})",
             flush=True,
         )
@@ -374,6 +394,7 @@ def bench(name: str, url: str, n: int, clients: int, batch: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="reservations per measurement")
+    ap.add_argument("--trials", type=int, default=3, help="runs per figure (the median)")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--batch", type=int, default=100_000, help="entries in the batch run (0: skip)")
     ap.add_argument("--pg", default=os.environ.get("AIEXPORT_TEST_PG_URL"))
@@ -382,9 +403,11 @@ def main() -> None:
     print("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "postgres":
-            bench("sqlite", f"sqlite:///{tmp}/bench.db", args.n, args.clients, args.batch)
+            bench(
+                "sqlite", f"sqlite:///{tmp}/bench.db", args.n, args.clients, args.batch, args.trials
+            )
     if args.pg and args.only != "sqlite":
-        bench("postgres", args.pg, args.n, args.clients, args.batch)
+        bench("postgres", args.pg, args.n, args.clients, args.batch, args.trials)
     print("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     if not args.pg:
         print("postgres   skipped: pass --pg URL or set AIEXPORT_TEST_PG_URL")
