@@ -31,6 +31,9 @@ Every figure is the median of `--trials` runs (3), interleaved with the floors' 
 machine's load comes and goes; a ratio is the median of each run's ratio to the floor measured
 just before it, printed with their range.
 
+On PostgreSQL it drops and recreates the ledger's tables at `--pg`: it refuses a database that
+holds a ledger it did not write, unless `--wipe` is given.
+
     .venv/bin/python bench/ledger.py                      # SQLite, and PostgreSQL if configured
     .venv/bin/python bench/ledger.py --n 4000 --clients 8 --batch 100000
 """
@@ -50,7 +53,7 @@ from decimal import Decimal
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-from sqlalchemy import MetaData, Table, create_engine
+from sqlalchemy import MetaData, Table, create_engine, inspect
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.elements import quoted_name
 
@@ -100,6 +103,33 @@ def _fresh(url: str) -> None:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table.name.replace('ledger_', 'floor_')}")
         conn.exec_driver_sql("DROP TABLE IF EXISTS bare_entries")
     engine.dispose()
+
+
+SCRATCH_MARK = "bench_scratch"  # a table the benchmarks leave: this database is theirs to wipe
+
+
+def claim_scratch(url: str, wipe: bool) -> None:
+    """Refuse a PostgreSQL database that holds a ledger the benchmarks did not write: they drop
+    and recreate the ledger's tables. `wipe`: the caller has said it may go."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            names = set(inspect(conn).get_table_names())
+            held = {
+                table.name: conn.exec_driver_sql(f"SELECT count(*) FROM {table.name}").scalar_one()
+                for table in (tables.entries, tables.licenses, tables.veus)
+                if table.name in names
+            }
+            if not wipe and SCRATCH_MARK not in names and any(held.values()):
+                found = ", ".join(f"{n:,} rows in {t}" for t, n in held.items() if n)
+                raise SystemExit(
+                    f"{engine.url.render_as_string()}: the benchmark drops and recreates the "
+                    f"ledger's tables, and this database holds a ledger ({found}). Point --pg at "
+                    "a scratch database, or pass --wipe."
+                )
+            conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {SCRATCH_MARK} (at TEXT)")
+    finally:
+        engine.dispose()
 
 
 def _raw_connect(url: str):  # type: ignore[no-untyped-def]
@@ -399,7 +429,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100_000, help="entries in the batch run (0: skip)")
     ap.add_argument("--pg", default=os.environ.get("AIEXPORT_TEST_PG_URL"))
     ap.add_argument("--only", choices=["sqlite", "postgres"])
+    ap.add_argument("--wipe", action="store_true", help="drop a ledger found at --pg")
     args = ap.parse_args()
+    if args.pg and args.only != "sqlite":
+        claim_scratch(args.pg, args.wipe)
     print("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.only != "postgres":

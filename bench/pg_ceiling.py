@@ -14,6 +14,9 @@ the write lock every writer takes in turn (the hash chain and the caps are decid
 the reads the decision needs, two more rows updated (the account's balance, the chain head) and
 a second, tiny transaction for durability.
 
+Like `bench/ledger.py`, it drops and recreates the ledger's tables at `--pg`, and refuses a
+database holding a ledger it did not write unless `--wipe` is given.
+
     .venv/bin/python bench/pg_ceiling.py --pg postgresql://postgres:postgres@127.0.0.1/db
     .venv/bin/python bench/pg_ceiling.py --clients 8 --seconds 10 --trials 3
 """
@@ -40,7 +43,7 @@ from aiexport.ledger._entries import iso
 from aiexport.rules.determination import Draw
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ledger import _floor_setup, _fresh
+from ledger import _floor_setup, _fresh, claim_scratch
 
 ACCOUNTS = 100
 CITATION = "15 CFR 740.29"
@@ -140,9 +143,11 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=10, help="per run")
     ap.add_argument("--trials", type=int, default=3, help="runs per figure (the median)")
+    ap.add_argument("--wipe", action="store_true", help="drop a ledger found at --pg")
     args = ap.parse_args()
     if not args.pg:
         raise SystemExit("pass --pg URL or set AIEXPORT_TEST_PG_URL")
+    claim_scratch(args.pg, args.wipe)
     pgbench = _pgbench()
     print("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
