@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from typing import Any, overload
 
 from sqlalchemy import Connection, select
@@ -144,6 +143,29 @@ def _accounts(draws: Sequence[Draw]) -> list[str]:
 def _receipt(row: Any, replayed: bool) -> Receipt:
     seqs = () if row.first_seq is None else tuple(range(row.first_seq, row.last_seq + 1))
     return Receipt(row.key, row.txn, seqs, parse_iso(row.created_at), replayed)
+
+
+def _one_params(
+    kind: str,
+    key: str,
+    fp: str,
+    actor: str,
+    order_id: str | None,
+    txn: str,
+    created: str,
+    expires: str | None,
+    d: Draw,
+    amount: int,
+    ids: tuple[int | None, ...],
+) -> tuple[str | bytes | None, ...]:
+    """`ledger_draw_one_durable`'s arguments for one draw of `amount` micro-TPP; `ids` those
+    of the actor, the account and the citation. The last is the entry's hash preimage after its
+    position, as `ledger_draw_packed` builds `tails[1]`."""
+    tail = _US.join(("", txn, kind, d.account, str(amount), order_id or "", actor, d.citation,
+                     created, expires or "", "", f"{key}#0"))  # fmt: skip
+    limit = None if d.limit is None else str(to_micro(d.limit))
+    return (key, bytes.fromhex(fp), order_id, txn, created, expires, str(KIND_CODE[kind]),
+            d.account, str(amount), limit, d.citation, *map(str, ids), tail)  # fmt: skip
 
 
 class Ledger:
@@ -442,12 +464,22 @@ class Ledger:
             if m <= 0:
                 raise InputError(f"draw on {d.account} must be positive, got {d.amount} TPP")
             amounts.append(m)
+        known = self.db.names.ids
+        txn = uuid.uuid4().hex
+        created = iso(when)
+        if self.one_draws and len(draws) == 1 and draws[0].share_of is None:
+            d = draws[0]
+            ids = (known.get(actor), known.get(d.account), known.get(d.citation))
+            if None not in ids:
+                # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
+                one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
+                                  amounts[0], ids)  # fmt: skip
+                return self._answer(self.db.call(ONE_CALL, one), key, txn, when, draws, amounts,
+                                    order_id, ())  # fmt: skip
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]
         texts = [actor, *accounts, *citations]
-        known = self.db.names.ids
         shared = any(d.share_of is not None for d in draws)
-        txn = uuid.uuid4().hex
         params = (
             kind,
             key,
@@ -455,7 +487,7 @@ class Ledger:
             actor,
             order_id,
             txn,
-            iso(when),
+            created,
             expires,
             _US.join(accounts),
             _US.join(map(str, amounts)),
@@ -467,17 +499,26 @@ class Ledger:
             _US.join(d.share_of or "" for d in draws) if shared else None,
             _US.join(str(known.get(x, "")) for x in texts),
         )
-        one = self._one_draw(params, draws, amounts, [known.get(x) for x in texts])
-        if one is not None:
-            # By itself: cheaper than a share of a combined call (`bench/ledger.py`).
-            row = one()
-        elif combinable(params):  # with other threads' draws, when some are waiting
-            row = self.combiner.submit(params)
-        else:
-            row = self.db.call(CALL, params)
+        # With other threads' draws, when some are waiting (`_combine`).
+        row = self.combiner.submit(params) if combinable(params) else self.db.call(CALL, params)
+        return self._answer(row, key, txn, when, draws, amounts, order_id, texts)
+
+    def _answer(
+        self,
+        row: tuple[str | None, ...],
+        key: str,
+        txn: str,
+        when: dt.datetime,
+        draws: Sequence[Draw],
+        amounts: Sequence[int],
+        order_id: str | None,
+        texts: Sequence[str],
+    ) -> Receipt | None:
+        """The receipt for a server draw's answer `row`, or its refusal raised; None when the
+        general path must answer. The ids it returns for `texts` are remembered."""
         status, first, last, idx, used, lim, ids = row
         if ids is not None:
-            known.update(zip(texts, map(int, ids.split(_US)), strict=True))
+            self.db.names.ids.update(zip(texts, map(int, ids.split(_US)), strict=True))
         if status == "ok":
             seqs = () if first is None or last is None else tuple(range(int(first), int(last) + 1))
             return Receipt(key, txn, seqs, when)
@@ -492,29 +533,6 @@ class Ledger:
             exc = share_refusal(d, order_id)
         self._refused[exc.account] = time.monotonic()
         raise exc
-
-    def _one_draw(
-        self,
-        params: tuple[str | bytes | None, ...],
-        draws: Sequence[Draw],
-        amounts: Sequence[int],
-        ids: Sequence[int | None],
-    ) -> Callable[[], tuple[str | None, ...]] | None:
-        """A request of one draw, with no share cap, whose names' ids are all known: a call of
-        `ledger_draw_one_durable` (one plain statement, about half the server's work of
-        `ledger_draw_durable`); else None. `params` as `CALL` takes them, `ids` those of the actor, account, citation."""
-        if not self.one_draws or len(draws) != 1 or draws[0].share_of is not None or None in ids:
-            return None
-        kind, key, fp, actor, order_id, txn, created, expires = params[:8]
-        d = draws[0]
-        assert isinstance(kind, str) and isinstance(key, str) and isinstance(actor, str)
-        # The entry's hash preimage after its position (`ledger_draw_packed`'s `tails[1]`).
-        fields = ("", txn, kind, d.account, str(amounts[0]), order_id or "", actor, d.citation,
-                  created, expires or "", "", f"{key}#0")  # fmt: skip
-        tail = _US.join(fields)  # type: ignore[arg-type]
-        one = (key, fp, order_id, txn, created, expires, str(KIND_CODE[kind]), d.account,
-               str(amounts[0]), params[10] or None, d.citation, *map(str, ids), tail)  # fmt: skip
-        return partial(self.db.call, ONE_CALL, one)
 
     def commit_reservation(
         self, reservation: str, *, key: str, actor: str, now: dt.datetime | None = None
