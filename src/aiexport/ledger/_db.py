@@ -234,10 +234,10 @@ class Database:
         transaction of its own), in an implicit transaction. Returns `sql`'s first row, as
         text. Transient errors are retried as `write` retries them.
 
-        One round trip through libpq (`psycopg.pq`, `_roundtrip`): `sql` prepared, then a sync. `%s` in `sql`
-        are its parameters, sent as text (bytes as bytea). Prepared, it is not parsed or planned
-        again; through libpq directly, the client's CPU per call is about half what it was
-        through a cursor."""
+        One round trip through libpq (`psycopg.pq`, `_roundtrip`): `sql` prepared, then a sync.
+        `%s` in `sql` are its parameters, sent as text (bytes as bytea). Prepared, it is not
+        parsed or planned again; through libpq directly, the client's CPU per call is about half
+        what it was through a cursor."""
         import psycopg
 
         for attempt in range(20):
