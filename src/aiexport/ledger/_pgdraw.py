@@ -32,6 +32,8 @@ and checks they write the same rows; `verify` recomputes every hash in Python.
 
 from __future__ import annotations
 
+import textwrap
+
 from aiexport.ledger._sql import WRITE_LOCK_KEY
 
 # Migration 3's functions, as released: `ledger_draw_locked` still serves the general cases.
@@ -222,6 +224,27 @@ END
 $fn$;
 """
 
+# The texts of `texts` that `name_ids` has no id for get theirs, under the write lock, as
+# `Writer.intern` gives them: `ledger_draw_packed` and `ledger_draw_batch` both run this loop.
+_INTERN = """FOR k IN 1..cardinality(texts) LOOP
+    CONTINUE WHEN name_ids[k] IS NOT NULL;
+    SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = texts[k];
+    IF NOT FOUND THEN
+        SELECT coalesce(max(x.id), 0) + 1 INTO name_id FROM ledger_names x;
+        INSERT INTO ledger_names (id, name) VALUES (name_id, texts[k]);
+    END IF;
+    name_ids[k] := name_id;
+END LOOP;
+"""
+
+
+def _with_intern(sql: str) -> str:
+    """`sql` with each `@INTERN<n>@` line replaced by `_INTERN` indented by n spaces."""
+    for n in (4, 12):
+        sql = sql.replace(f"@INTERN{n}@\n", textwrap.indent(_INTERN, " " * n))
+    return sql
+
+
 # Migration 4. Arguments as `ledger_draw`'s, but each list U+001F-separated text (an empty field
 # of `p_limits` or `p_shares`, or one past its end, is NULL; `p_shares`/`p_share_of` are NULL
 # when no draw has a share), and `p_ids` the `ledger_names` ids of the actor, the accounts and
@@ -233,7 +256,7 @@ PACKED_PARAMS = """    p_kind text, p_key text, p_fp bytea, p_actor text, p_orde
     p_citations text, p_shares text, p_share_of text, p_ids text,
 """
 
-LEDGER_DRAW_PACKED = (
+LEDGER_DRAW_PACKED = _with_intern(
     "CREATE OR REPLACE FUNCTION ledger_draw_packed(\n"
     + PACKED_PARAMS
     + """    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
@@ -344,15 +367,7 @@ BEGIN
         END IF;
     END LOOP;
     -- Texts new to `ledger_names` get their ids here, under the lock, as `Writer.intern` does.
-    FOR k IN 1..cardinality(texts) LOOP
-        CONTINUE WHEN name_ids[k] IS NOT NULL;
-        SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = texts[k];
-        IF NOT FOUND THEN
-            SELECT coalesce(max(x.id), 0) + 1 INTO name_id FROM ledger_names x;
-            INSERT INTO ledger_names (id, name) VALUES (name_id, texts[k]);
-        END IF;
-        name_ids[k] := name_id;
-    END LOOP;
+@INTERN4@
     link := decode(substr(prev, 1, 16), 'hex');
     FOR i IN 1..n LOOP
         digest := sha256(convert_to(prev || us || (head_seq + i) || tails[i], 'UTF8'));
@@ -442,7 +457,8 @@ CALL = "CALL ledger_draw_durable(" + ", ".join(["%s"] * 15) + ")"
 # Returns, per request in order and U+001E-separated, U+001F-separated fields: status, first_seq,
 # last_seq, idx, used, lim, ids - as `ledger_draw_packed` returns them ('replay' also when the key
 # is an earlier request's of the same batch).
-LEDGER_DRAW_BATCH = """CREATE OR REPLACE FUNCTION ledger_draw_batch(
+LEDGER_DRAW_BATCH = _with_intern(
+    """CREATE OR REPLACE FUNCTION ledger_draw_batch(
     p_kind text, p_key text, p_fp text, p_actor text, p_order text, p_txn text,
     p_created text, p_expires text, p_accounts text, p_amounts text, p_limits text,
     p_citations text, p_ids text
@@ -580,15 +596,7 @@ BEGIN
         name_ids := string_to_array(rids[j], us, '')::bigint[];
         IF array_position(name_ids, NULL) IS NOT NULL THEN
             texts := ARRAY[actors[j]] || accounts || citations;
-            FOR k IN 1..cardinality(texts) LOOP
-                CONTINUE WHEN name_ids[k] IS NOT NULL;
-                SELECT x.id INTO name_id FROM ledger_names x WHERE x.name = texts[k];
-                IF NOT FOUND THEN
-                    SELECT coalesce(max(x.id), 0) + 1 INTO name_id FROM ledger_names x;
-                    INSERT INTO ledger_names (id, name) VALUES (name_id, texts[k]);
-                END IF;
-                name_ids[k] := name_id;
-            END LOOP;
+@INTERN12@
             results[j] := array_to_string(name_ids, us);
         END IF;
         code := array_position(
@@ -671,6 +679,7 @@ BEGIN
 END
 $fn$;
 """
+)
 
 BATCH_CALL = "CALL ledger_draw_batch_durable(" + ", ".join(["%s"] * 13) + ")"
 
