@@ -45,10 +45,15 @@ import datetime as dt
 import hashlib
 import multiprocessing as mp
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -60,6 +65,7 @@ from sqlalchemy.sql.elements import quoted_name
 from aiexport.ledger import DrawRequest, Ledger
 from aiexport.ledger import _tables as tables
 from aiexport.ledger._db import Database, _text
+from aiexport.ledger._sequencer import socket_path
 from aiexport.rules.determination import Draw
 
 # The tables a reservation inserts a row into (a transaction, its entry, its hold, its request).
@@ -366,11 +372,32 @@ def _ratios(ours: list[float], floors: list[float]) -> str:
     return f"ratio {statistics.median(each):>4.0%} ({min(each):.0%}-{max(each):.0%})"
 
 
+@contextmanager
+def _sequencer(url: str) -> Iterator[None]:
+    """`aiexport ledger serve` on `url` while the block runs (its clients find it by
+    themselves), stopped as an operator stops it (SIGTERM)."""
+    path = socket_path(Database(url).url)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiexport", "ledger", "serve", "--db", url],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # printed once it listens
+        if not path.exists():
+            raise SystemExit(f"the sequencer did not start: {line}{proc.stderr.read()}")
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3) -> None:
     """Each figure: `trials` runs, interleaved (floors, then ours), their median printed; a
     ratio is the median of the runs' ratios, with their range."""
     for k, label in ((1, "1 writer"), (clients, f"{clients} clients")):
-        floors, rows_floors, ours = [], [], []
+        floors, rows_floors, ours, sequenced = [], [], [], []
         for _ in range(trials):
             _fresh(url)
             _floor_setup(url)
@@ -381,6 +408,11 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
             _fresh(url)
             Ledger(url).close()
             ours.append(_timed(_ledger_worker, url, k, n))
+            if not url.startswith("sqlite"):
+                _fresh(url)
+                Ledger(url).close()
+                with _sequencer(url):
+                    sequenced.append(_timed(_ledger_worker, url, k, n))
         print(
             f"{name:<10} {label:<11} reservations/s {statistics.median(ours):>9,.0f}   raw INSERT "
             f"floor/s: same rows {statistics.median(rows_floors):>7,.0f} "
@@ -388,6 +420,13 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
             f"{_ratios(ours, floors)}",
             flush=True,
         )
+        if sequenced:
+            print(
+                f"{name:<10} {label:<11} reservations/s {statistics.median(sequenced):>9,.0f}   "
+                f"through the sequencer (aiexport ledger serve): same rows "
+                f"{_ratios(sequenced, rows_floors)}, entry row alone {_ratios(sequenced, floors)}",
+                flush=True,
+            )
     if not url.startswith("sqlite"):
         # Threads sharing one Ledger, as a server's request threads do (`_combine`).
         rows_floors, ours, hows = [], [], []

@@ -223,6 +223,44 @@ def verify_cmd(
         )
 
 
+@ledger_app.command("serve")
+def serve_cmd(
+    db: DbOpt = None,
+    socket_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--socket",
+            help="Unix socket to listen on (default: $AIEXPORT_LEDGER_SOCKET, else one named "
+            "after the database in a private directory of this user's).",
+        ),
+    ] = None,
+) -> None:
+    """PostgreSQL: the sequencer. Client processes on this machine send it their one-draw
+    reservations and commitments, and it records each batch of concurrent ones in one
+    transaction (group commit). Clients find it by themselves; without it they write directly.
+    Runs until interrupted (Ctrl-C, SIGTERM)."""
+    import signal
+
+    from aiexport.ledger import Ledger, default_db_url
+    from aiexport.ledger._sequencer import Sequencer
+
+    with Ledger(db or default_db_url()) as ledger:  # brings the schema up to date
+        seq = Sequencer(ledger.db, socket_path)
+
+        def stop(signum: int, frame: object) -> None:
+            seq.stop.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        seq.serve(
+            ready=lambda: err.print(
+                f"sequencer for {ledger.db.engine.url.render_as_string()} on {seq.path}",
+                soft_wrap=True,
+            )
+        )
+    err.print(f"stopped: {seq.requests:,} requests in {seq.calls:,} calls", soft_wrap=True)
+
+
 @ledger_app.command("export")
 def export(
     out: Annotated[Path, typer.Argument(help="Parquet file to write.")],

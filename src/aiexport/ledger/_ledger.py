@@ -50,6 +50,7 @@ from aiexport.ledger._entries import (
 )
 from aiexport.ledger._migrations import migrate
 from aiexport.ledger._pgdraw import CALL, ONE_CALL
+from aiexport.ledger._sequencer import SequencerClient
 from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import (
@@ -182,6 +183,8 @@ class Ledger:
         self._checkpointer: Checkpointer | None = None
         # PostgreSQL: concurrent threads' draws combined into one call (`_combine`).
         self.combiner = Combiner(self.db)
+        # PostgreSQL: one-draw requests through `aiexport ledger serve` when it runs here.
+        self.sequencer = None if self.db.is_sqlite else SequencerClient(self.db.url)
         path = make_url(self.db.url).database if self.db.is_sqlite else None
         if path and path != ":memory:":
             self._checkpointer = Checkpointer(path)
@@ -195,6 +198,8 @@ class Ledger:
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.join()
+        if self.sequencer is not None:
+            self.sequencer.close()
         self.db.dispose()
 
     def __enter__(self) -> Ledger:
@@ -470,12 +475,21 @@ class Ledger:
         if self.one_draws and len(draws) == 1 and draws[0].share_of is None:
             d = draws[0]
             ids = (known.get(actor), known.get(d.account), known.get(d.citation))
+            if None in ids:  # names another process wrote, or new ones
+                with self.db.read() as conn:
+                    names = (actor, d.account, d.citation)
+                    missing = [x for x, i in zip(names, ids, strict=True) if i is None]
+                    self.db.names.lookup(conn, missing)
+                ids = (known.get(actor), known.get(d.account), known.get(d.citation))
             if None not in ids:
                 # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
                 one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
                                   amounts[0], ids)  # fmt: skip
-                return self._answer(self.db.call(ONE_CALL, one), key, txn, when, draws, amounts,
-                                    order_id, ())  # fmt: skip
+                # Through the sequencer, with other processes' requests, when one is serving.
+                row = self.sequencer.call(one) if self.sequencer else None
+                if row is None:
+                    row = self.db.call(ONE_CALL, one)
+                return self._answer(row, key, txn, when, draws, amounts, order_id, ())
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]
         texts = [actor, *accounts, *citations]

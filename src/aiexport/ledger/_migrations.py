@@ -34,6 +34,7 @@ from aiexport.ledger._pgdraw import (
     LEDGER_DRAW_DURABLE,
     LEDGER_DRAW_ONE,
     LEDGER_DRAW_PACKED,
+    LEDGER_DRAW_SET,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -213,6 +214,13 @@ def _v7_one_draw(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_ONE)
 
 
+def _v8_draw_set(conn: Connection) -> None:
+    """PostgreSQL: `ledger_draw_set` and the procedure `ledger_draw_set_durable` (`_pgdraw`),
+    many one-draw requests in one call, for the sequencer; nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW_SET)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
@@ -221,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (5, "postgresql: ledger_draw_durable, draw and WAL barrier in one call", _v5_durable_draw),
     (6, "postgresql: ledger_draw_batch, many requests' draws in one call", _v6_batch_draw),
     (7, "postgresql: ledger_draw_one_durable, one draw in one plain statement", _v7_one_draw),
+    (8, "postgresql: ledger_draw_set_durable, many one-draw requests in one call", _v8_draw_set),
 )
 
 

@@ -1,0 +1,401 @@
+"""PostgreSQL: the sequencer, one process that sends many client processes' reservations as one
+call (group commit).
+
+Every ledger write holds the write lock (`_sql.LOCK`) while the server appends it: the hash
+chain needs one order, and a cap check is sound only if no one draws between the check and the
+write. With one transaction per request, 8 client processes on 2 cores spend most of the server's
+time on what each transaction costs whatever its size (the lock, executor start-up, the commit,
+the WAL barrier), taking turns on the lock. The in-process `Combiner` pays that once for many
+threads; between processes there is no shared memory to combine in, so `aiexport ledger serve`
+runs this loop: client processes on the same machine send it their one-draw requests (the
+common shape, `ledger_draw_one_durable`'s) over a Unix socket, and it sends every request
+waiting at that moment as one call of `ledger_draw_set_durable` (`_pgdraw`), then answers each.
+While a call runs, the next requests gather.
+
+Each request is answered as `ledger_draw_one_durable` would have answered it alone, and only
+once the batch is durable (the procedure's WAL barrier). A request whose account or key an
+earlier request of the same batch has is sent in a later call. Nothing depends on the sequencer
+being there: a client that finds no socket, cannot connect, or loses the sequencer mid-request
+sends the request itself (its idempotency key makes that safe: a request the sequencer did
+commit then comes back `replay`, and the general path returns its original receipt). Writers
+that do not use it - other machines, other shapes of request, SQLite - are serialised with it by
+the same lock in the database.
+
+The socket lives in a directory only this user can enter (`$XDG_RUNTIME_DIR`, else the temporary
+directory, `aiexport-<uid>/`), named after the database URL; `$AIEXPORT_LEDGER_SOCKET` names
+another. A client's first message names the database (a digest of its URL without the
+password), and a sequencer serving another one says so and is not used.
+
+Frames are a 4-byte big-endian length and UTF-8 text. A request: the NULL fields as a hex
+bitmask, then `ledger_draw_one_durable`'s 15 arguments (the fingerprint as hex), all
+U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that procedure's row
+of 7 fields, U+001E-separated, NULL as empty; or `retry` alone when the call failed, and the
+client sends the request itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import selectors
+import socket
+import stat
+import struct
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from aiexport.errors import InputError
+from aiexport.ledger._db import Database
+from aiexport.ledger._pgdraw import ONE_CALL, SET_CALL
+
+Params = tuple[str | bytes | None, ...]
+Row = tuple[str | None, ...]
+
+ENV_SOCKET = "AIEXPORT_LEDGER_SOCKET"
+NFIELDS = 15  # `ledger_draw_one_durable`'s arguments
+NULLABLE = {2, 5, 9}  # order id, hold expiry, limit
+ACCOUNT, KEY = 7, 0
+MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
+MAX_FRAME = 1 << 20
+RETRY = "retry"
+ABSENT_SECONDS = 1.0  # a client looks for a sequencer again after this long without one
+
+_RS = "\x1e"
+_LEN = struct.Struct("!I")
+log = logging.getLogger(__name__)
+
+
+def database_digest(url: str) -> str:
+    """The database a URL names, as a short digest: driver, user, host, port and database; not
+    the password."""
+    u = make_url(url)
+    who = f"{u.get_backend_name()}|{u.username}|{u.host}|{u.port}|{u.database}"
+    return hashlib.sha256(who.encode()).hexdigest()[:16]
+
+
+def socket_path(url: str) -> Path:
+    """Where the sequencer of the ledger at `url` listens."""
+    explicit = os.environ.get(ENV_SOCKET)
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"aiexport-{os.getuid()}" / f"ledger-{database_digest(url)}.sock"
+
+
+def _frame(text: str) -> bytes:
+    data = text.encode()
+    return _LEN.pack(len(data)) + data
+
+
+def encode_request(params: Params) -> bytes:
+    """A request frame for `ledger_draw_one_durable`'s arguments `params`."""
+    if len(params) != NFIELDS:
+        raise ValueError(f"a request has {NFIELDS} fields, got {len(params)}")
+    nulls = 0
+    parts = []
+    for i, v in enumerate(params):
+        if v is None:
+            nulls |= 1 << i
+            parts.append("")
+        else:
+            parts.append(v.hex() if isinstance(v, bytes) else v)
+    return _frame(f"{nulls:x}{_RS}{_RS.join(parts)}")
+
+
+def decode_request(text: str) -> list[str]:
+    """The 15 fields of a request frame, NULL as empty; ValueError when malformed."""
+    head, _, body = text.partition(_RS)
+    fields = body.split(_RS)
+    nulls = int(head, 16)
+    if len(fields) != NFIELDS or nulls >> NFIELDS:
+        raise ValueError("malformed request")
+    for i, f in enumerate(fields):
+        if nulls >> i & 1:
+            if i not in NULLABLE or f:
+                raise ValueError(f"field {i} may not be NULL")
+        elif not f:
+            raise ValueError(f"field {i} is empty")
+    return fields
+
+
+def _read_frame(sock: socket.socket) -> str | None:
+    """The one frame a blocking socket is owed (a client has one request out at a time); None
+    at end of stream."""
+    data = sock.recv(65536)
+    while data and (len(data) < _LEN.size or len(data) < _LEN.size + _LEN.unpack_from(data)[0]):
+        if len(data) >= _LEN.size and _LEN.unpack_from(data)[0] > MAX_FRAME:
+            raise OSError("frame too long")
+        more = sock.recv(65536)
+        if not more:
+            return None
+        data += more
+    if not data:
+        return None
+    if len(data) != _LEN.size + _LEN.unpack_from(data)[0]:
+        raise OSError("more than one frame")
+    return data[_LEN.size :].decode()
+
+
+class SequencerClient:
+    """A process's way to the sequencer: a connection per thread, opened on first use. `call`
+    returns None whenever the caller must send the request itself."""
+
+    def __init__(self, url: str) -> None:
+        self.path = socket_path(url)
+        self.digest = database_digest(url)
+        self._local = threading.local()
+        self._absent_until = 0.0
+        self.calls = 0  # answered through the sequencer, for the tests and the benchmark
+
+    def _socket(self) -> socket.socket | None:
+        sock: socket.socket | None = getattr(self._local, "sock", None)
+        if sock is not None and self._local.pid == os.getpid():
+            return sock
+        if time.monotonic() < self._absent_until:
+            return None
+        sock = None
+        try:
+            if os.stat(self.path).st_uid != os.getuid():  # someone else's: not to be trusted
+                raise OSError("not ours")
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(str(self.path))
+            sock.sendall(_frame(f"hello{_RS}{self.digest}"))
+            if _read_frame(sock) != "ok":
+                raise OSError("the sequencer serves another database")
+        except OSError:
+            if sock is not None:
+                sock.close()
+            self._absent_until = time.monotonic() + ABSENT_SECONDS
+            return None
+        self._local.sock, self._local.pid = sock, os.getpid()
+        return sock
+
+    def _drop(self) -> None:
+        sock = getattr(self._local, "sock", None)
+        self._local.sock = None
+        if sock is not None and self._local.pid == os.getpid():
+            sock.close()
+
+    def call(self, params: Params) -> Row | None:
+        """`ledger_draw_one_durable`'s row for one request, answered by the sequencer; None when
+        there is none, it went away, or its call failed."""
+        sock = self._socket()
+        if sock is None:
+            return None
+        try:
+            sock.sendall(encode_request(params))
+            reply = _read_frame(sock)
+        except OSError:
+            reply = None
+        if reply is None:
+            self._drop()
+            return None
+        if reply == RETRY:
+            return None
+        fields = reply.split(_RS)
+        if len(fields) != 7:
+            self._drop()
+            return None
+        self.calls += 1
+        return tuple(f or None for f in fields)
+
+    def close(self) -> None:
+        self._drop()
+
+
+class _Client:
+    """A connected client, as the sequencer sees it."""
+
+    __slots__ = ("buf", "greeted", "sock")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.greeted = False
+
+
+class Sequencer:
+    """The loop of `aiexport ledger serve` (see the module's docstring)."""
+
+    def __init__(self, db: Database, path: Path | None = None, max_batch: int = MAX_BATCH):
+        if db.is_sqlite:
+            raise InputError("the sequencer serves PostgreSQL ledgers (SQLite has one writer)")
+        self.db = db
+        self.path = path or socket_path(db.url)
+        self.digest = database_digest(db.url)
+        self.max_batch = max_batch
+        self.stop = threading.Event()
+        self.calls = 0  # batch calls made, and the requests they carried
+        self.requests = 0
+        self._sel = selectors.DefaultSelector()
+        self._pending: deque[tuple[_Client, list[str]]] = deque()
+
+    def _listen(self) -> socket.socket:
+        folder = self.path.parent
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.stat(folder)
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise InputError(f"{folder}: not a private directory of this user's")
+        if self.path.exists():
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(self.path))
+            except OSError:
+                self.path.unlink()  # left by a sequencer that is gone
+            else:
+                raise InputError(f"a sequencer already listens on {self.path}")
+            finally:
+                probe.close()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
+        try:
+            listener.bind(str(self.path))
+        finally:
+            os.umask(old)
+        listener.listen(256)
+        listener.setblocking(False)
+        return listener
+
+    def serve(self, ready: Callable[[], None] | None = None) -> None:
+        """Answer requests until `stop` is set."""
+        listener = self._listen()
+        inode = os.stat(self.path).st_ino
+        self._sel.register(listener, selectors.EVENT_READ)
+        if ready is not None:
+            ready()
+        try:
+            while not self.stop.is_set():
+                for key, _ in self._sel.select(0 if self._pending else 0.2):
+                    if key.fileobj is listener:
+                        self._accept(listener)
+                    else:
+                        self._read(key.data)
+                if self._pending:
+                    self._run()
+        finally:
+            for key in list(self._sel.get_map().values()):
+                self._sel.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+            try:
+                if os.stat(self.path).st_ino == inode:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
+        except BlockingIOError:
+            return
+        sock.setblocking(False)
+        self._sel.register(sock, selectors.EVENT_READ, _Client(sock))
+
+    def _close(self, client: _Client) -> None:
+        try:
+            self._sel.unregister(client.sock)
+        except (KeyError, ValueError):
+            return
+        client.sock.close()
+
+    def _read(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(client)
+            return
+        buf = client.buf + data
+        while len(buf) >= _LEN.size:
+            (size,) = _LEN.unpack_from(buf)
+            if size > MAX_FRAME:
+                self._close(client)
+                return
+            if len(buf) < _LEN.size + size:
+                break
+            text = buf[_LEN.size : _LEN.size + size].decode(errors="replace")
+            buf = buf[_LEN.size + size :]
+            if not client.greeted:
+                if text != f"hello{_RS}{self.digest}":
+                    self._send(client, "other database")
+                    self._close(client)
+                    return
+                client.greeted = True
+                self._send(client, "ok")
+                continue
+            try:
+                self._pending.append((client, decode_request(text)))
+            except ValueError as exc:
+                log.warning("sequencer: %s; connection closed", exc)
+                self._close(client)
+                return
+        client.buf = buf
+
+    def _send(self, client: _Client, text: str) -> None:
+        try:
+            client.sock.sendall(_frame(text))
+        except OSError:  # gone, or not reading: its request stands, its key answers a resend
+            self._close(client)
+
+    def _run(self) -> None:
+        """One call for the requests waiting: at most `max_batch`, on distinct accounts and
+        keys (the others wait for the next call)."""
+        batch: list[tuple[_Client, list[str]]] = []
+        later: list[tuple[_Client, list[str]]] = []
+        seen: set[tuple[int, str]] = set()
+        while self._pending and len(batch) < self.max_batch:
+            item = self._pending.popleft()
+            fields = item[1]
+            if (ACCOUNT, fields[ACCOUNT]) in seen or (KEY, fields[KEY]) in seen:
+                later.append(item)
+                continue
+            seen.add((ACCOUNT, fields[ACCOUNT]))
+            seen.add((KEY, fields[KEY]))
+            batch.append(item)
+        self._pending.extendleft(reversed(later))
+        self.calls += 1
+        self.requests += len(batch)
+        try:
+            answers = self._call([fields for _, fields in batch])
+        except Exception:
+            log.exception("sequencer: the batch call failed; its clients send their requests")
+            for client, _ in batch:
+                self._send(client, RETRY)
+            return
+        deferred = []
+        for item, answer in zip(batch, answers, strict=True):
+            if answer is None:
+                deferred.append(item)
+            else:
+                self._send(item[0], answer)
+        self._pending.extendleft(reversed(deferred))
+
+    def _call(self, batch: Sequence[list[str]]) -> list[str | None]:
+        """`ledger_draw_set_durable` on `batch`: each request's answer frame text, None for one
+        to send again."""
+        if len(batch) == 1:  # alone, the one-draw procedure costs less than a batch of one
+            one = batch[0]
+            params: list[str | bytes | None] = [
+                None if not f and k in NULLABLE else f for k, f in enumerate(one)
+            ]
+            params[1] = bytes.fromhex(one[1])
+            row = self.db.call(ONE_CALL, tuple(params))
+            return [_RS.join(f or "" for f in row)]
+        cols = tuple(_RS.join(fields[k] for fields in batch) for k in range(NFIELDS))
+        statuses, seqs, useds, lims = self.db.call(SET_CALL, cols)
+        lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
+        if any(len(x) != len(batch) for x in lists):
+            raise RuntimeError("ledger_draw_set_durable answered another number of requests")
+        out: list[str | None] = []
+        for st, seq, used, lim in zip(*lists, strict=True):
+            out.append(None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, "")))
+        return out

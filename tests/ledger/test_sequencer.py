@@ -1,0 +1,298 @@
+"""PostgreSQL: the sequencer (`aiexport ledger serve`, `_sequencer`) writes what the requests
+would have written one by one, never overdraws with many client processes, and clients write by
+themselves when it is gone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from aiexport.errors import InputError, QuotaExceeded
+from aiexport.ledger import Ledger, verify
+from aiexport.ledger import _tables as t
+from aiexport.ledger._db import Database
+from aiexport.ledger._entries import iso
+from aiexport.ledger._ledger import _one_params
+from aiexport.ledger._pgdraw import ONE_CALL
+from aiexport.ledger._sequencer import (
+    ENV_SOCKET,
+    Sequencer,
+    SequencerClient,
+    _frame,
+    decode_request,
+    encode_request,
+)
+from aiexport.ledger._writer import draws_fingerprint
+
+from .conftest import PG_URL, _reset_pg, draw, fork_context
+from .test_concurrency import _acked, _recorded_keys
+from .test_pgdraw import TABLES
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+]
+
+T0 = dt.datetime(2025, 6, 1, 9, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+ACCOUNTS = ("lpp/a/2025", "lpp/b/2025", "aia/c", "lpp/d/2025", "lpp/e/2025", "lpp/f/2025")
+
+
+@contextmanager
+def serving(url: str, sock: Path) -> Iterator[subprocess.Popen[str]]:
+    """`aiexport ledger serve` on `url`, listening on `sock`, while the block runs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiexport", "ledger", "serve", "--db", url, "--socket", str(sock)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    first = proc.stderr.readline()
+    try:
+        assert sock.exists(), first
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def _names(ledger: Ledger) -> dict[str, int]:
+    """Every name the script uses, interned in a fixed order; their ids."""
+    for i, account in enumerate(ACCOUNTS):
+        ledger.commit([draw(account, 1)], key=f"names{i}", actor="alice", now=T0)
+    return dict(ledger.db.names.ids)
+
+
+def _request(
+    ids: dict[str, int], n: int, kind: str, d: Any, key: str, order: str | None, at: dt.datetime
+) -> tuple[str | bytes | None, ...]:
+    """`ledger_draw_one_durable`'s arguments for one draw, as `Ledger` builds them."""
+    expires = iso(at + HOUR) if kind == "reserve" else None
+    fp = draws_fingerprint(kind, [d], order)
+    amount = int(d.amount * 10**6)
+    names = (ids["alice"], ids[d.account], ids[d.citation])
+    return _one_params(kind, key, fp, "alice", order, f"txn{n}", iso(at), expires, d, amount,
+                       names)  # fmt: skip
+
+
+def _script(ids: dict[str, int]) -> list[tuple[str | bytes | None, ...]]:
+    a, b, c, d, e, f = ACCOUNTS
+    return [
+        _request(ids, 1, "reserve", draw(a, "1.5", 10), "r1", "o1", T0),
+        _request(ids, 2, "commit", draw(c, 2), "c1", None, T0),  # no cap
+        _request(ids, 3, "commit", draw(b, 7, 5), "c2", "o3", T0),  # refused: 1 + 7 > 5
+        _request(ids, 4, "reserve", draw(a, 1, 10), "r2", None, T0),  # a again: deferred
+        _request(ids, 5, "commit", draw(f, 1, 10), "r1", None, T0),  # r1 again: deferred
+        _request(ids, 6, "reserve", draw(e, 1, 10), "r3", None, T0 + 2 * HOUR),  # r1's hold lapsed
+        _request(ids, 7, "commit", draw(d, 2, 10), "c3", "o7", T0),
+        _request(ids, 8, "commit", draw(b, 1, 5), "names1", None, T0),  # b again; a recorded key
+    ]
+
+
+def _tables(url: str) -> dict[str, Any]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        rows = {
+            table: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
+            for table, key in TABLES.items()
+        }
+        rows["ledger_entries"] = [tuple(r) for r in conn.execute(t.entry_select().order_by("seq"))]
+    engine.dispose()
+    return rows
+
+
+def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One `ledger_draw_set_durable` call for a script of every outcome: the same answers, and
+    the same rows (entries with their hashes), as `ledger_draw_one_durable` called once per
+    request in the order the batch appended them; a repeated account or key waits for the
+    next call."""
+    assert PG_URL
+    counter = itertools.count(1)
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(counter) % 100))
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        script = _script(_names(ledger))
+        seq = Sequencer(ledger.db)
+        fields = [decode_request(encode_request(p)[4:].decode()) for p in script]
+        first = seq._call(fields)
+        deferred = [f for f, a in zip(fields, first, strict=True) if a is None]
+        assert [a is None for a in first] == [False, False, False, True, True, False, False, True]
+        second = seq._call(deferred)
+        answers = [a for a in first if a is not None] + second
+        assert verify(ledger).ok
+    batched = _tables(PG_URL)
+
+    _reset_pg(PG_URL)
+    counter = itertools.count(1)
+    order = [0, 1, 2, 5, 6, 3, 4, 7]  # as the two calls appended them
+    with Ledger(PG_URL) as ledger:
+        assert _names(ledger) == _names_ids(batched)
+        one_by_one = [
+            "\x1e".join(f or "" for f in ledger.db.call(ONE_CALL, script[i])) for i in order
+        ]
+        assert verify(ledger).ok
+    statuses = [a.split("\x1e")[0] for a in answers if a]
+    assert statuses == ["ok", "ok", "limit", "sweep", "ok", "ok", "replay", "replay"]
+    for mine, theirs in zip(answers, one_by_one, strict=True):
+        assert mine is not None
+        ours, its = mine.split("\x1e"), theirs.split("\x1e")
+        if ours[0] == "ok":
+            assert ours == its
+        elif ours[0] == "limit":  # the client reads which draw, the balance and the limit
+            assert [ours[i] for i in (0, 3, 4, 5)] == [its[i] for i in (0, 3, 4, 5)]
+        else:  # 'replay' and 'sweep': the client takes the general path
+            assert ours[0] == its[0]
+    assert _tables(PG_URL) == batched
+    assert len(batched["ledger_entries"]) == len(ACCOUNTS) + 4
+
+
+def _names_ids(rows: dict[str, Any]) -> dict[str, int]:
+    return {name: i for i, name in rows["ledger_names"]}
+
+
+def _seq_racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
+    ledger = Ledger(url)
+    fd = os.open(f"{folder}/ack-{proc}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(n):
+        key = f"s{proc}-{i}"
+        account = f"lpp/hot{(proc + i) % 4}/2025"
+        try:
+            ledger.reserve([draw(account, 1, cap)], key=key, actor=f"p{proc}", hold=HOUR)
+        except QuotaExceeded:
+            continue
+        os.write(fd, f"{key} {account}\n".encode())
+    os.write(fd, f"sequenced {ledger.sequencer.calls if ledger.sequencer else 0}\n".encode())
+    os.close(fd)
+    ledger.close()
+
+
+def test_processes_through_the_sequencer_never_overdraw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """8 processes × 250 reservations on 4 accounts capped at 150 each, through one sequencer:
+    exactly 150 acknowledged per account, each recorded, balances their sum, `verify` passes,
+    and the sequencer carried several requests per call."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    Ledger(PG_URL).close()
+    sock = tmp_path / "seq.sock"
+    monkeypatch.setenv(ENV_SOCKET, str(sock))
+    cap = 150
+    with serving(PG_URL, sock) as server:
+        ctx = fork_context()
+        workers = [
+            ctx.Process(target=_seq_racer, args=(PG_URL, p, 250, str(tmp_path), cap))
+            for p in range(8)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=240)
+            assert w.exitcode == 0
+    assert server.stderr is not None
+    stopped = server.stderr.read()
+    lines = _acked(tmp_path)
+    acked = [line.split() for line in lines if not line.startswith("sequenced")]
+    sequenced = sum(int(line.split()[1]) for line in lines if line.startswith("sequenced"))
+    assert sequenced >= 3 * cap, "the clients did not find the sequencer"
+    found = re.search(r"stopped: ([\d,]+) requests in ([\d,]+) calls", stopped)
+    assert found, stopped
+    requests, calls = (int(x.replace(",", "")) for x in found.groups())
+    assert calls < requests, stopped  # combined
+    with Ledger(PG_URL) as ledger:
+        for a in range(4):
+            account = f"lpp/hot{a}/2025"
+            assert sum(1 for _, acc in acked if acc == account) == cap
+            assert ledger.used(account) == cap
+        assert _recorded_keys(PG_URL) == {key for key, _ in acked}
+        report = verify(ledger)
+        assert report.ok and report.entries == 4 * cap, report.problems
+
+
+def test_clients_write_by_themselves_when_the_sequencer_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequencer killed with SIGKILL leaves its socket behind: clients then write directly
+    (every reservation acknowledged once, none lost), and a new sequencer takes the socket
+    over."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    sock = tmp_path / "seq.sock"
+    monkeypatch.setenv(ENV_SOCKET, str(sock))
+    with Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
+        with serving(PG_URL, sock) as server:
+            for i in range(1, 6):
+                ledger.reserve([draw("lpp/a/2025", 1, 100)], key=f"k{i}", actor="t", hold=HOUR)
+            assert ledger.sequencer is not None and ledger.sequencer.calls == 5
+            server.send_signal(signal.SIGKILL)
+            server.wait(timeout=30)
+            assert sock.exists()  # stale
+            for i in range(6, 11):
+                ledger.reserve([draw("lpp/a/2025", 1, 100)], key=f"k{i}", actor="t", hold=HOUR)
+            assert ledger.sequencer.calls == 5
+        # A replay of a request the sequencer recorded is answered as recorded.
+        again = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k3", actor="t", hold=HOUR)
+        assert again.replayed
+        assert ledger.used("lpp/a/2025") == 11
+        assert verify(ledger).ok
+        with serving(PG_URL, sock):  # the stale socket is replaced
+            ledger.sequencer._absent_until = 0.0
+            ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k11", actor="t", hold=HOUR)
+            assert ledger.sequencer.calls == 6
+        assert not sock.exists()  # removed on SIGTERM
+
+
+def test_a_sequencer_serves_only_its_own_database(tmp_path: Path) -> None:
+    """A client naming another database is told so and writes by itself; a malformed request
+    closes its connection; a second sequencer on a live socket is refused; SQLite has none."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    sock = tmp_path / "seq.sock"
+    Ledger(PG_URL).close()
+    with serving(PG_URL, sock):
+        os.environ[ENV_SOCKET] = str(sock)
+        try:
+            other = SequencerClient(PG_URL + "_other")
+            assert other.call(("x",) * 15) is None  # refused at the greeting
+            assert other._absent_until > 0
+        finally:
+            del os.environ[ENV_SOCKET]
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.connect(str(sock))
+        raw.sendall(_frame("hello\x1e" + SequencerClient(PG_URL).digest))
+        assert raw.recv(100).endswith(b"ok")
+        raw.sendall(_frame("0\x1eonly three\x1efields\x1ehere"))
+        assert raw.recv(100) == b""  # closed
+        raw.close()
+        with pytest.raises(InputError, match="already listens"):
+            Sequencer(Database(PG_URL), sock)._listen()
+    with pytest.raises(InputError, match="PostgreSQL"):
+        Sequencer(Database(f"sqlite:///{tmp_path / 'x.db'}"))
+
+
+def test_requests_survive_the_wire_unchanged() -> None:
+    params = ("k", b"\x00\xff", None, "t", "2025", None, "0", "lpp/a", "10", None, "c", "1",
+              "2", "3", "\x1ftail\x1f")  # fmt: skip
+    fields = decode_request(encode_request(params)[4:].decode())
+    assert fields == ["k", "00ff", "", "t", "2025", "", "0", "lpp/a", "10", "", "c", "1", "2",
+                      "3", "\x1ftail\x1f"]  # fmt: skip
+    with pytest.raises(ValueError, match="may not be NULL"):
+        decode_request(encode_request(("k", None, *params[2:]))[4:].decode())
+    with pytest.raises(ValueError, match="empty"):
+        decode_request(encode_request(("", *params[1:]))[4:].decode())
