@@ -16,7 +16,8 @@ from aiexport.errors import Conflict, QuotaExceeded
 from aiexport.ledger import MIGRATIONS, Ledger, _migrations, verify
 from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import ONE_CALL
+from aiexport.ledger._pgdraw import ONE_FN_CALL
+from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
 
 from .conftest import PG_URL, _reset_pg, draw
 
@@ -162,7 +163,7 @@ def test_the_function_writes_what_the_python_path_writes(monkeypatch: pytest.Mon
 def test_one_draw_procedure_writes_what_the_python_path_writes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`ledger_draw_one_durable`: the same answers and rows as the Python path, for
+    """`ledger_draw_one`: the same answers and rows as the Python path, for
     acceptances with and without a cap or an order, a refusal, a replay, a reused key and lapsed
     holds; and it is what sent every one-draw request with known names."""
     sent: list[str] = []
@@ -170,7 +171,7 @@ def test_one_draw_procedure_writes_what_the_python_path_writes(
 
     def spy(self: Database, sql: str, params: Any) -> Any:
         row = call(self, sql, params)
-        if sql == ONE_CALL:
+        if sql == ONE_FN_CALL:
             sent.append(str(row[0]))
         return row
 
@@ -238,3 +239,80 @@ def test_call_sends_parameters_as_they_are_and_raises_the_servers_error() -> Non
             conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": kept})
         engine.dispose()
         assert ledger.commit([draw("acct", 1)], key="k2", actor="t").seqs == (2,)
+
+
+def test_one_draw_commits_synchronously_unless_another_writer_holds_the_lock() -> None:
+    """`ledger_draw_one`: with the write lock free, an accepted draw is committed synchronously
+    and no barrier follows; a refusal is followed by the barrier. With the lock held by another
+    writer, the draw waits for it, commits asynchronously, and the barrier follows."""
+    import threading
+
+    assert PG_URL
+    _reset_pg(PG_URL)
+    sent: list[str] = []
+    call = Database.call
+
+    def spy(self: Database, sql: str, params: Any) -> Any:
+        row = call(self, sql, params)
+        sent.append("draw" if sql == ONE_FN_CALL else "barrier" if sql == WAL_BARRIER else "?")
+        return row
+
+    with Ledger(PG_URL) as ledger:
+        ledger.commit([draw("acct", 1, 10)], key="names", actor="t", now=T0)  # names' ids
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(Database, "call", spy)
+            ledger.commit([draw("acct", 1, 10)], key="free", actor="t", now=T0)
+            assert sent == ["draw"]
+            sent.clear()
+            with pytest.raises(QuotaExceeded):
+                ledger.commit([draw("acct", 9, 10)], key="over", actor="t", now=T0)
+            assert sent == ["draw", "barrier"]
+            sent.clear()
+            engine = create_engine(PG_URL)
+            with engine.connect() as other:
+                other.execute(text(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))
+                done: list[object] = []
+                waiter = threading.Thread(
+                    target=lambda: done.append(
+                        ledger.commit([draw("acct", 1, 10)], key="held", actor="t", now=T0)
+                    )
+                )
+                waiter.start()
+                waiter.join(timeout=1.0)
+                assert waiter.is_alive() and not done  # waits for the lock
+                other.execute(text(f"SELECT pg_advisory_unlock({WRITE_LOCK_KEY})"))
+                waiter.join(timeout=30)
+            engine.dispose()
+            assert len(done) == 1 and sent == ["draw", "barrier"]
+        assert ledger.used("acct") == 3
+        assert verify(ledger).ok
+
+
+def test_a_one_draw_request_looks_up_names_another_process_wrote() -> None:
+    """A process that has not seen a name asks the database for its id once, then sends the
+    one-draw function; a name the database does not have goes to the general function, which
+    interns it."""
+    from aiexport.ledger._ledger import NAMES_LOOKUP
+    from aiexport.ledger._pgdraw import CALL
+
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as first:
+        first.commit([draw("acct", 1, 10)], key="a1", actor="t", now=T0)
+    sent: list[str] = []
+    call = Database.call
+
+    def spy(self: Database, sql: str, params: Any) -> Any:
+        sent.append({NAMES_LOOKUP: "lookup", ONE_FN_CALL: "one", CALL: "general"}.get(sql, "?"))
+        return call(self, sql, params)
+
+    with Ledger(PG_URL) as other, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Database, "call", spy)
+        other.commit([draw("acct", 1, 10)], key="b1", actor="t", now=T0)
+        other.commit([draw("acct", 1, 10)], key="b2", actor="t", now=T0)
+        assert sent == ["lookup", "one", "one"]
+        sent.clear()
+        other.commit([draw("new", 1, 10)], key="b3", actor="t", now=T0)
+        assert sent == ["lookup", "general"]
+        assert other.used("acct") == 3 and other.used("new") == 1
+        assert verify(other).ok

@@ -1,5 +1,5 @@
-"""Commands of the quota ledger: `ledger balance|history|verify|export`, `license add|list`,
-`veu add|list`, and the ledger side of `screen --commit`.
+"""Commands of the quota ledger: `ledger balance|history|verify|export|serve`, `license
+add|list`, `veu add|list`, and the ledger side of `screen --commit`.
 
 Each command parses, calls one `aiexport.ledger` function and prints. `--db` defaults to
 `$AIEXPORT_DB`, else `aiexport.db` in the working directory; a PostgreSQL URL works the same way.

@@ -35,7 +35,7 @@ import select
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple, TypeVar
 
@@ -108,14 +108,6 @@ class Names:
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
         self.staged: dict[str, int] = {}
-
-    def lookup(self, conn: Connection, names: Sequence[str]) -> None:
-        """PostgreSQL: learn the ids of those of `names` that are committed (another process
-        wrote them)."""
-        rows = conn.exec_driver_sql(
-            "SELECT name, id FROM ledger_names WHERE name = ANY(%s)", (list(names),)
-        ).all()
-        self.ids.update({name: int(i) for name, i in rows})
 
 
 class Database:

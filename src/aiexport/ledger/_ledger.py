@@ -49,9 +49,9 @@ from aiexport.ledger._entries import (
     parse_iso,
 )
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._pgdraw import CALL, ONE_CALL
+from aiexport.ledger._pgdraw import CALL, ONE_FN_CALL
 from aiexport.ledger._sequencer import SequencerClient
-from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
+from aiexport.ledger._sql import REQUEST_EXISTS, USED, WAL_BARRIER, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import (
     CapReached,
@@ -68,6 +68,7 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 DEFAULT_HOLD = dt.timedelta(minutes=15)
 _HOT_SECONDS = 5.0
 _US = "\x1f"  # separates list items in `ledger_draw_packed`'s text arguments
+_RS = "\x1e"  # separates the items of a names lookup
 _BIG_BATCH = 5_000  # requests: from here a batch's WAL is checkpointed after it, in a thread
 
 
@@ -144,6 +145,13 @@ def _accounts(draws: Sequence[Draw]) -> list[str]:
 def _receipt(row: Any, replayed: bool) -> Receipt:
     seqs = () if row.first_seq is None else tuple(range(row.first_seq, row.last_seq + 1))
     return Receipt(row.key, row.txn, seqs, parse_iso(row.created_at), replayed)
+
+
+# The ids of committed names, as "name U+001F id" items U+001E-separated (names hold neither).
+NAMES_LOOKUP = (
+    "SELECT string_agg(name || chr(31) || id, chr(30)) FROM ledger_names "
+    "WHERE name = ANY (string_to_array(%s, chr(31)))"
+)
 
 
 def _one_params(
@@ -475,11 +483,13 @@ class Ledger:
         if self.one_draws and len(draws) == 1 and draws[0].share_of is None:
             d = draws[0]
             ids = (known.get(actor), known.get(d.account), known.get(d.citation))
-            if None in ids:  # names another process wrote, or new ones
-                with self.db.read() as conn:
-                    names = (actor, d.account, d.citation)
-                    missing = [x for x, i in zip(names, ids, strict=True) if i is None]
-                    self.db.names.lookup(conn, missing)
+            if None in ids:  # names another process wrote, or new ones: one lookup
+                names = (actor, d.account, d.citation)
+                missing = [x for x, i in zip(names, ids, strict=True) if i is None]
+                (found,) = self.db.call(NAMES_LOOKUP, (_US.join(missing),))
+                for pair in (found or "").split(_RS) if found else ():
+                    name, _, i = pair.partition(_US)
+                    known[name] = int(i)
                 ids = (known.get(actor), known.get(d.account), known.get(d.citation))
             if None not in ids:
                 # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
@@ -488,7 +498,7 @@ class Ledger:
                 # Through the sequencer, with other processes' requests, when one is serving.
                 row = self.sequencer.call(one) if self.sequencer else None
                 if row is None:
-                    row = self.db.call(ONE_CALL, one)
+                    row = self._one_draw(one)
                 return self._answer(row, key, txn, when, draws, amounts, order_id, ())
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]
@@ -516,6 +526,14 @@ class Ledger:
         # With other threads' draws, when some are waiting (`_combine`).
         row = self.combiner.submit(params) if combinable(params) else self.db.call(CALL, params)
         return self._answer(row, key, txn, when, draws, amounts, order_id, texts)
+
+    def _one_draw(self, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+        """`ledger_draw_one`'s answer, durable: the WAL barrier follows unless the function
+        committed synchronously a draw it wrote (`_pgdraw`)."""
+        *row, durable = self.db.call(ONE_FN_CALL, params)
+        if durable != "t" or row[0] != "ok":
+            self.db.call(WAL_BARRIER, ())
+        return tuple(row)
 
     def _answer(
         self,

@@ -33,6 +33,7 @@ from aiexport.ledger._pgdraw import (
     LEDGER_DRAW_BATCH,
     LEDGER_DRAW_DURABLE,
     LEDGER_DRAW_ONE,
+    LEDGER_DRAW_ONE_FN,
     LEDGER_DRAW_PACKED,
     LEDGER_DRAW_SET,
 )
@@ -221,6 +222,13 @@ def _v8_draw_set(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_SET)
 
 
+def _v9_one_draw_function(conn: Connection) -> None:
+    """PostgreSQL: the function `ledger_draw_one` (`_pgdraw`), one draw committed synchronously
+    when the write lock is free; nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW_ONE_FN)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
@@ -230,6 +238,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     (6, "postgresql: ledger_draw_batch, many requests' draws in one call", _v6_batch_draw),
     (7, "postgresql: ledger_draw_one_durable, one draw in one plain statement", _v7_one_draw),
     (8, "postgresql: ledger_draw_set_durable, many one-draw requests in one call", _v8_draw_set),
+    (
+        9,
+        "postgresql: ledger_draw_one, synchronous commit when the lock is free",
+        _v9_one_draw_function,
+    ),
 )
 
 
