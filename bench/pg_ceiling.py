@@ -55,7 +55,7 @@ HEAD = """\\set r random(1, 1000000000000000)
 \\set a random(0, {last})
 """
 
-# One reservation as the ledger sends it: `Ledger._one_draw`'s call of `ledger_draw_one` (the
+# One reservation as the ledger sends it: `_pgdraw.draw_one`'s call of `ledger_draw_one` (the
 # tail included), then the WAL barrier unless the function committed synchronously (every
 # status here is 'ok': no cap is reached).
 LEDGER_SQL = """SELECT status, durable FROM ledger_draw_one('k' || :r,

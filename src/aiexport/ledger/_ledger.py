@@ -49,9 +49,9 @@ from aiexport.ledger._entries import (
     parse_iso,
 )
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._pgdraw import CALL, ONE_FN_CALL
+from aiexport.ledger._pgdraw import CALL, draw_one
 from aiexport.ledger._sequencer import SequencerClient
-from aiexport.ledger._sql import REQUEST_EXISTS, USED, WAL_BARRIER, Sql
+from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
 from aiexport.ledger._writer import (
     CapReached,
@@ -498,7 +498,7 @@ class Ledger:
                 # Through the sequencer, with other processes' requests, when one is serving.
                 row = self.sequencer.call(one) if self.sequencer else None
                 if row is None:
-                    row = self._one_draw(one)
+                    row = draw_one(self.db, one)
                 return self._answer(row, key, txn, when, draws, amounts, order_id, ())
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]
@@ -526,14 +526,6 @@ class Ledger:
         # With other threads' draws, when some are waiting (`_combine`).
         row = self.combiner.submit(params) if combinable(params) else self.db.call(CALL, params)
         return self._answer(row, key, txn, when, draws, amounts, order_id, texts)
-
-    def _one_draw(self, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
-        """`ledger_draw_one`'s answer, durable: the WAL barrier follows unless the function
-        committed synchronously a draw it wrote (`_pgdraw`)."""
-        *row, durable = self.db.call(ONE_FN_CALL, params)
-        if durable != "t" or row[0] != "ok":
-            self.db.call(WAL_BARRIER, ())
-        return tuple(row)
 
     def _answer(
         self,

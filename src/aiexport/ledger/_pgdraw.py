@@ -35,8 +35,12 @@ and checks they write the same rows; `verify` recomputes every hash in Python.
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
-from aiexport.ledger._sql import WRITE_LOCK_KEY
+from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
+
+if TYPE_CHECKING:
+    from aiexport.ledger._db import Database
 
 # Migration 3's functions, as released: `ledger_draw_locked` still serves the general cases.
 
@@ -965,3 +969,12 @@ $fn$;
 """
 
 ONE_FN_CALL = "SELECT * FROM ledger_draw_one(" + ", ".join(["%s"] * 15) + ")"
+
+
+def draw_one(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+    """`ledger_draw_one`'s answer (`ledger_draw_one_durable`'s row), durable: the WAL barrier
+    follows unless the function committed synchronously a draw it wrote."""
+    *row, durable = db.call(ONE_FN_CALL, params)
+    if durable != "t" or row[0] != "ok":
+        db.call(WAL_BARRIER, ())
+    return tuple(row)

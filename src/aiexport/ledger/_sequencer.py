@@ -53,7 +53,7 @@ from sqlalchemy.engine import make_url
 
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import ONE_CALL, SET_CALL
+from aiexport.ledger._pgdraw import SET_CALL, draw_one
 
 Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
@@ -382,13 +382,13 @@ class Sequencer:
     def _call(self, batch: Sequence[list[str]]) -> list[str | None]:
         """`ledger_draw_set_durable` on `batch`: each request's answer frame text, None for one
         to send again."""
-        if len(batch) == 1:  # alone, the one-draw procedure costs less than a batch of one
+        if len(batch) == 1:  # alone, the one-draw function costs less than a batch of one
             one = batch[0]
             params: list[str | bytes | None] = [
                 None if not f and k in NULLABLE else f for k, f in enumerate(one)
             ]
             params[1] = bytes.fromhex(one[1])
-            row = self.db.call(ONE_CALL, tuple(params))
+            row = draw_one(self.db, tuple(params))
             return [_RS.join(f or "" for f in row)]
         cols = tuple(_RS.join(fields[k] for fields in batch) for k in range(NFIELDS))
         statuses, seqs, useds, lims = self.db.call(SET_CALL, cols)
