@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from aiexport.cli import app
-from aiexport.errors import LedgerIntegrityError, NotFound
+from aiexport.errors import InputError, LedgerIntegrityError, NotFound
 from aiexport.ledger import Ledger, verify
 
 runner = CliRunner()
@@ -213,3 +213,12 @@ def test_screen_dry_run_reads_the_default_ledger_when_it_exists(
     assert before["S-001"] == after["S-001"]  # another consignee's order: unchanged
     with Ledger(url) as ledger:
         assert ledger.head() == head  # a dry run records nothing
+
+
+def test_ledger_serve_refuses_sqlite_without_creating_a_file(tmp_path: Path) -> None:
+    """The sequencer is for PostgreSQL: on a SQLite URL, a clear error and nothing made."""
+    target = tmp_path / "ledger.db"
+    result = runner.invoke(app, ["ledger", "serve", "--db", f"sqlite:///{target}"])
+    assert isinstance(result.exception, InputError)
+    assert "PostgreSQL" in str(result.exception)
+    assert not target.exists()

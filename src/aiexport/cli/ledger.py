@@ -242,22 +242,27 @@ def serve_cmd(
     import signal
 
     from aiexport.ledger import Ledger, default_db_url
+    from aiexport.ledger._db import Database
     from aiexport.ledger._sequencer import Sequencer
 
-    with Ledger(db or default_db_url()) as ledger:  # brings the schema up to date
-        seq = Sequencer(ledger.db, socket_path)
+    url = db or default_db_url()
+    seq = Sequencer(Database(url), socket_path)  # refuses SQLite before opening anything
+    Ledger(url).close()  # brings the schema up to date
 
-        def stop(signum: int, frame: object) -> None:
-            seq.stop.set()
+    def stop(signum: int, frame: object) -> None:
+        seq.stop.set()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
         seq.serve(
             ready=lambda: err.print(
-                f"sequencer for {ledger.db.engine.url.render_as_string()} on {seq.path}",
+                f"sequencer for {seq.db.engine.url.render_as_string()} on {seq.path}",
                 soft_wrap=True,
             )
         )
+    finally:
+        seq.db.dispose()
     err.print(f"stopped: {seq.requests:,} requests in {seq.calls:,} calls", soft_wrap=True)
 
 
