@@ -21,8 +21,10 @@ their prepared statement, the ledger one warm-up reservation: its connection's p
 statements, the ids of the names it uses); process start-up is no part of a reservation's cost.
 The timed reservations go round 100 accounts, each new to the ledger once.
 
-On PostgreSQL, also N threads of one process sharing one `Ledger` (as a server's request
-threads would), against N threads inserting raw.
+On PostgreSQL, the 1-writer and N-client runs are also made through the sequencer
+(`aiexport ledger serve`, started around the run and stopped with SIGTERM), against the same
+floors; and N threads of one process sharing one `Ledger` (as a server's request threads
+would), against N threads inserting raw.
 
 Then the batch path: one transaction recording many orders' draws, against one `executemany` of
 the same number of entry rows.
@@ -65,7 +67,7 @@ from sqlalchemy.sql.elements import quoted_name
 from aiexport.ledger import DrawRequest, Ledger
 from aiexport.ledger import _tables as tables
 from aiexport.ledger._db import Database, _text
-from aiexport.ledger._sequencer import socket_path
+from aiexport.ledger._sequencer import listening, socket_path
 from aiexport.rules.determination import Draw
 
 # The tables a reservation inserts a row into (a transaction, its entry, its hold, its request).
@@ -377,20 +379,21 @@ def _sequencer(url: str) -> Iterator[None]:
     """`aiexport ledger serve` on `url` while the block runs (its clients find it by
     themselves), stopped as an operator stops it (SIGTERM)."""
     path = socket_path(Database(url).url)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aiexport", "ledger", "serve", "--db", url],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()  # printed once it listens
-        if not path.exists():
-            raise SystemExit(f"the sequencer did not start: {line}{proc.stderr.read()}")
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+    with tempfile.TemporaryFile("w+") as log:  # a file: a pipe left unread could fill and block
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiexport", "ledger", "serve", "--db", url], stderr=log
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not listening(path):  # a stale socket may be there before it binds its own
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise SystemExit(f"the sequencer did not start: {log.read()}")
+                time.sleep(0.05)
+            yield
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3) -> None:

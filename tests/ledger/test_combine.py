@@ -204,7 +204,7 @@ def test_racing_threads_never_overdraw() -> None:
 
 def test_racing_threads_one_draw_each_go_by_themselves_and_never_overdraw() -> None:
     """8 threads x 150 reservations of one draw on known names, a cap of 500: each goes by
-    itself through `ledger_draw_one_durable`, none through the combiner; exactly 500
+    itself through `ledger_draw_one`, none through the combiner; exactly 500
     acknowledged and recorded, the chain intact."""
     assert PG_URL
     _reset_pg(PG_URL)

@@ -274,7 +274,7 @@ def _mixed_racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
 
 def test_both_write_paths_racing_never_overdraw(url: str, tmp_path: Path) -> None:
     """8 processes × 400 draws on one cap, on PostgreSQL half of them through the server's
-    procedures (after the first, `ledger_draw_one_durable`), half through the Python path."""
+    procedures (after the first, `ledger_draw_one`), half through the Python path."""
     Ledger(url).close()
     cap = 1_000
     ctx = fork_context()

@@ -81,7 +81,7 @@ def _script(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
 
 
 def _one_draws(ledger: Ledger) -> list[Callable[[dt.datetime], object]]:
-    """Requests of one draw: once their names are known, `ledger_draw_one_durable` takes them."""
+    """Requests of one draw: once their names are known, `ledger_draw_one` takes them."""
     hour = dt.timedelta(hours=1)
     return [
         lambda now: ledger.reserve(  # new names: the function, which returns their ids

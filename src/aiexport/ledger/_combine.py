@@ -17,7 +17,7 @@ a request the failed call did commit comes back `replay`).
 Threads that share a `Ledger` combine their draws; separate processes combine theirs through
 the sequencer (`_sequencer`, `aiexport ledger serve`) when one runs, else meet only in the
 database. A request of one draw whose names have known ids is not combined: by itself,
-through `ledger_draw_one_durable`, it costs less than its share of a batch call (`bench/ledger.py`,
+through `ledger_draw_one`, it costs less than its share of a batch call (`bench/ledger.py`,
 8 threads: 1,320-1,851 reservations/s alone against 1,144-1,267 combined, in one run).
 """
 

@@ -167,7 +167,7 @@ def _one_params(
     amount: int,
     ids: tuple[int | None, ...],
 ) -> tuple[str | bytes | None, ...]:
-    """`ledger_draw_one_durable`'s arguments for one draw of `amount` micro-TPP; `ids` those
+    """`ledger_draw_one`'s arguments for one draw of `amount` micro-TPP; `ids` those
     of the actor, the account and the citation. The last is the entry's hash preimage after its
     position, as `ledger_draw_packed` builds `tails[1]`."""
     tail = _US.join(("", txn, kind, d.account, str(amount), order_id or "", actor, d.citation,
@@ -181,7 +181,7 @@ class Ledger:
     """A quota ledger on one database. Also a `QuotaView` for the decision engine."""
 
     # PostgreSQL: reservations and commitments through `ledger_draw_packed` (see `_pgdraw`),
-    # and those of one draw with known names through `ledger_draw_one_durable`.
+    # and those of one draw with known names through `ledger_draw_one`.
     server_draws = True
     one_draws = True
 
@@ -460,7 +460,7 @@ class Ledger:
         fp: str,
     ) -> Receipt | None:
         """PostgreSQL: `apply_draws` as one call of `ledger_draw_packed` (one draw with known
-        names: `ledger_draw_one_durable`); None when the general path must answer (not
+        names: `ledger_draw_one`, or the sequencer); None when the general path must answer (not
         PostgreSQL, a replayed key, lapsed holds to sweep first).
 
         Lists go as U+001F-separated text (`_pgdraw`), with the `ledger_names` ids this process
@@ -482,15 +482,10 @@ class Ledger:
         created = iso(when)
         if self.one_draws and len(draws) == 1 and draws[0].share_of is None:
             d = draws[0]
-            ids = (known.get(actor), known.get(d.account), known.get(d.citation))
-            if None in ids:  # names another process wrote, or new ones: one lookup
-                names = (actor, d.account, d.citation)
-                missing = [x for x, i in zip(names, ids, strict=True) if i is None]
-                (found,) = self.db.call(NAMES_LOOKUP, (_US.join(missing),))
-                for pair in (found or "").split(_RS) if found else ():
-                    name, _, i = pair.partition(_US)
-                    known[name] = int(i)
-                ids = (known.get(actor), known.get(d.account), known.get(d.citation))
+            names = (actor, d.account, d.citation)
+            if any(x not in known for x in names):  # another process's names, or new ones
+                self._look_up([x for x in names if x not in known])
+            ids = tuple(known.get(x) for x in names)
             if None not in ids:
                 # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
                 one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
@@ -526,6 +521,13 @@ class Ledger:
         # With other threads' draws, when some are waiting (`_combine`).
         row = self.combiner.submit(params) if combinable(params) else self.db.call(CALL, params)
         return self._answer(row, key, txn, when, draws, amounts, order_id, texts)
+
+    def _look_up(self, names: Sequence[str]) -> None:
+        """PostgreSQL: remember the ids of those of `names` that are committed, in one call."""
+        (found,) = self.db.call(NAMES_LOOKUP, (_US.join(names),))
+        for pair in found.split(_RS) if found else ():
+            name, _, i = pair.partition(_US)
+            self.db.names.ids[name] = int(i)
 
     def _answer(
         self,

@@ -23,7 +23,9 @@ client formats several times faster than arrays. Shares and repeated accounts go
 
 A request of one draw whose names the client has ids for skips the function:
 `ledger_draw_one_durable` (migration 7) makes the same decision and writes the same rows in one
-plain statement between the lock and the barrier. Many such requests, gathered from client
+plain statement between the lock and the barrier; the client now calls it as the function
+`ledger_draw_one` (migration 9, same statement), which commits synchronously when no other
+writer holds the lock and leaves the barrier to the client otherwise (`draw_one`). Many such requests, gathered from client
 processes by the sequencer (`_sequencer`), go as one call of `ledger_draw_set_durable`
 (migration 8): one lock, one read, one write and one commit for the batch.
 
@@ -775,7 +777,6 @@ END
 $fn$;
 """
 
-ONE_CALL = "CALL ledger_draw_one_durable(" + ", ".join(["%s"] * 15) + ")"
 
 # Migration 8. Many requests of one draw each - the shape `ledger_draw_one_durable` takes - in
 # one transaction, for the sequencer (`_sequencer`), which gathers concurrent clients' requests
@@ -972,7 +973,7 @@ ONE_FN_CALL = "SELECT * FROM ledger_draw_one(" + ", ".join(["%s"] * 15) + ")"
 
 
 def draw_one(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
-    """`ledger_draw_one`'s answer (`ledger_draw_one_durable`'s row), durable: the WAL barrier
+    """`ledger_draw_one`'s answer, its `durable` column left out, durable itself: the WAL barrier
     follows unless the function committed synchronously a draw it wrote."""
     *row, durable = db.call(ONE_FN_CALL, params)
     if durable != "t" or row[0] != "ok":

@@ -8,11 +8,11 @@ time on what each transaction costs whatever its size (the lock, executor start-
 the WAL barrier), taking turns on the lock. The in-process `Combiner` pays that once for many
 threads; between processes there is no shared memory to combine in, so `aiexport ledger serve`
 runs this loop: client processes on the same machine send it their one-draw requests (the
-common shape, `ledger_draw_one_durable`'s) over a Unix socket, and it sends every request
+common shape, `ledger_draw_one`'s) over a Unix socket, and it sends every request
 waiting at that moment as one call of `ledger_draw_set_durable` (`_pgdraw`), then answers each.
 While a call runs, the next requests gather.
 
-Each request is answered as `ledger_draw_one_durable` would have answered it alone, and only
+Each request is answered as `ledger_draw_one` would have answered it alone, and only
 once the batch is durable (the procedure's WAL barrier). A request whose account or key an
 earlier request of the same batch has is sent in a later call. Nothing depends on the sequencer
 being there: a client that finds no socket, cannot connect, or loses the sequencer mid-request
@@ -27,8 +27,8 @@ another. A client's first message names the database (a digest of its URL withou
 password), and a sequencer serving another one says so and is not used.
 
 Frames are a 4-byte big-endian length and UTF-8 text. A request: the NULL fields as a hex
-bitmask, then `ledger_draw_one_durable`'s 15 arguments (the fingerprint as hex), all
-U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that procedure's row
+bitmask, then `ledger_draw_one`'s 15 arguments (the fingerprint as hex), all
+U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that function's row
 of 7 fields, U+001E-separated, NULL as empty; or `retry` alone when the call failed, and the
 client sends the request itself.
 """
@@ -59,7 +59,7 @@ Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
 
 ENV_SOCKET = "AIEXPORT_LEDGER_SOCKET"
-NFIELDS = 15  # `ledger_draw_one_durable`'s arguments
+NFIELDS = 15  # `ledger_draw_one`'s arguments
 NULLABLE = {2, 5, 9}  # order id, hold expiry, limit
 ACCOUNT, KEY = 7, 0
 MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
@@ -89,13 +89,25 @@ def socket_path(url: str) -> Path:
     return Path(base) / f"aiexport-{os.getuid()}" / f"ledger-{database_digest(url)}.sock"
 
 
+def listening(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket `path`."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 def _frame(text: str) -> bytes:
     data = text.encode()
     return _LEN.pack(len(data)) + data
 
 
 def encode_request(params: Params) -> bytes:
-    """A request frame for `ledger_draw_one_durable`'s arguments `params`."""
+    """A request frame for `ledger_draw_one`'s arguments `params`."""
     if len(params) != NFIELDS:
         raise ValueError(f"a request has {NFIELDS} fields, got {len(params)}")
     nulls = 0
@@ -184,7 +196,7 @@ class SequencerClient:
             sock.close()
 
     def call(self, params: Params) -> Row | None:
-        """`ledger_draw_one_durable`'s row for one request, answered by the sequencer; None when
+        """`ledger_draw_one`'s row for one request, answered by the sequencer; None when
         there is none, it went away, or its call failed."""
         sock = self._socket()
         if sock is None:
@@ -243,16 +255,9 @@ class Sequencer:
         info = os.stat(folder)
         if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise InputError(f"{folder}: not a private directory of this user's")
-        if self.path.exists():
-            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                probe.connect(str(self.path))
-            except OSError:
-                self.path.unlink()  # left by a sequencer that is gone
-            else:
-                raise InputError(f"a sequencer already listens on {self.path}")
-            finally:
-                probe.close()
+        if listening(self.path):
+            raise InputError(f"a sequencer already listens on {self.path}")
+        self.path.unlink(missing_ok=True)  # left by a sequencer that is gone
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
