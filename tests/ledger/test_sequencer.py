@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
 from aiexport.ledger._entries import iso
 from aiexport.ledger._ledger import _one_params
-from aiexport.ledger._pgdraw import ONE_CALL
+from aiexport.ledger._pgdraw import draw_one
 from aiexport.ledger._sequencer import (
     ENV_SOCKET,
     Sequencer,
@@ -35,6 +36,7 @@ from aiexport.ledger._sequencer import (
     _frame,
     decode_request,
     encode_request,
+    listening,
 )
 from aiexport.ledger._writer import draws_fingerprint
 
@@ -54,16 +56,21 @@ ACCOUNTS = ("lpp/a/2025", "lpp/b/2025", "aia/c", "lpp/d/2025", "lpp/e/2025", "lp
 
 @contextmanager
 def serving(url: str, sock: Path) -> Iterator[subprocess.Popen[str]]:
-    """`aiexport ledger serve` on `url`, listening on `sock`, while the block runs."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aiexport", "ledger", "serve", "--db", url, "--socket", str(sock)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    first = proc.stderr.readline()
+    """`aiexport ledger serve` on `url`, listening on `sock`, while the block runs. Its stderr
+    goes to `sock` + `.log` (a pipe left unread could fill and block it)."""
+    log = sock.with_suffix(".log")
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiexport", "ledger", "serve", "--db", url, "--socket",
+             str(sock)],
+            stderr=out,
+            text=True,
+        )  # fmt: skip
     try:
-        assert sock.exists(), first
+        deadline = time.monotonic() + 60
+        while not listening(sock):  # a stale socket may be there before it binds its own
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
         yield proc
     finally:
         if proc.poll() is None:
@@ -81,7 +88,7 @@ def _names(ledger: Ledger) -> dict[str, int]:
 def _request(
     ids: dict[str, int], n: int, kind: str, d: Any, key: str, order: str | None, at: dt.datetime
 ) -> tuple[str | bytes | None, ...]:
-    """`ledger_draw_one_durable`'s arguments for one draw, as `Ledger` builds them."""
+    """`ledger_draw_one`'s arguments for one draw, as `Ledger` builds them."""
     expires = iso(at + HOUR) if kind == "reserve" else None
     fp = draws_fingerprint(kind, [d], order)
     amount = int(d.amount * 10**6)
@@ -118,7 +125,7 @@ def _tables(url: str) -> dict[str, Any]:
 
 def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """One `ledger_draw_set_durable` call for a script of every outcome: the same answers, and
-    the same rows (entries with their hashes), as `ledger_draw_one_durable` called once per
+    the same rows (entries with their hashes), as `ledger_draw_one` called once per
     request in the order the batch appended them; a repeated account or key waits for the
     next call."""
     assert PG_URL
@@ -142,9 +149,7 @@ def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.M
     order = [0, 1, 2, 5, 6, 3, 4, 7]  # as the two calls appended them
     with Ledger(PG_URL) as ledger:
         assert _names(ledger) == _names_ids(batched)
-        one_by_one = [
-            "\x1e".join(f or "" for f in ledger.db.call(ONE_CALL, script[i])) for i in order
-        ]
+        one_by_one = ["\x1e".join(f or "" for f in draw_one(ledger.db, script[i])) for i in order]
         assert verify(ledger).ok
     statuses = [a.split("\x1e")[0] for a in answers if a]
     assert statuses == ["ok", "ok", "limit", "sweep", "ok", "ok", "replay", "replay"]
@@ -165,6 +170,16 @@ def _names_ids(rows: dict[str, Any]) -> dict[str, int]:
     return {name: i for i, name in rows["ledger_names"]}
 
 
+@pytest.fixture
+def sock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ledger, and the socket path its clients look for a sequencer at."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    path = tmp_path / "seq.sock"
+    monkeypatch.setenv(ENV_SOCKET, str(path))
+    return path
+
+
 def _seq_racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
     ledger = Ledger(url)
     fd = os.open(f"{folder}/ack-{proc}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -181,19 +196,14 @@ def _seq_racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
     ledger.close()
 
 
-def test_processes_through_the_sequencer_never_overdraw(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_processes_through_the_sequencer_never_overdraw(tmp_path: Path, sock: Path) -> None:
     """8 processes × 250 reservations on 4 accounts capped at 150 each, through one sequencer:
     exactly 150 acknowledged per account, each recorded, balances their sum, `verify` passes,
     and the sequencer carried several requests per call."""
     assert PG_URL
-    _reset_pg(PG_URL)
     Ledger(PG_URL).close()
-    sock = tmp_path / "seq.sock"
-    monkeypatch.setenv(ENV_SOCKET, str(sock))
     cap = 150
-    with serving(PG_URL, sock) as server:
+    with serving(PG_URL, sock):
         ctx = fork_context()
         workers = [
             ctx.Process(target=_seq_racer, args=(PG_URL, p, 250, str(tmp_path), cap))
@@ -204,8 +214,7 @@ def test_processes_through_the_sequencer_never_overdraw(
         for w in workers:
             w.join(timeout=240)
             assert w.exitcode == 0
-    assert server.stderr is not None
-    stopped = server.stderr.read()
+    stopped = sock.with_suffix(".log").read_text()
     lines = _acked(tmp_path)
     acked = [line.split() for line in lines if not line.startswith("sequenced")]
     sequenced = sum(int(line.split()[1]) for line in lines if line.startswith("sequenced"))
@@ -224,16 +233,11 @@ def test_processes_through_the_sequencer_never_overdraw(
         assert report.ok and report.entries == 4 * cap, report.problems
 
 
-def test_clients_write_by_themselves_when_the_sequencer_is_killed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_clients_write_by_themselves_when_the_sequencer_is_killed(sock: Path) -> None:
     """A sequencer killed with SIGKILL leaves its socket behind: clients then write directly
     (every reservation acknowledged once, none lost), and a new sequencer takes the socket
     over."""
     assert PG_URL
-    _reset_pg(PG_URL)
-    sock = tmp_path / "seq.sock"
-    monkeypatch.setenv(ENV_SOCKET, str(sock))
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         with serving(PG_URL, sock) as server:
@@ -296,3 +300,35 @@ def test_requests_survive_the_wire_unchanged() -> None:
         decode_request(encode_request(("k", None, *params[2:]))[4:].decode())
     with pytest.raises(ValueError, match="empty"):
         decode_request(encode_request(("", *params[1:]))[4:].decode())
+
+
+def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sequencer's call fails: each of its clients is told `retry` and writes directly."""
+    import threading
+
+    assert PG_URL
+    with Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
+        seq = Sequencer(Database(PG_URL), sock)
+
+        def fail(batch: Any) -> list[str | None]:
+            raise RuntimeError("the database went away")
+
+        monkeypatch.setattr(seq, "_call", fail)
+        ready = threading.Event()
+        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
+        server.start()
+        try:
+            assert ready.wait(30)
+            receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
+        finally:
+            seq.stop.set()
+            server.join(30)
+            seq.db.dispose()
+        assert seq.calls == 1 and seq.requests == 1  # it was asked, and failed
+        assert ledger.sequencer is not None and ledger.sequencer.calls == 0
+        assert receipt.seqs == (2,)
+        assert ledger.used("lpp/a/2025") == 2
+        assert verify(ledger).ok
