@@ -30,6 +30,7 @@ from aiexport.ledger._entries import iso
 from aiexport.ledger._ledger import _one_params
 from aiexport.ledger._pgdraw import draw_one
 from aiexport.ledger._sequencer import (
+    ALONE_CALLS,
     ENV_SOCKET,
     Sequencer,
     SequencerClient,
@@ -38,6 +39,7 @@ from aiexport.ledger._sequencer import (
     encode_request,
     listening,
 )
+from aiexport.ledger._sql import WAL_BARRIER
 from aiexport.ledger._writer import draws_fingerprint
 
 from .conftest import PG_URL, _reset_pg, draw, fork_context
@@ -124,7 +126,7 @@ def _tables(url: str) -> dict[str, Any]:
 
 
 def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One `ledger_draw_set_durable` call for a script of every outcome: the same answers, and
+    """One `ledger_draw_set_sync` call for a script of every outcome: the same answers, and
     the same rows (entries with their hashes), as `ledger_draw_one` called once per
     request in the order the batch appended them; a repeated account or key waits for the
     next call."""
@@ -153,9 +155,11 @@ def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.M
         assert verify(ledger).ok
     statuses = [a.split("\x1e")[0] for a in answers if a]
     assert statuses == ["ok", "ok", "limit", "sweep", "ok", "ok", "replay", "replay"]
-    for mine, theirs in zip(answers, one_by_one, strict=True):
+    for n, (mine, theirs) in enumerate(zip(answers, one_by_one, strict=True)):
         assert mine is not None
-        ours, its = mine.split("\x1e"), theirs.split("\x1e")
+        *ours, carried = mine.split("\x1e")
+        its = theirs.split("\x1e")
+        assert carried == ("8" if n < 5 else "3")  # the requests its call carried
         if ours[0] == "ok":
             assert ours == its
         elif ours[0] == "limit":  # the client reads which draw, the balance and the limit
@@ -164,6 +168,33 @@ def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.M
             assert ours[0] == its[0]
     assert _tables(PG_URL) == batched
     assert len(batched["ledger_entries"]) == len(ACCOUNTS) + 4
+
+
+def test_a_call_that_writes_nothing_waits_for_the_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch commits synchronously, so a call that wrote something is durable when it
+    returns; one that wrote nothing (every request refused) had nothing to flush, and its
+    refusals, read from state another writer may not have flushed yet, wait for the WAL
+    barrier."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        ids = _names(ledger)
+        a, b, *_ = ACCOUNTS
+        seq = Sequencer(ledger.db)
+        sent: list[str] = []
+        call = ledger.db.call
+        monkeypatch.setattr(ledger.db, "call", lambda sql, p: sent.append(sql) or call(sql, p))
+        refused = [_request(ids, 1, "commit", draw(a, 9, 5), "x1", None, T0),
+                   _request(ids, 2, "commit", draw(b, 9, 5), "x2", None, T0)]  # fmt: skip
+        fields = [decode_request(encode_request(p)[4:].decode()) for p in refused]
+        assert [x and x.split("\x1e")[0] for x in seq._call(fields)] == ["limit", "limit"]
+        assert sent[-1] == WAL_BARRIER
+        sent.clear()
+        mixed = [_request(ids, 3, "commit", draw(a, 1, 5), "x3", None, T0), refused[1]]
+        fields = [decode_request(encode_request(p)[4:].decode()) for p in mixed]
+        assert [x and x.split("\x1e")[0] for x in seq._call(fields)] == ["ok", "limit"]
+        assert WAL_BARRIER not in sent and len(sent) == 1
+        assert ledger.used(a) == 2 and ledger.used(b) == 1
 
 
 def _names_ids(rows: dict[str, Any]) -> dict[str, int]:
@@ -260,6 +291,21 @@ def test_clients_write_by_themselves_when_the_sequencer_is_killed(sock: Path) ->
             ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k11", actor="t", hold=HOUR)
             assert ledger.sequencer.calls == 6
         assert not sock.exists()  # removed on SIGTERM
+
+
+def test_a_lone_client_writes_by_itself(sock: Path) -> None:
+    """A client whose requests keep coming back alone in their calls (no other process
+    writes) stops going through the sequencer for a while: by itself it skips a hop."""
+    assert PG_URL
+    with Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
+        with serving(PG_URL, sock):
+            for i in range(1, ALONE_CALLS + 6):
+                ledger.reserve([draw("lpp/a/2025", 1, 100)], key=f"k{i}", actor="t", hold=HOUR)
+            assert ledger.sequencer is not None and ledger.sequencer.calls == ALONE_CALLS
+            assert ledger.sequencer._absent_until > time.monotonic()
+        assert ledger.used("lpp/a/2025") == ALONE_CALLS + 6
+        assert verify(ledger).ok
 
 
 def test_a_sequencer_serves_only_its_own_database(tmp_path: Path) -> None:

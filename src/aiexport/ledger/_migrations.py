@@ -36,6 +36,7 @@ from aiexport.ledger._pgdraw import (
     LEDGER_DRAW_ONE_FN,
     LEDGER_DRAW_PACKED,
     LEDGER_DRAW_SET,
+    LEDGER_DRAW_SET_SYNC,
 )
 
 Migration = tuple[int, str, Callable[[Connection], None]]
@@ -229,6 +230,13 @@ def _v9_one_draw_function(conn: Connection) -> None:
         conn.exec_driver_sql(LEDGER_DRAW_ONE_FN)
 
 
+def _v10_draw_set_sync(conn: Connection) -> None:
+    """PostgreSQL: the function `ledger_draw_set_sync` (`_pgdraw`), the sequencer's batches
+    committed synchronously; nothing to do on SQLite."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(LEDGER_DRAW_SET_SYNC)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
@@ -243,6 +251,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "postgresql: ledger_draw_one, synchronous commit when the lock is free",
         _v9_one_draw_function,
     ),
+    (10, "postgresql: ledger_draw_set_sync, the sequencer's batches", _v10_draw_set_sync),
 )
 
 

@@ -9,11 +9,12 @@ the WAL barrier), taking turns on the lock. The in-process `Combiner` pays that 
 threads; between processes there is no shared memory to combine in, so `aiexport ledger serve`
 runs this loop: client processes on the same machine send it their one-draw requests (the
 common shape, `ledger_draw_one`'s) over a Unix socket, and it sends every request
-waiting at that moment as one call of `ledger_draw_set_durable` (`_pgdraw`), then answers each.
+waiting at that moment as one call of `ledger_draw_set_sync` (`_pgdraw`), then answers each.
 While a call runs, the next requests gather.
 
 Each request is answered as `ledger_draw_one` would have answered it alone, and only
-once the batch is durable (the procedure's WAL barrier). A request whose account or key an
+once the batch is durable (its commit waits for the flush; a call that wrote nothing is
+followed by the WAL barrier). A request whose account or key an
 earlier request of the same batch has is sent in a later call. Nothing depends on the sequencer
 being there: a client that finds no socket, cannot connect, or loses the sequencer mid-request
 sends the request itself (its idempotency key makes that safe: a request the sequencer did
@@ -29,8 +30,12 @@ password), and a sequencer serving another one says so and is not used.
 Frames are a 4-byte big-endian length and UTF-8 text. A request: the NULL fields as a hex
 bitmask, then `ledger_draw_one`'s 15 arguments (the fingerprint as hex), all
 U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that function's row
-of 7 fields, U+001E-separated, NULL as empty; or `retry` alone when the call failed, and the
-client sends the request itself.
+of 7 fields, NULL as empty, then the number of requests its call carried, U+001E-separated; or
+`retry` alone when the call failed, and the client sends the request itself.
+
+A client whose requests keep coming back alone (`ALONE_CALLS` calls of one in a row: no other
+process is writing) stops using the sequencer for `ABSENT_SECONDS`: by itself, a lone writer
+skips a hop and is answered sooner (`bench/ledger.py`).
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ from sqlalchemy.engine import make_url
 
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import SET_CALL, draw_one
+from aiexport.ledger._pgdraw import SET_SYNC_CALL, draw_one
+from aiexport.ledger._sql import WAL_BARRIER
 
 Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
@@ -66,6 +72,7 @@ MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
 MAX_FRAME = 1 << 20
 RETRY = "retry"
 ABSENT_SECONDS = 1.0  # a client looks for a sequencer again after this long without one
+ALONE_CALLS = 16  # calls that carried only this client's request, in a row, before it goes direct
 
 _RS = "\x1e"
 _LEN = struct.Struct("!I")
@@ -164,6 +171,7 @@ class SequencerClient:
         self.digest = database_digest(url)
         self._local = threading.local()
         self._absent_until = 0.0
+        self._alone = 0  # calls in a row that carried only this process's request
         self.calls = 0  # answered through the sequencer, for the tests and the benchmark
 
     def _socket(self) -> socket.socket | None:
@@ -212,11 +220,16 @@ class SequencerClient:
         if reply == RETRY:
             return None
         fields = reply.split(_RS)
-        if len(fields) != 7:
+        if len(fields) != 8:
             self._drop()
             return None
         self.calls += 1
-        return tuple(f or None for f in fields)
+        self._alone = self._alone + 1 if fields[7] == "1" else 0
+        if self._alone >= ALONE_CALLS:  # no other writer: faster by itself for a while
+            self._alone = 0
+            self._drop()
+            self._absent_until = time.monotonic() + ABSENT_SECONDS
+        return tuple(f or None for f in fields[:7])
 
     def close(self) -> None:
         self._drop()
@@ -385,8 +398,8 @@ class Sequencer:
         self._pending.extendleft(reversed(deferred))
 
     def _call(self, batch: Sequence[list[str]]) -> list[str | None]:
-        """`ledger_draw_set_durable` on `batch`: each request's answer frame text, None for one
-        to send again."""
+        """`ledger_draw_set_sync` on `batch`, durable when it returns: each request's answer
+        frame text, None for one to send again."""
         if len(batch) == 1:  # alone, the one-draw function costs less than a batch of one
             one = batch[0]
             params: list[str | bytes | None] = [
@@ -394,13 +407,16 @@ class Sequencer:
             ]
             params[1] = bytes.fromhex(one[1])
             row = draw_one(self.db, tuple(params))
-            return [_RS.join(f or "" for f in row)]
+            return [_RS.join((*(f or "" for f in row), "1"))]
         cols = tuple(_RS.join(fields[k] for fields in batch) for k in range(NFIELDS))
-        statuses, seqs, useds, lims = self.db.call(SET_CALL, cols)
+        statuses, seqs, useds, lims = self.db.call(SET_SYNC_CALL, cols)
         lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
         if any(len(x) != len(batch) for x in lists):
-            raise RuntimeError("ledger_draw_set_durable answered another number of requests")
+            raise RuntimeError("ledger_draw_set_sync answered another number of requests")
+        if "ok" not in lists[0]:  # nothing written, so nothing flushed: the answers wait for it
+            self.db.call(WAL_BARRIER, ())
+        n = str(len(batch))
         out: list[str | None] = []
         for st, seq, used, lim in zip(*lists, strict=True):
-            out.append(None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, "")))
+            out.append(None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, "", n)))
         return out
