@@ -105,7 +105,7 @@ def _script(ids: dict[str, int]) -> list[tuple[str | bytes | None, ...]]:
         _request(ids, 1, "reserve", draw(a, "1.5", 10), "r1", "o1", T0),
         _request(ids, 2, "commit", draw(c, 2), "c1", None, T0),  # no cap
         _request(ids, 3, "commit", draw(b, 7, 5), "c2", "o3", T0),  # refused: 1 + 7 > 5
-        _request(ids, 4, "reserve", draw(a, 1, 10), "r2", None, T0),  # a again: deferred
+        _request(ids, 4, "reserve", draw(a, 1, 10), "r2", None, T0),  # a again: after r1
         _request(ids, 5, "commit", draw(f, 1, 10), "r1", None, T0),  # r1 again: deferred
         _request(ids, 6, "reserve", draw(e, 1, 10), "r3", None, T0 + 2 * HOUR),  # r1's hold lapsed
         _request(ids, 7, "commit", draw(d, 2, 10), "c3", "o7", T0),
@@ -128,8 +128,7 @@ def _tables(url: str) -> dict[str, Any]:
 def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """One `ledger_draw_set_sync` call for a script of every outcome: the same answers, and
     the same rows (entries with their hashes), as `ledger_draw_one` called once per
-    request in the order the batch appended them; a repeated account or key waits for the
-    next call."""
+    request in the order the batch appended them; a repeated key waits for the next call."""
     assert PG_URL
     counter = itertools.count(1)
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(counter) % 100))
@@ -140,7 +139,7 @@ def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.M
         fields = [decode_request(encode_request(p)[4:].decode()) for p in script]
         first = seq._call(fields)
         deferred = [f for f, a in zip(fields, first, strict=True) if a is None]
-        assert [a is None for a in first] == [False, False, False, True, True, False, False, True]
+        assert [a is None for a in first] == [False] * 4 + [True] + [False] * 3
         second = seq._call(deferred)
         answers = [a for a in first if a is not None] + second
         assert verify(ledger).ok
@@ -148,18 +147,18 @@ def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.M
 
     _reset_pg(PG_URL)
     counter = itertools.count(1)
-    order = [0, 1, 2, 5, 6, 3, 4, 7]  # as the two calls appended them
+    order = [0, 1, 2, 3, 5, 6, 7, 4]  # as the two calls appended them
     with Ledger(PG_URL) as ledger:
         assert _names(ledger) == _names_ids(batched)
         one_by_one = ["\x1e".join(f or "" for f in draw_one(ledger.db, script[i])) for i in order]
         assert verify(ledger).ok
     statuses = [a.split("\x1e")[0] for a in answers if a]
-    assert statuses == ["ok", "ok", "limit", "sweep", "ok", "ok", "replay", "replay"]
+    assert statuses == ["ok", "ok", "limit", "ok", "sweep", "ok", "replay", "replay"]
     for n, (mine, theirs) in enumerate(zip(answers, one_by_one, strict=True)):
         assert mine is not None
         *ours, carried = mine.split("\x1e")
         its = theirs.split("\x1e")
-        assert carried == ("8" if n < 5 else "3")  # the requests its call carried
+        assert carried == ("8" if n < 7 else "1")  # the requests its call carried
         if ours[0] == "ok":
             assert ours == its
         elif ours[0] == "limit":  # the client reads which draw, the balance and the limit
@@ -168,6 +167,52 @@ def test_a_batch_writes_what_its_requests_write_one_by_one(monkeypatch: pytest.M
             assert ours[0] == its[0]
     assert _tables(PG_URL) == batched
     assert len(batched["ledger_entries"]) == len(ACCOUNTS) + 4
+
+
+def test_requests_on_one_account_are_decided_in_one_call_as_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Many requests on one account (a cap drawn by many clients) in one call: each decided on
+    the balance the ones before it left - the cap reached midway, a draw with no cap of its own
+    keeping the account's - with the same answers and rows as one by one."""
+    assert PG_URL
+    counter = itertools.count(1)
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(counter) % 100))
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        ids = _names(ledger)  # each account starts with 1 committed
+        a, b, *_ = ACCOUNTS
+        script = [
+            _request(ids, 1, "commit", draw(a, 1, 4), "h1", None, T0),  # 2 of 4
+            _request(ids, 2, "reserve", draw(a, 1, 4), "h2", "o2", T0),  # 3 of 4
+            _request(ids, 3, "commit", draw(b, 1, 3), "h3", None, T0),  # another account
+            _request(ids, 4, "commit", draw(a, 2, 4), "h4", None, T0),  # 5 > 4: refused
+            _request(ids, 5, "commit", draw(a, 1), "h5", None, T0),  # no cap: 4, cap kept
+            _request(ids, 6, "reserve", draw(a, 1, 4), "h6", None, T0),  # 5 > 4: refused
+            _request(ids, 7, "commit", draw(b, 1, 3), "h7", None, T0),  # 3 of 3
+        ]
+        fields = [decode_request(encode_request(p)[4:].decode()) for p in script]
+        answers = Sequencer(ledger.db)._call(fields)
+        assert verify(ledger).ok
+        assert (ledger.balance(a).committed, ledger.balance(a).reserved) == (3, 1)
+        assert ledger.balance(a).limit == 4 and ledger.balance(b).committed == 3
+    batched = _tables(PG_URL)
+    _reset_pg(PG_URL)
+    counter = itertools.count(1)
+    with Ledger(PG_URL) as ledger:
+        _names(ledger)
+        one_by_one = [draw_one(ledger.db, p) for p in script]
+    assert _tables(PG_URL) == batched
+    statuses = [x and x.split("\x1e")[0] for x in answers]
+    assert statuses == ["ok", "ok", "ok", "limit", "ok", "limit", "ok"]
+    for mine, theirs in zip(answers, one_by_one, strict=True):
+        assert mine is not None
+        ours, its = mine.split("\x1e")[:7], ["" if f is None else f for f in theirs]
+        assert (
+            ours == its
+            if ours[0] == "ok"
+            else [ours[i] for i in (0, 4, 5)] == [its[i] for i in (0, 4, 5)]
+        )
 
 
 def test_a_call_that_writes_nothing_waits_for_the_flush(monkeypatch: pytest.MonkeyPatch) -> None:

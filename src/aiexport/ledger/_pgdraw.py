@@ -38,6 +38,7 @@ and checks they write the same rows; `verify` recomputes every hash in Python.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
@@ -942,28 +943,190 @@ END
 $fn$;
 """
 
-# Migration 10. `ledger_draw_set` committing synchronously (the caller's `synchronous_commit`,
-# on by default), for the sequencer. The procedure commits asynchronously and then runs the WAL
-# barrier in a transaction of its own, so that the lock is not held through a flush while other
-# writers queue for it. Behind a sequencer the other writers are few, and the sequencer waits
-# for the flush either way: holding the lock through it costs nothing, and the second
-# transaction, the procedure's machinery and the WAL writer's wake-up are saved (`bench/`: a
-# tenth less CPU per reservation). A call that wrote nothing has nothing to flush: its answers
-# were read from state that may not be durable yet, and the caller runs the barrier.
-_SET_ASYNC_LOCK = f"""    -- The write lock (`_sql.LOCK`); the commit does not wait for its flush (see `_db`).
-    PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY}),
-            set_config('synchronous_commit', 'off', true);
-"""
-_SET_SYNC_LOCK = f"""    -- The write lock (`_sql.LOCK`), held until the commit is flushed.
+# Migration 10. The sequencer's batch function: `ledger_draw_set` with two differences.
+#
+# It commits synchronously (the caller's `synchronous_commit`, on by default). The procedure
+# commits asynchronously and then runs the WAL barrier in a transaction of its own, so that the
+# lock is not held through a flush while other writers queue for it. Behind a sequencer the
+# other writers are few, and the sequencer waits for the flush either way: holding the lock
+# through it costs nothing, and the second transaction, the procedure's machinery and the WAL
+# writer's wake-up are saved. A call that wrote nothing has nothing to flush: its answers were
+# read from state that may not be durable yet, and the caller runs the barrier (`draw_set`).
+#
+# Requests on the same account are decided in one call, each on the balance the ones before it
+# left, as they would be one after the other: a cap drawn by many clients at once (a country's
+# allocation) is the common case, and deferring each repeat to a later call made the sequencer
+# several times slower than no sequencer there. The account's running state is kept under the
+# index of its first request (`array_position`); its row in `ledger_balances` is written once,
+# from its last accepted request. A repeated key is still 'defer'.
+LEDGER_DRAW_SET_SYNC = f"""CREATE OR REPLACE FUNCTION ledger_draw_set_sync(
+    p_keys text, p_fps text, p_orders text, p_txns text, p_created text, p_expires text,
+    p_kinds text, p_accounts text, p_amounts text, p_limits text, p_citations text,
+    p_actor_ids text, p_account_ids text, p_citation_ids text, p_tails text,
+    OUT statuses text, OUT seqs text, OUT useds text, OUT lims text
+) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+DECLARE
+    rs constant text := chr(30);
+    keys constant text[] := string_to_array(p_keys, rs);
+    accounts constant text[] := string_to_array(p_accounts, rs);
+    citations constant text[] := string_to_array(p_citations, rs);
+    n constant integer := cardinality(keys);
+    tails constant text[] := string_to_array(p_tails, rs);
+    created constant text[] := string_to_array(p_created, rs);
+    expires constant text[] := string_to_array(p_expires, rs, '');
+    kinds constant smallint[] := string_to_array(p_kinds, rs)::smallint[];
+    amounts constant bigint[] := string_to_array(p_amounts, rs)::bigint[];
+    limits constant bigint[] := string_to_array(p_limits, rs, '')::bigint[];
+    head bigint;
+    h text;
+    txn0 bigint;
+    minexp text;
+    st text[];
+    c bigint[];
+    r bigint[];
+    b_lim bigint[];
+    b_cit text[];
+    replays boolean[];
+    e_seq bigint[];
+    e_link bytea[];
+    e_hash bytea[];
+    k integer := 0;
+    f integer;
+    rc bigint[];
+    rr bigint[];
+    rl bigint[];
+    rt text[];
+BEGIN
+    -- The write lock (`_sql.LOCK`), held until the commit is flushed.
     PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY});
+    SELECT x.seq, x.hash, (SELECT coalesce(max(t.id), 0) FROM ledger_txns t),
+           (SELECT min(o.expires_at) FROM ledger_holds o),
+           (SELECT array_agg(EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = u.key)
+                             ORDER BY u.i)
+              FROM unnest(keys) WITH ORDINALITY AS u(key, i)),
+           z.c, z.r, z.l, z.t
+      INTO head, h, txn0, minexp, replays, c, r, b_lim, b_cit
+      FROM ledger_chain_head x,
+           (SELECT array_agg(b.committed ORDER BY u.i) AS c,
+                   array_agg(b.reserved ORDER BY u.i) AS r,
+                   array_agg(b.limit_micro ORDER BY u.i) AS l,
+                   array_agg(b.citation ORDER BY u.i) AS t
+              FROM unnest(accounts) WITH ORDINALITY AS u(account, i)
+              LEFT JOIN ledger_balances b ON b.account = u.account) z
+     WHERE x.id = 1;
+    st := array_fill(NULL::text, ARRAY[n]);
+    e_seq := array_fill(NULL::bigint, ARRAY[n]);
+    e_link := array_fill(NULL::bytea, ARRAY[n]);
+    e_hash := array_fill(NULL::bytea, ARRAY[n]);
+    -- Each account's state so far, under the index of its first request: as read, then as its
+    -- accepted requests leave it.
+    rc := c;
+    rr := r;
+    rl := b_lim;
+    rt := b_cit;
+    FOR j IN 1..n LOOP
+        f := array_position(accounts, accounts[j]);
+        c[j] := coalesce(rc[f], 0) + CASE WHEN kinds[j] = 0 THEN 0 ELSE amounts[j] END;
+        r[j] := coalesce(rr[f], 0) + CASE WHEN kinds[j] = 0 THEN amounts[j] ELSE 0 END;
+        IF limits[j] IS NOT NULL THEN
+            b_lim[j] := limits[j];
+            b_cit[j] := citations[j];
+        ELSE
+            b_lim[j] := rl[f];
+            b_cit[j] := rt[f];
+        END IF;
+        IF j > 1 AND keys[j] = ANY (keys[1:j - 1]) THEN
+            st[j] := 'defer';
+        ELSIF replays[j] THEN
+            st[j] := 'replay';
+        ELSIF minexp <= created[j] THEN
+            st[j] := 'sweep';
+        ELSIF c[j] + r[j] > limits[j] THEN
+            st[j] := 'limit';
+        ELSE
+            st[j] := 'ok';
+            k := k + 1;
+            e_seq[j] := head + k;
+            e_link[j] := decode(substr(h, 1, 16), 'hex');
+            h := encode(sha256(convert_to(h || chr(31) || (head + k) || tails[j], 'UTF8')),
+                        'hex');
+            e_hash[j] := decode(h, 'hex');
+            IF kinds[j] = 0 AND expires[j] IS NOT NULL
+               AND (minexp IS NULL OR expires[j] < minexp) THEN
+                minexp := expires[j];
+            END IF;
+            rc[f] := c[j];
+            rr[f] := r[j];
+            rl[f] := b_lim[j];
+            rt[f] := b_cit[j];
+        END IF;
+    END LOOP;
+    WITH v AS (
+        SELECT * FROM unnest(e_seq, kinds, string_to_array(p_account_ids, rs)::bigint[],
+                             amounts, string_to_array(p_orders, rs, ''),
+                             string_to_array(p_actor_ids, rs)::bigint[],
+                             string_to_array(p_citation_ids, rs)::bigint[], expires, keys,
+                             e_link, e_hash, string_to_array(p_txns, rs), created, accounts,
+                             c, r, b_lim, b_cit, string_to_array(p_fps, rs), st, limits)
+               AS v(seq, kind, account_id, amount, order_id, actor_id, citation_id, expires,
+                    key, link, hash, txn, created, account, c, r, lim, cit, fp, st, p_limit)
+    ), ok AS (
+        SELECT v.*, txn0 + v.seq - head AS txn_id FROM v WHERE v.seq IS NOT NULL
+    ), t AS (
+        INSERT INTO ledger_txns (id, txn, created_at)
+        SELECT ok.txn_id, ok.txn, ok.created FROM ok
+    ), e AS (
+        INSERT INTO ledger_entries (seq, txn, kind, account, amount, order_id, actor, citation,
+                                    expires_at, ref_seq, idem_key, link, hash)
+        SELECT ok.seq, ok.txn_id, ok.kind, ok.account_id, ok.amount, ok.order_id, ok.actor_id,
+               ok.citation_id, ok.expires, NULL, ok.key || '#0', ok.link, ok.hash
+          FROM ok
+    ), o AS (
+        INSERT INTO ledger_holds (seq, txn, account, amount, expires_at)
+        SELECT ok.seq, ok.txn, ok.account, ok.amount, ok.expires FROM ok
+         WHERE ok.kind = 0 AND ok.expires IS NOT NULL
+    ), b AS (
+        INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
+        SELECT DISTINCT ON (ok.account) ok.account, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
+         ORDER BY ok.account, ok.seq DESC  -- an account's last accepted request of the batch
+        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
+            reserved = excluded.reserved, limit_micro = excluded.limit_micro,
+            citation = excluded.citation, last_seq = excluded.last_seq
+    ), q AS (
+        INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)
+        SELECT ok.key, ok.txn_id, decode(ok.fp, 'hex'), ok.seq, ok.seq, ok.seq FROM ok
+    ), u AS (
+        UPDATE ledger_chain_head x SET seq = head + k, hash = h WHERE x.id = 1 AND k > 0
+    )
+    SELECT string_agg(v.st, rs), string_agg(coalesce(v.seq::text, ''), rs),
+           string_agg((v.c + v.r)::text, rs), string_agg(coalesce(v.p_limit::text, ''), rs)
+      INTO statuses, seqs, useds, lims FROM v;
+END
+$fn$;
 """
-_SET_FUNCTION = LEDGER_DRAW_SET.split("\nCREATE OR REPLACE PROCEDURE")[0] + "\n"
-assert _SET_ASYNC_LOCK in _SET_FUNCTION and "FUNCTION ledger_draw_set(" in _SET_FUNCTION
-LEDGER_DRAW_SET_SYNC = _SET_FUNCTION.replace(
-    "FUNCTION ledger_draw_set(", "FUNCTION ledger_draw_set_sync("
-).replace(_SET_ASYNC_LOCK, _SET_SYNC_LOCK)
 
 SET_SYNC_CALL = "SELECT * FROM ledger_draw_set_sync(" + ", ".join(["%s"] * 15) + ")"
+
+
+def draw_set(db: Database, batch: Sequence[Sequence[str]]) -> list[tuple[str | None, ...] | None]:
+    """`ledger_draw_set_sync` on one-draw requests, each as the text of `ledger_draw_one`'s
+    arguments (NULL as empty, the fingerprint as hex), durable when it returns: the row
+    `ledger_draw_one` would have answered each (without `durable`), None for a request to send
+    again (its account or key an earlier request's of the batch)."""
+    cols = tuple("\x1e".join(fields[k] for fields in batch) for k in range(15))
+    statuses, seqs, useds, lims = db.call(SET_SYNC_CALL, cols)
+    lists = [(x or "").split("\x1e") for x in (statuses, seqs, useds, lims)]
+    if any(len(x) != len(batch) for x in lists):
+        raise RuntimeError("ledger_draw_set_sync answered another number of requests")
+    if "ok" not in lists[0]:  # nothing written, so nothing flushed: the answers wait for it
+        db.call(WAL_BARRIER, ())
+    return [
+        None
+        if st == "defer"
+        else (st, seq or None, seq or None, "0", used or None, lim or None, None)
+        for st, seq, used, lim in zip(*lists, strict=True)
+    ]
+
 
 # Migration 9. `ledger_draw_one_durable` as a function that commits synchronously when no other
 # writer holds the lock. The procedure always commits asynchronously and then runs the WAL

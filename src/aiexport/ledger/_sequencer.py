@@ -14,8 +14,9 @@ While a call runs, the next requests gather.
 
 Each request is answered as `ledger_draw_one` would have answered it alone, and only
 once the batch is durable (its commit waits for the flush; a call that wrote nothing is
-followed by the WAL barrier). A request whose account or key an
-earlier request of the same batch has is sent in a later call. Nothing depends on the sequencer
+followed by the WAL barrier). Requests on the same account are decided in one call, in order,
+each on the balance the ones before it left (the common case of a cap many clients draw on);
+a request whose key an earlier request of the same batch has is sent in a later call. Nothing depends on the sequencer
 being there: a client that finds no socket, cannot connect, or loses the sequencer mid-request
 sends the request itself (its idempotency key makes that safe: a request the sequencer did
 commit then comes back `replay`, and the general path returns its original receipt). Writers
@@ -58,8 +59,7 @@ from sqlalchemy.engine import make_url
 
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import SET_SYNC_CALL, draw_one
-from aiexport.ledger._sql import WAL_BARRIER
+from aiexport.ledger._pgdraw import draw_one, draw_set
 
 Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
@@ -67,7 +67,7 @@ Row = tuple[str | None, ...]
 ENV_SOCKET = "AIEXPORT_LEDGER_SOCKET"
 NFIELDS = 15  # `ledger_draw_one`'s arguments
 NULLABLE = {2, 5, 9}  # order id, hold expiry, limit
-ACCOUNT, KEY = 7, 0
+KEY = 0
 MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
 MAX_FRAME = 1 << 20
 RETRY = "retry"
@@ -365,19 +365,18 @@ class Sequencer:
             self._close(client)
 
     def _run(self) -> None:
-        """One call for the requests waiting: at most `max_batch`, on distinct accounts and
-        keys (the others wait for the next call)."""
+        """One call for the requests waiting: at most `max_batch`, on distinct keys (a repeated
+        key waits for the next call)."""
         batch: list[tuple[_Client, list[str]]] = []
         later: list[tuple[_Client, list[str]]] = []
-        seen: set[tuple[int, str]] = set()
+        seen: set[str] = set()
         while self._pending and len(batch) < self.max_batch:
             item = self._pending.popleft()
-            fields = item[1]
-            if (ACCOUNT, fields[ACCOUNT]) in seen or (KEY, fields[KEY]) in seen:
+            key = item[1][KEY]
+            if key in seen:
                 later.append(item)
                 continue
-            seen.add((ACCOUNT, fields[ACCOUNT]))
-            seen.add((KEY, fields[KEY]))
+            seen.add(key)
             batch.append(item)
         self._pending.extendleft(reversed(later))
         self.calls += 1
@@ -398,25 +397,17 @@ class Sequencer:
         self._pending.extendleft(reversed(deferred))
 
     def _call(self, batch: Sequence[list[str]]) -> list[str | None]:
-        """`ledger_draw_set_sync` on `batch`, durable when it returns: each request's answer
-        frame text, None for one to send again."""
+        """`ledger_draw_set_sync` on `batch`, durable when it returns (`draw_set`): each
+        request's answer frame text, None for one to send again."""
         if len(batch) == 1:  # alone, the one-draw function costs less than a batch of one
             one = batch[0]
             params: list[str | bytes | None] = [
                 None if not f and k in NULLABLE else f for k, f in enumerate(one)
             ]
             params[1] = bytes.fromhex(one[1])
-            row = draw_one(self.db, tuple(params))
-            return [_RS.join((*(f or "" for f in row), "1"))]
-        cols = tuple(_RS.join(fields[k] for fields in batch) for k in range(NFIELDS))
-        statuses, seqs, useds, lims = self.db.call(SET_SYNC_CALL, cols)
-        lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
-        if any(len(x) != len(batch) for x in lists):
-            raise RuntimeError("ledger_draw_set_sync answered another number of requests")
-        if "ok" not in lists[0]:  # nothing written, so nothing flushed: the answers wait for it
-            self.db.call(WAL_BARRIER, ())
+            return [_RS.join((*(f or "" for f in draw_one(self.db, tuple(params))), "1"))]
         n = str(len(batch))
-        out: list[str | None] = []
-        for st, seq, used, lim in zip(*lists, strict=True):
-            out.append(None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, "", n)))
-        return out
+        return [
+            None if row is None else _RS.join((*(f or "" for f in row), n))
+            for row in draw_set(self.db, batch)
+        ]
