@@ -16,12 +16,13 @@ Each request is answered as `ledger_draw_one` would have answered it alone, and 
 once the batch is durable (its commit waits for the flush; a call that wrote nothing is
 followed by the WAL barrier). Requests on the same account are decided in one call, in order,
 each on the balance the ones before it left (the common case of a cap many clients draw on);
-a request whose key an earlier request of the same batch has is sent in a later call. Nothing depends on the sequencer
-being there: a client that finds no socket, cannot connect, or loses the sequencer mid-request
-sends the request itself (its idempotency key makes that safe: a request the sequencer did
-commit then comes back `replay`, and the general path returns its original receipt). Writers
-that do not use it - other machines, other shapes of request, SQLite - are serialised with it by
-the same lock in the database.
+a request whose key an earlier request of the same batch has is sent in a later call.
+
+Nothing depends on the sequencer being there: a client that finds no socket, cannot connect,
+or loses the sequencer mid-request sends the request itself (its idempotency key makes that
+safe: a request the sequencer did commit then comes back `replay`, and the general path returns
+its original receipt). Writers that do not use it - other machines, other shapes of request,
+SQLite - are serialised with it by the same lock in the database.
 
 The socket lives in a directory only this user can enter (`$XDG_RUNTIME_DIR`, else the temporary
 directory, `aiexport-<uid>/`), named after the database URL; `$AIEXPORT_LEDGER_SOCKET` names
