@@ -7,6 +7,7 @@ entry, holds, a batch, a lapsed hold); `data/ledger-v1.json` is what that code r
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 from decimal import Decimal
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from aiexport.ledger import MIGRATIONS, DrawRequest, Ledger, verify
+from aiexport.ledger import MIGRATIONS, DrawRequest, Ledger, _pgdraw, verify
 from aiexport.ledger import _tables as t
 from aiexport.ledger._migrations import _V1
 
@@ -118,3 +119,23 @@ def test_tampering_with_migrated_entries_is_still_named(v1_url: str) -> None:
     with Ledger(v1_url) as ledger:
         first = verify(ledger).problems[0]
         assert (first.kind, first.seq) == ("edited", 7)
+
+
+# The SQL of released PostgreSQL migrations, as released: a database that applied a migration
+# must hold what a fresh one gets, so a released migration's text never changes (a new
+# migration replaces what must change). SHA-256 prefixes of each text.
+RELEASED_SQL = {
+    "LEDGER_DRAW": "1b1aea362acd4517",  # 3
+    "LEDGER_DRAW_PACKED": "3c6ae447eeaa8c15",  # 4
+    "LEDGER_DRAW_DURABLE": "1d03221e69976b6d",  # 5
+    "LEDGER_DRAW_BATCH": "c122c93178ba46d3",  # 6
+    "LEDGER_DRAW_ONE": "97e5a1f0f0c8d1e9",  # 7
+    "LEDGER_DRAW_SET": "c42243bb1a84eec7",  # 8
+    "LEDGER_DRAW_ONE_FN": "dbf68268b7ac9173",  # 9
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_SQL))
+def test_released_migration_sql_is_unchanged(name: str) -> None:
+    text = getattr(_pgdraw, name)
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == RELEASED_SQL[name]

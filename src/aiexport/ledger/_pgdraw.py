@@ -780,31 +780,16 @@ $fn$;
 """
 
 
-# Migration 8. Many requests of one draw each - the shape `ledger_draw_one_durable` takes - in
-# one transaction, for the sequencer (`_sequencer`), which gathers concurrent clients' requests
-# and sends them as one call. What a call costs is mostly per statement and per transaction;
-# here three statements serve the whole batch: the lock, one read of the head, the last
-# transaction id, the earliest hold and every request's balance and key, and one write of every
-# table. Between them, a loop decides each request in order as `ledger_draw_one_durable` would
-# have decided it alone, and extends the hash chain. The function's plans are generic
-# (`plan_cache_mode`): custom ones, planned again at every call, cost about a third more.
-#
-# Each request is decided as if sent alone, after the ones before it in the batch, except:
-#   'defer'  its account or key is an earlier request's in this batch: nothing written, the
-#            caller sends it again in a later call (the balance read here predates that request).
-# A hold appended in the batch counts as a hold for the lapsed check of the requests after it.
-#
-# Arguments: field k of every request, U+001E-separated (NULL as empty; the fingerprint as hex),
-# in `ledger_draw_one_durable`'s order. Returns four U+001E-separated lists, one item per
-# request: the status, the entry's seq (empty unless 'ok'), the account's reserved plus
-# committed with the draw, and the request's limit (empty: none).
-LEDGER_DRAW_SET = f"""CREATE OR REPLACE FUNCTION ledger_draw_set(
-    p_keys text, p_fps text, p_orders text, p_txns text, p_created text, p_expires text,
+# The parts `ledger_draw_set` (migration 8) and `ledger_draw_set_sync` (migration 10) share: the
+# signature and declarations, the read under the lock, and the write of every table (the
+# balances' rows aside).
+_SET_SIGNATURE = """    p_keys text, p_fps text, p_orders text, p_txns text, p_created text, p_expires text,
     p_kinds text, p_accounts text, p_amounts text, p_limits text, p_citations text,
     p_actor_ids text, p_account_ids text, p_citation_ids text, p_tails text,
     OUT statuses text, OUT seqs text, OUT useds text, OUT lims text
 ) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
-DECLARE
+"""
+_SET_DECLARE = """DECLARE
     rs constant text := chr(30);
     keys constant text[] := string_to_array(p_keys, rs);
     accounts constant text[] := string_to_array(p_accounts, rs);
@@ -830,11 +815,8 @@ DECLARE
     e_link bytea[];
     e_hash bytea[];
     k integer := 0;
-BEGIN
-    -- The write lock (`_sql.LOCK`); the commit does not wait for its flush (see `_db`).
-    PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY}),
-            set_config('synchronous_commit', 'off', true);
-    SELECT x.seq, x.hash, (SELECT coalesce(max(t.id), 0) FROM ledger_txns t),
+"""
+_SET_READ = """    SELECT x.seq, x.hash, (SELECT coalesce(max(t.id), 0) FROM ledger_txns t),
            (SELECT min(o.expires_at) FROM ledger_holds o),
            (SELECT array_agg(EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = u.key)
                              ORDER BY u.i)
@@ -853,37 +835,8 @@ BEGIN
     e_seq := array_fill(NULL::bigint, ARRAY[n]);
     e_link := array_fill(NULL::bytea, ARRAY[n]);
     e_hash := array_fill(NULL::bytea, ARRAY[n]);
-    FOR j IN 1..n LOOP
-        c[j] := coalesce(c[j], 0) + CASE WHEN kinds[j] = 0 THEN 0 ELSE amounts[j] END;
-        r[j] := coalesce(r[j], 0) + CASE WHEN kinds[j] = 0 THEN amounts[j] ELSE 0 END;
-        IF limits[j] IS NOT NULL THEN
-            b_lim[j] := limits[j];
-            b_cit[j] := citations[j];
-        END IF;
-        IF j > 1 AND (accounts[j] = ANY (accounts[1:j - 1]) OR keys[j] = ANY (keys[1:j - 1]))
-        THEN
-            st[j] := 'defer';
-        ELSIF replays[j] THEN
-            st[j] := 'replay';
-        ELSIF minexp <= created[j] THEN
-            st[j] := 'sweep';
-        ELSIF c[j] + r[j] > limits[j] THEN
-            st[j] := 'limit';
-        ELSE
-            st[j] := 'ok';
-            k := k + 1;
-            e_seq[j] := head + k;
-            e_link[j] := decode(substr(h, 1, 16), 'hex');
-            h := encode(sha256(convert_to(h || chr(31) || (head + k) || tails[j], 'UTF8')),
-                        'hex');
-            e_hash[j] := decode(h, 'hex');
-            IF kinds[j] = 0 AND expires[j] IS NOT NULL
-               AND (minexp IS NULL OR expires[j] < minexp) THEN
-                minexp := expires[j];
-            END IF;
-        END IF;
-    END LOOP;
-    WITH v AS (
+"""
+_SET_WRITE = """    WITH v AS (
         SELECT * FROM unnest(e_seq, kinds, string_to_array(p_account_ids, rs)::bigint[],
                              amounts, string_to_array(p_orders, rs, ''),
                              string_to_array(p_actor_ids, rs)::bigint[],
@@ -909,8 +862,8 @@ BEGIN
          WHERE ok.kind = 0 AND ok.expires IS NOT NULL
     ), b AS (
         INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
-        SELECT ok.account, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
-        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
+"""
+_SET_WRITE_END = """        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
             reserved = excluded.reserved, limit_micro = excluded.limit_micro,
             citation = excluded.citation, last_seq = excluded.last_seq
     ), q AS (
@@ -922,7 +875,66 @@ BEGIN
     SELECT string_agg(v.st, rs), string_agg(coalesce(v.seq::text, ''), rs),
            string_agg((v.c + v.r)::text, rs), string_agg(coalesce(v.p_limit::text, ''), rs)
       INTO statuses, seqs, useds, lims FROM v;
-END
+"""
+# A request decided (its key not repeated): replayed, a lapsed hold first, over its cap, or
+# accepted and appended to the hash chain.
+_SET_DECIDE = """        ELSIF replays[j] THEN
+            st[j] := 'replay';
+        ELSIF minexp <= created[j] THEN
+            st[j] := 'sweep';
+        ELSIF c[j] + r[j] > limits[j] THEN
+            st[j] := 'limit';
+        ELSE
+            st[j] := 'ok';
+            k := k + 1;
+            e_seq[j] := head + k;
+            e_link[j] := decode(substr(h, 1, 16), 'hex');
+            h := encode(sha256(convert_to(h || chr(31) || (head + k) || tails[j], 'UTF8')),
+                        'hex');
+            e_hash[j] := decode(h, 'hex');
+            IF kinds[j] = 0 AND expires[j] IS NOT NULL
+               AND (minexp IS NULL OR expires[j] < minexp) THEN
+                minexp := expires[j];
+            END IF;
+"""
+
+# Migration 8. Many requests of one draw each - the shape `ledger_draw_one_durable` takes - in
+# one transaction, for the sequencer (`_sequencer`), which gathers concurrent clients' requests
+# and sends them as one call. What a call costs is mostly per statement and per transaction;
+# here three statements serve the whole batch: the lock, one read of the head, the last
+# transaction id, the earliest hold and every request's balance and key, and one write of every
+# table. Between them, a loop decides each request in order as `ledger_draw_one_durable` would
+# have decided it alone, and extends the hash chain. The function's plans are generic
+# (`plan_cache_mode`): custom ones, planned again at every call, cost about a third more.
+#
+# Each request is decided as if sent alone, after the ones before it in the batch, except:
+#   'defer'  its account or key is an earlier request's in this batch: nothing written, the
+#            caller sends it again in a later call (the balance read here predates that request).
+# A hold appended in the batch counts as a hold for the lapsed check of the requests after it.
+#
+# Arguments: field k of every request, U+001E-separated (NULL as empty; the fingerprint as hex),
+# in `ledger_draw_one_durable`'s order. Returns four U+001E-separated lists, one item per
+# request: the status, the entry's seq (empty unless 'ok'), the account's reserved plus
+# committed with the draw, and the request's limit (empty: none).
+LEDGER_DRAW_SET = f"""CREATE OR REPLACE FUNCTION ledger_draw_set(
+{_SET_SIGNATURE}{_SET_DECLARE}BEGIN
+    -- The write lock (`_sql.LOCK`); the commit does not wait for its flush (see `_db`).
+    PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY}),
+            set_config('synchronous_commit', 'off', true);
+{_SET_READ}    FOR j IN 1..n LOOP
+        c[j] := coalesce(c[j], 0) + CASE WHEN kinds[j] = 0 THEN 0 ELSE amounts[j] END;
+        r[j] := coalesce(r[j], 0) + CASE WHEN kinds[j] = 0 THEN amounts[j] ELSE 0 END;
+        IF limits[j] IS NOT NULL THEN
+            b_lim[j] := limits[j];
+            b_cit[j] := citations[j];
+        END IF;
+        IF j > 1 AND (accounts[j] = ANY (accounts[1:j - 1]) OR keys[j] = ANY (keys[1:j - 1]))
+        THEN
+            st[j] := 'defer';
+{_SET_DECIDE}        END IF;
+    END LOOP;
+{_SET_WRITE}        SELECT ok.account, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
+{_SET_WRITE_END}END
 $fn$;
 
 CREATE OR REPLACE PROCEDURE ledger_draw_set_durable(
@@ -960,38 +972,7 @@ $fn$;
 # index of its first request (`array_position`); its row in `ledger_balances` is written once,
 # from its last accepted request. A repeated key is still 'defer'.
 LEDGER_DRAW_SET_SYNC = f"""CREATE OR REPLACE FUNCTION ledger_draw_set_sync(
-    p_keys text, p_fps text, p_orders text, p_txns text, p_created text, p_expires text,
-    p_kinds text, p_accounts text, p_amounts text, p_limits text, p_citations text,
-    p_actor_ids text, p_account_ids text, p_citation_ids text, p_tails text,
-    OUT statuses text, OUT seqs text, OUT useds text, OUT lims text
-) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
-DECLARE
-    rs constant text := chr(30);
-    keys constant text[] := string_to_array(p_keys, rs);
-    accounts constant text[] := string_to_array(p_accounts, rs);
-    citations constant text[] := string_to_array(p_citations, rs);
-    n constant integer := cardinality(keys);
-    tails constant text[] := string_to_array(p_tails, rs);
-    created constant text[] := string_to_array(p_created, rs);
-    expires constant text[] := string_to_array(p_expires, rs, '');
-    kinds constant smallint[] := string_to_array(p_kinds, rs)::smallint[];
-    amounts constant bigint[] := string_to_array(p_amounts, rs)::bigint[];
-    limits constant bigint[] := string_to_array(p_limits, rs, '')::bigint[];
-    head bigint;
-    h text;
-    txn0 bigint;
-    minexp text;
-    st text[];
-    c bigint[];
-    r bigint[];
-    b_lim bigint[];
-    b_cit text[];
-    replays boolean[];
-    e_seq bigint[];
-    e_link bytea[];
-    e_hash bytea[];
-    k integer := 0;
-    f integer;
+{_SET_SIGNATURE}{_SET_DECLARE}    f integer;
     rc bigint[];
     rr bigint[];
     rl bigint[];
@@ -999,26 +980,7 @@ DECLARE
 BEGIN
     -- The write lock (`_sql.LOCK`), held until the commit is flushed.
     PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY});
-    SELECT x.seq, x.hash, (SELECT coalesce(max(t.id), 0) FROM ledger_txns t),
-           (SELECT min(o.expires_at) FROM ledger_holds o),
-           (SELECT array_agg(EXISTS (SELECT 1 FROM ledger_requests q WHERE q.key = u.key)
-                             ORDER BY u.i)
-              FROM unnest(keys) WITH ORDINALITY AS u(key, i)),
-           z.c, z.r, z.l, z.t
-      INTO head, h, txn0, minexp, replays, c, r, b_lim, b_cit
-      FROM ledger_chain_head x,
-           (SELECT array_agg(b.committed ORDER BY u.i) AS c,
-                   array_agg(b.reserved ORDER BY u.i) AS r,
-                   array_agg(b.limit_micro ORDER BY u.i) AS l,
-                   array_agg(b.citation ORDER BY u.i) AS t
-              FROM unnest(accounts) WITH ORDINALITY AS u(account, i)
-              LEFT JOIN ledger_balances b ON b.account = u.account) z
-     WHERE x.id = 1;
-    st := array_fill(NULL::text, ARRAY[n]);
-    e_seq := array_fill(NULL::bigint, ARRAY[n]);
-    e_link := array_fill(NULL::bytea, ARRAY[n]);
-    e_hash := array_fill(NULL::bytea, ARRAY[n]);
-    -- Each account's state so far, under the index of its first request: as read, then as its
+{_SET_READ}    -- Each account's state so far, under the index of its first request: as read, then as its
     -- accepted requests leave it.
     rc := c;
     rr := r;
@@ -1037,71 +999,15 @@ BEGIN
         END IF;
         IF j > 1 AND keys[j] = ANY (keys[1:j - 1]) THEN
             st[j] := 'defer';
-        ELSIF replays[j] THEN
-            st[j] := 'replay';
-        ELSIF minexp <= created[j] THEN
-            st[j] := 'sweep';
-        ELSIF c[j] + r[j] > limits[j] THEN
-            st[j] := 'limit';
-        ELSE
-            st[j] := 'ok';
-            k := k + 1;
-            e_seq[j] := head + k;
-            e_link[j] := decode(substr(h, 1, 16), 'hex');
-            h := encode(sha256(convert_to(h || chr(31) || (head + k) || tails[j], 'UTF8')),
-                        'hex');
-            e_hash[j] := decode(h, 'hex');
-            IF kinds[j] = 0 AND expires[j] IS NOT NULL
-               AND (minexp IS NULL OR expires[j] < minexp) THEN
-                minexp := expires[j];
-            END IF;
-            rc[f] := c[j];
+{_SET_DECIDE}            rc[f] := c[j];
             rr[f] := r[j];
             rl[f] := b_lim[j];
             rt[f] := b_cit[j];
         END IF;
     END LOOP;
-    WITH v AS (
-        SELECT * FROM unnest(e_seq, kinds, string_to_array(p_account_ids, rs)::bigint[],
-                             amounts, string_to_array(p_orders, rs, ''),
-                             string_to_array(p_actor_ids, rs)::bigint[],
-                             string_to_array(p_citation_ids, rs)::bigint[], expires, keys,
-                             e_link, e_hash, string_to_array(p_txns, rs), created, accounts,
-                             c, r, b_lim, b_cit, string_to_array(p_fps, rs), st, limits)
-               AS v(seq, kind, account_id, amount, order_id, actor_id, citation_id, expires,
-                    key, link, hash, txn, created, account, c, r, lim, cit, fp, st, p_limit)
-    ), ok AS (
-        SELECT v.*, txn0 + v.seq - head AS txn_id FROM v WHERE v.seq IS NOT NULL
-    ), t AS (
-        INSERT INTO ledger_txns (id, txn, created_at)
-        SELECT ok.txn_id, ok.txn, ok.created FROM ok
-    ), e AS (
-        INSERT INTO ledger_entries (seq, txn, kind, account, amount, order_id, actor, citation,
-                                    expires_at, ref_seq, idem_key, link, hash)
-        SELECT ok.seq, ok.txn_id, ok.kind, ok.account_id, ok.amount, ok.order_id, ok.actor_id,
-               ok.citation_id, ok.expires, NULL, ok.key || '#0', ok.link, ok.hash
-          FROM ok
-    ), o AS (
-        INSERT INTO ledger_holds (seq, txn, account, amount, expires_at)
-        SELECT ok.seq, ok.txn, ok.account, ok.amount, ok.expires FROM ok
-         WHERE ok.kind = 0 AND ok.expires IS NOT NULL
-    ), b AS (
-        INSERT INTO ledger_balances (account, committed, reserved, limit_micro, citation, last_seq)
-        SELECT DISTINCT ON (ok.account) ok.account, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
+{_SET_WRITE}        SELECT DISTINCT ON (ok.account) ok.account, ok.c, ok.r, ok.lim, ok.cit, ok.seq FROM ok
          ORDER BY ok.account, ok.seq DESC  -- an account's last accepted request of the batch
-        ON CONFLICT (account) DO UPDATE SET committed = excluded.committed,
-            reserved = excluded.reserved, limit_micro = excluded.limit_micro,
-            citation = excluded.citation, last_seq = excluded.last_seq
-    ), q AS (
-        INSERT INTO ledger_requests (key, txn, fingerprint, start_seq, first_seq, last_seq)
-        SELECT ok.key, ok.txn_id, decode(ok.fp, 'hex'), ok.seq, ok.seq, ok.seq FROM ok
-    ), u AS (
-        UPDATE ledger_chain_head x SET seq = head + k, hash = h WHERE x.id = 1 AND k > 0
-    )
-    SELECT string_agg(v.st, rs), string_agg(coalesce(v.seq::text, ''), rs),
-           string_agg((v.c + v.r)::text, rs), string_agg(coalesce(v.p_limit::text, ''), rs)
-      INTO statuses, seqs, useds, lims FROM v;
-END
+{_SET_WRITE_END}END
 $fn$;
 """
 
