@@ -1018,7 +1018,7 @@ def draw_set(db: Database, batch: Sequence[Sequence[str]]) -> list[tuple[str | N
     """`ledger_draw_set_sync` on one-draw requests, each as the text of `ledger_draw_one`'s
     arguments (NULL as empty, the fingerprint as hex), durable when it returns: the row
     `ledger_draw_one` would have answered each (without `durable`), None for a request to send
-    again (its account or key an earlier request's of the batch)."""
+    again (its key an earlier request's of the batch)."""
     cols = tuple("\x1e".join(fields[k] for fields in batch) for k in range(15))
     statuses, seqs, useds, lims = db.call(SET_SYNC_CALL, cols)
     lists = [(x or "").split("\x1e") for x in (statuses, seqs, useds, lims)]
