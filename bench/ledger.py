@@ -19,7 +19,8 @@ autocommit, so one round trip per transaction, as a reservation's call is.
 Steady state: the clock starts once every client process has connected and set up (the floors
 their prepared statement, the ledger one warm-up reservation: its connection's prepared
 statements, the ids of the names it uses); process start-up is no part of a reservation's cost.
-The timed reservations go round 100 accounts, each new to the ledger once.
+The timed reservations go round 100 accounts (`--accounts`; 1: one cap every client draws on,
+as a country's allocation is), each new to the ledger once.
 
 On PostgreSQL, the 1-writer and N-client runs are also made through the sequencer
 (`aiexport ledger serve`, started around the run and stopped with SIGTERM), against the same
@@ -38,6 +39,7 @@ holds a ledger it did not write, unless `--wipe` is given.
 
     .venv/bin/python bench/ledger.py                      # SQLite, and PostgreSQL if configured
     .venv/bin/python bench/ledger.py --n 4000 --clients 8 --batch 100000
+    .venv/bin/python bench/ledger.py --only postgres --accounts 1 --batch 0   # one hot cap
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ from aiexport.ledger import _tables as tables
 from aiexport.ledger._db import Database, _text
 from aiexport.ledger._sequencer import listening, socket_path
 from aiexport.rules.determination import Draw
+
+# How many accounts the timed reservations go round (`--accounts`; set before the clients fork).
+ACCOUNTS = 100
 
 # The tables a reservation inserts a row into (a transaction, its entry, its hold, its request).
 ROW_TABLES = (tables.txns, tables.entries, tables.holds, tables.requests)
@@ -250,7 +255,7 @@ def _reserve(ledger: Ledger, worker: int, n: int, ready: Barrier | threading.Bar
     ready.wait()
     for i in range(n):
         ledger.reserve(
-            [Draw(f"lpp/c{i % 100}/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
+            [Draw(f"lpp/c{i % ACCOUNTS}/2025", Decimal(1), Decimal(10**12), "15 CFR 740.29")],
             key=f"w{worker}-{i}",
             actor="bench",
             order_id=f"o{worker}-{i}",
@@ -468,11 +473,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000, help="reservations per measurement")
     ap.add_argument("--trials", type=int, default=3, help="runs per figure (the median)")
     ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--accounts", type=int, default=ACCOUNTS, help="accounts drawn on, in turn")
     ap.add_argument("--batch", type=int, default=100_000, help="entries in the batch run (0: skip)")
     ap.add_argument("--pg", default=os.environ.get("AIEXPORT_TEST_PG_URL"))
     ap.add_argument("--only", choices=["sqlite", "postgres"])
     ap.add_argument("--wipe", action="store_true", help="drop a ledger found at --pg")
     args = ap.parse_args()
+    global ACCOUNTS
+    ACCOUNTS = args.accounts
     if args.pg and args.only != "sqlite":
         claim_scratch(args.pg, args.wipe)
     print("load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
