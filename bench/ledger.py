@@ -469,6 +469,7 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
 
 
 def main() -> None:
+    global ACCOUNTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n", type=int, default=2000, help="reservations per measurement")
     ap.add_argument("--trials", type=int, default=3, help="runs per figure (the median)")
@@ -479,7 +480,6 @@ def main() -> None:
     ap.add_argument("--only", choices=["sqlite", "postgres"])
     ap.add_argument("--wipe", action="store_true", help="drop a ledger found at --pg")
     args = ap.parse_args()
-    global ACCOUNTS
     ACCOUNTS = args.accounts
     if args.pg and args.only != "sqlite":
         claim_scratch(args.pg, args.wipe)
