@@ -183,75 +183,60 @@ def _v2_narrow_entries(conn: Connection) -> None:
     conn.exec_driver_sql("DROP TABLE ledger_requests_v1")
 
 
-def _v3_draw_function(conn: Connection) -> None:
-    """PostgreSQL: the functions `ledger_draw_locked` and `ledger_draw` (`_pgdraw`); nothing
-    to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW)
+def _postgres(sql: str) -> Callable[[Connection], None]:
+    """A migration that creates server-side functions (`_pgdraw`) on PostgreSQL and does
+    nothing on SQLite, which has none."""
 
+    def apply(conn: Connection) -> None:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(sql)
 
-def _v4_packed_draw_function(conn: Connection) -> None:
-    """PostgreSQL: the function `ledger_draw_packed` (`_pgdraw`); nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_PACKED)
-
-
-def _v5_durable_draw(conn: Connection) -> None:
-    """PostgreSQL: the procedure `ledger_draw_durable` (`_pgdraw`); nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_DURABLE)
-
-
-def _v6_batch_draw(conn: Connection) -> None:
-    """PostgreSQL: `ledger_draw_batch` and the procedure `ledger_draw_batch_durable`
-    (`_pgdraw`), many requests' draws in one call; nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_BATCH)
-
-
-def _v7_one_draw(conn: Connection) -> None:
-    """PostgreSQL: the procedure `ledger_draw_one_durable` (`_pgdraw`), one draw in one plain
-    statement; nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_ONE)
-
-
-def _v8_draw_set(conn: Connection) -> None:
-    """PostgreSQL: `ledger_draw_set` and the procedure `ledger_draw_set_durable` (`_pgdraw`),
-    many one-draw requests in one call, for the sequencer; nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_SET)
-
-
-def _v9_one_draw_function(conn: Connection) -> None:
-    """PostgreSQL: the function `ledger_draw_one` (`_pgdraw`), one draw committed synchronously
-    when the write lock is free; nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_ONE_FN)
-
-
-def _v10_draw_set_sync(conn: Connection) -> None:
-    """PostgreSQL: the function `ledger_draw_set_sync` (`_pgdraw`), the sequencer's batches
-    committed synchronously; nothing to do on SQLite."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(LEDGER_DRAW_SET_SYNC)
+    return apply
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "create ledger tables", _v1_create),
     (2, "narrow entries: interned names, transactions table, hashes as bytes", _v2_narrow_entries),
-    (3, "postgresql: ledger_draw appends a request's draws in one statement", _v3_draw_function),
-    (4, "postgresql: ledger_draw_packed, fewer statements per request", _v4_packed_draw_function),
-    (5, "postgresql: ledger_draw_durable, draw and WAL barrier in one call", _v5_durable_draw),
-    (6, "postgresql: ledger_draw_batch, many requests' draws in one call", _v6_batch_draw),
-    (7, "postgresql: ledger_draw_one_durable, one draw in one plain statement", _v7_one_draw),
-    (8, "postgresql: ledger_draw_set_durable, many one-draw requests in one call", _v8_draw_set),
+    (
+        3,
+        "postgresql: ledger_draw appends a request's draws in one statement",
+        _postgres(LEDGER_DRAW),
+    ),
+    (
+        4,
+        "postgresql: ledger_draw_packed, fewer statements per request",
+        _postgres(LEDGER_DRAW_PACKED),
+    ),
+    (
+        5,
+        "postgresql: ledger_draw_durable, draw and WAL barrier in one call",
+        _postgres(LEDGER_DRAW_DURABLE),
+    ),
+    (
+        6,
+        "postgresql: ledger_draw_batch, many requests' draws in one call",
+        _postgres(LEDGER_DRAW_BATCH),
+    ),
+    (
+        7,
+        "postgresql: ledger_draw_one_durable, one draw in one plain statement",
+        _postgres(LEDGER_DRAW_ONE),
+    ),
+    (
+        8,
+        "postgresql: ledger_draw_set_durable, many one-draw requests in one call",
+        _postgres(LEDGER_DRAW_SET),
+    ),
     (
         9,
         "postgresql: ledger_draw_one, synchronous commit when the lock is free",
-        _v9_one_draw_function,
+        _postgres(LEDGER_DRAW_ONE_FN),
     ),
-    (10, "postgresql: ledger_draw_set_sync, the sequencer's batches", _v10_draw_set_sync),
+    (
+        10,
+        "postgresql: ledger_draw_set_sync, the sequencer's batches",
+        _postgres(LEDGER_DRAW_SET_SYNC),
+    ),
 )
 
 

@@ -46,6 +46,9 @@ from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
 if TYPE_CHECKING:
     from aiexport.ledger._db import Database
 
+_RS = "\x1e"  # between the requests of a batch call's arguments and answers
+ONE_ARGS = 15  # `ledger_draw_one`'s arguments, the fields of a one-draw request
+
 # Migration 3's functions, as released: `ledger_draw_locked` still serves the general cases.
 
 LEDGER_DRAW = """-- One request's draws appended to the ledger inside the database, as `Writer.apply_draws` does
@@ -780,6 +783,44 @@ $fn$;
 """
 
 
+# Migration 9. `ledger_draw_one_durable` as a function that commits synchronously when no other
+# writer holds the lock. The procedure always commits asynchronously and then runs the WAL
+# barrier in a second transaction: right when writers queue for the lock (it is then not held
+# through a flush), but with one writer that is a second transaction, and the procedure's
+# machinery, for nothing (pgbench, one client: about a tenth more reservations per second this
+# way). Here the lock is tried first. Free: the commit waits for its own flush, so an 'ok' is
+# durable when the client reads it. Taken: the function waits for it and commits
+# asynchronously, as the procedure does, and `durable` is false.
+#
+# The client runs the WAL barrier unless `durable` and the status is 'ok': after an
+# asynchronous commit, and after an answer that wrote nothing ('limit', 'replay', 'sweep'), read
+# from state whose flush may not have come yet (`Database._barrier`).
+LEDGER_DRAW_ONE_FN = f"""CREATE OR REPLACE FUNCTION ledger_draw_one(
+{_ONE_PARAMS}    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
+    OUT used bigint, OUT lim bigint, OUT ids text, OUT durable boolean
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    durable := pg_try_advisory_xact_lock({WRITE_LOCK_KEY});
+    IF NOT durable THEN
+        PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY}),
+                set_config('synchronous_commit', 'off', true);
+    END IF;
+{_ONE_DRAW}END
+$fn$;
+"""
+
+ONE_FN_CALL = "SELECT * FROM ledger_draw_one(" + ", ".join(["%s"] * ONE_ARGS) + ")"
+
+
+def draw_one(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+    """`ledger_draw_one`'s answer, its `durable` column left out, durable itself: the WAL barrier
+    follows unless the function committed synchronously a draw it wrote."""
+    *row, durable = db.call(ONE_FN_CALL, params)
+    if durable != "t" or row[0] != "ok":
+        db.call(WAL_BARRIER, ())
+    return tuple(row)
+
+
 # The parts `ledger_draw_set` (migration 8) and `ledger_draw_set_sync` (migration 10) share: the
 # signature and declarations, the read under the lock, and the write of every table (the
 # balances' rows aside).
@@ -1011,7 +1052,7 @@ BEGIN
 $fn$;
 """
 
-SET_SYNC_CALL = "SELECT * FROM ledger_draw_set_sync(" + ", ".join(["%s"] * 15) + ")"
+SET_SYNC_CALL = "SELECT * FROM ledger_draw_set_sync(" + ", ".join(["%s"] * ONE_ARGS) + ")"
 
 
 def draw_set(db: Database, batch: Sequence[Sequence[str]]) -> list[tuple[str | None, ...] | None]:
@@ -1019,9 +1060,9 @@ def draw_set(db: Database, batch: Sequence[Sequence[str]]) -> list[tuple[str | N
     arguments (NULL as empty, the fingerprint as hex), durable when it returns: the row
     `ledger_draw_one` would have answered each (without `durable`), None for a request to send
     again (its key an earlier request's of the batch)."""
-    cols = tuple("\x1e".join(fields[k] for fields in batch) for k in range(15))
+    cols = tuple(_RS.join(fields[k] for fields in batch) for k in range(ONE_ARGS))
     statuses, seqs, useds, lims = db.call(SET_SYNC_CALL, cols)
-    lists = [(x or "").split("\x1e") for x in (statuses, seqs, useds, lims)]
+    lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
     if any(len(x) != len(batch) for x in lists):
         raise RuntimeError("ledger_draw_set_sync answered another number of requests")
     if "ok" not in lists[0]:  # nothing written, so nothing flushed: the answers wait for it
@@ -1032,41 +1073,3 @@ def draw_set(db: Database, batch: Sequence[Sequence[str]]) -> list[tuple[str | N
         else (st, seq or None, seq or None, "0", used or None, lim or None, None)
         for st, seq, used, lim in zip(*lists, strict=True)
     ]
-
-
-# Migration 9. `ledger_draw_one_durable` as a function that commits synchronously when no other
-# writer holds the lock. The procedure always commits asynchronously and then runs the WAL
-# barrier in a second transaction: right when writers queue for the lock (it is then not held
-# through a flush), but with one writer that is a second transaction, and the procedure's
-# machinery, for nothing (pgbench, one client: about a tenth more reservations per second this
-# way). Here the lock is tried first. Free: the commit waits for its own flush, so an 'ok' is
-# durable when the client reads it. Taken: the function waits for it and commits
-# asynchronously, as the procedure does, and `durable` is false.
-#
-# The client runs the WAL barrier unless `durable` and the status is 'ok': after an
-# asynchronous commit, and after an answer that wrote nothing ('limit', 'replay', 'sweep'), read
-# from state whose flush may not have come yet (`Database._barrier`).
-LEDGER_DRAW_ONE_FN = f"""CREATE OR REPLACE FUNCTION ledger_draw_one(
-{_ONE_PARAMS}    OUT status text, OUT first_seq bigint, OUT last_seq bigint, OUT idx integer,
-    OUT used bigint, OUT lim bigint, OUT ids text, OUT durable boolean
-) LANGUAGE plpgsql AS $fn$
-BEGIN
-    durable := pg_try_advisory_xact_lock({WRITE_LOCK_KEY});
-    IF NOT durable THEN
-        PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY}),
-                set_config('synchronous_commit', 'off', true);
-    END IF;
-{_ONE_DRAW}END
-$fn$;
-"""
-
-ONE_FN_CALL = "SELECT * FROM ledger_draw_one(" + ", ".join(["%s"] * 15) + ")"
-
-
-def draw_one(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
-    """`ledger_draw_one`'s answer, its `durable` column left out, durable itself: the WAL barrier
-    follows unless the function committed synchronously a draw it wrote."""
-    *row, durable = db.call(ONE_FN_CALL, params)
-    if durable != "t" or row[0] != "ok":
-        db.call(WAL_BARRIER, ())
-    return tuple(row)

@@ -60,13 +60,13 @@ from sqlalchemy.engine import make_url
 
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import draw_one, draw_set
+from aiexport.ledger._pgdraw import ONE_ARGS, draw_one, draw_set
 
 Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
 
 ENV_SOCKET = "AIEXPORT_LEDGER_SOCKET"
-NFIELDS = 15  # `ledger_draw_one`'s arguments
+NFIELDS = ONE_ARGS
 NULLABLE = {2, 5, 9}  # order id, hold expiry, limit
 KEY = 0
 MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
