@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
 from aiexport.ledger._entries import iso
 from aiexport.ledger._ledger import _one_params
-from aiexport.ledger._pgdraw import draw_one
+from aiexport.ledger._pgdraw import ONE_FN_CALL, SET_SYNC_CALL, draw_one
 from aiexport.ledger._sequencer import (
     ALONE_CALLS,
     ENV_SOCKET,
@@ -215,31 +216,56 @@ def test_requests_on_one_account_are_decided_in_one_call_as_one_by_one(
         )
 
 
-def test_a_call_that_writes_nothing_waits_for_the_flush(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch commits synchronously, so a call that wrote something is durable when it
-    returns; one that wrote nothing (every request refused) had nothing to flush, and its
-    refusals, read from state another writer may not have flushed yet, wait for the WAL
-    barrier."""
+def test_a_call_that_writes_nothing_waits_for_the_flush(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call that wrote something and committed synchronously is durable when it returns, and
+    its answers go at once; one that wrote nothing (every request refused), or whose commit was
+    asynchronous, is followed by the WAL barrier, and its answers wait for it: they were read
+    from state another writer may not have flushed yet. Batches (`_call`), and a request alone
+    through the loop (`ledger_draw_one`)."""
     assert PG_URL
-    _reset_pg(PG_URL)
+    sent: list[str] = []
+    send = _sequencer._Link.send
+
+    def record(link: Any, sql: str, params: Any, items: Any) -> None:
+        sent.append(sql)
+        send(link, sql, params, items)
+
+    monkeypatch.setattr(_sequencer._Link, "send", record)
     with Ledger(PG_URL) as ledger:
         ids = _names(ledger)
         a, b, *_ = ACCOUNTS
-        seq = Sequencer(ledger.db)
-        sent: list[str] = []
-        call = ledger.db.call
-        monkeypatch.setattr(ledger.db, "call", lambda sql, p: sent.append(sql) or call(sql, p))
+        seq = Sequencer(ledger.db, sock)
         refused = [_request(ids, 1, "commit", draw(a, 9, 5), "x1", None, T0),
                    _request(ids, 2, "commit", draw(b, 9, 5), "x2", None, T0)]  # fmt: skip
         fields = [decode_request(encode_request(p)[4:].decode()) for p in refused]
         assert [x and x.split("\x1e")[0] for x in seq._call(fields)] == ["limit", "limit"]
-        assert sent[-1] == WAL_BARRIER
+        assert sent == [SET_SYNC_CALL, WAL_BARRIER]
         sent.clear()
         mixed = [_request(ids, 3, "commit", draw(a, 1, 5), "x3", None, T0), refused[1]]
         fields = [decode_request(encode_request(p)[4:].decode()) for p in mixed]
         assert [x and x.split("\x1e")[0] for x in seq._call(fields)] == ["ok", "limit"]
-        assert WAL_BARRIER not in sent and len(sent) == 1
+        assert sent == [SET_SYNC_CALL]
         assert ledger.used(a) == 2 and ledger.used(b) == 1
+
+        ready = threading.Event()
+        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
+        server.start()
+        try:
+            assert ready.wait(30)
+            sent.clear()
+            with pytest.raises(QuotaExceeded):
+                ledger.reserve([draw(b, 9, 5)], key="x4", actor="alice", hold=HOUR)
+            assert sent == [ONE_FN_CALL, WAL_BARRIER]
+            sent.clear()
+            ledger.reserve([draw(a, 1, 5)], key="x5", actor="alice", hold=HOUR)
+            assert sent == [ONE_FN_CALL]  # the lock was free: committed synchronously
+        finally:
+            seq.stop.set()
+            server.join(30)
+        assert ledger.sequencer is not None and ledger.sequencer.calls == 2
+        assert ledger.used(a) == 3 and verify(ledger).ok
 
 
 def _names_ids(rows: dict[str, Any]) -> dict[str, int]:
@@ -401,30 +427,30 @@ def test_requests_survive_the_wire_unchanged() -> None:
 def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
     sock: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sequencer's call fails: each of its clients is told `retry` and writes directly."""
-    import threading
-
+    """The sequencer's call fails (here, in the server): each of its clients is told `retry`
+    and writes directly; the sequencer replaces its connection and serves the next call."""
     assert PG_URL
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         seq = Sequencer(Database(PG_URL), sock)
-
-        def fail(batch: Any) -> list[str | None]:
-            raise RuntimeError("the database went away")
-
-        monkeypatch.setattr(seq, "_call", fail)
+        statement = _sequencer._statement
+        monkeypatch.setattr(_sequencer, "_statement", lambda batch: ("SELECT 1/0", ()))
         ready = threading.Event()
         server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
         server.start()
         try:
             assert ready.wait(30)
             receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
+            assert seq.calls == 1 and seq.requests == 1  # it was asked, and failed
+            assert ledger.sequencer is not None and ledger.sequencer.calls == 0
+            assert receipt.seqs == (2,)
+            monkeypatch.setattr(_sequencer, "_statement", statement)
+            again = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k2", actor="t", hold=HOUR)
+            assert ledger.sequencer.calls == 1 and again.seqs == (3,)
         finally:
             seq.stop.set()
             server.join(30)
             seq.db.dispose()
-        assert seq.calls == 1 and seq.requests == 1  # it was asked, and failed
-        assert ledger.sequencer is not None and ledger.sequencer.calls == 0
-        assert receipt.seqs == (2,)
-        assert ledger.used("lpp/a/2025") == 2
+        assert seq.calls == 2
+        assert ledger.used("lpp/a/2025") == 3
         assert verify(ledger).ok

@@ -38,7 +38,6 @@ and checks they write the same rows; `verify` recomputes every hash in Python.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
@@ -1004,7 +1003,7 @@ $fn$;
 # other writers are few, and the sequencer waits for the flush either way: holding the lock
 # through it costs nothing, and the second transaction, the procedure's machinery and the WAL
 # writer's wake-up are saved. A call that wrote nothing has nothing to flush: its answers were
-# read from state that may not be durable yet, and the caller runs the barrier (`draw_set`).
+# read from state that may not be durable yet, and the caller runs the barrier (`_sequencer`).
 #
 # Requests on the same account are decided in one call, each on the balance the ones before it
 # left, as they would be one after the other: a cap drawn by many clients at once (a country's
@@ -1053,23 +1052,3 @@ $fn$;
 """
 
 SET_SYNC_CALL = "SELECT * FROM ledger_draw_set_sync(" + ", ".join(["%s"] * ONE_ARGS) + ")"
-
-
-def draw_set(db: Database, batch: Sequence[Sequence[str]]) -> list[tuple[str | None, ...] | None]:
-    """`ledger_draw_set_sync` on one-draw requests, each as the text of `ledger_draw_one`'s
-    arguments (NULL as empty, the fingerprint as hex), durable when it returns: the row
-    `ledger_draw_one` would have answered each (without `durable`), None for a request to send
-    again (its key an earlier request's of the batch)."""
-    cols = tuple(_RS.join(fields[k] for fields in batch) for k in range(ONE_ARGS))
-    statuses, seqs, useds, lims = db.call(SET_SYNC_CALL, cols)
-    lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
-    if any(len(x) != len(batch) for x in lists):
-        raise RuntimeError("ledger_draw_set_sync answered another number of requests")
-    if "ok" not in lists[0]:  # nothing written, so nothing flushed: the answers wait for it
-        db.call(WAL_BARRIER, ())
-    return [
-        None
-        if st == "defer"
-        else (st, seq or None, seq or None, "0", used or None, lim or None, None)
-        for st, seq, used, lim in zip(*lists, strict=True)
-    ]
