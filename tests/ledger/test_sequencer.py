@@ -454,3 +454,30 @@ def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
         assert seq.calls == 2
         assert ledger.used("lpp/a/2025") == 3
         assert verify(ledger).ok
+
+
+def test_the_warm_up_writes_nothing(sock: Path) -> None:
+    """Before it takes requests, the sequencer runs each of its calls once on its connection
+    (a batch of none, one request over a cap of 0): every table is as it was, the chain intact,
+    and the first request is served through the warmed connection."""
+    assert PG_URL
+    with Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="alice", hold=HOUR)
+    before = _tables(PG_URL)
+    seq = Sequencer(Database(PG_URL), sock)
+    ready = threading.Event()
+    server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
+    server.start()
+    try:
+        assert ready.wait(30)
+        assert _tables(PG_URL) == before
+        assert seq._link is not None and not seq._link.busy
+        with Ledger(PG_URL) as ledger:
+            ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="alice", hold=HOUR)
+            assert ledger.sequencer is not None and ledger.sequencer.calls == 1
+    finally:
+        seq.stop.set()
+        server.join(30)
+        seq.db.dispose()
+    with Ledger(PG_URL) as ledger:
+        assert ledger.used("lpp/a/2025") == 2 and verify(ledger).ok

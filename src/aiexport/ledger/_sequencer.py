@@ -60,6 +60,7 @@ import struct
 import tempfile
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -69,6 +70,7 @@ from sqlalchemy.engine import make_url
 
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database, _error, _Kept, _prepared
+from aiexport.ledger._entries import iso, now_utc
 from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_SYNC_CALL
 from aiexport.ledger._sql import WAL_BARRIER
 
@@ -370,9 +372,10 @@ class Sequencer:
         listener = self._listen()
         inode = os.stat(self.path).st_ino
         self._sel.register(listener, selectors.EVENT_READ)
-        if ready is not None:
-            ready()
         try:
+            self._warm()
+            if ready is not None:
+                ready()
             while not self.stop.is_set():
                 for key, _ in self._sel.select(0.2):
                     if key.fileobj is listener:
@@ -455,6 +458,19 @@ class Sequencer:
             client.sock.sendall(_frame(text))
         except OSError:  # gone, or not reading: its request stands, its key answers a resend
             self._close(client)
+
+    def _warm(self) -> None:
+        """Open the connection and run each of its calls once, writing nothing - a batch of no
+        request, and one request over a cap of 0 - so that the first clients do not wait while
+        the server compiles the functions and plans their statements. Clients that connect
+        meanwhile wait in the listening socket's queue."""
+        self._link = _Link(self.db)
+        self._sel.register(self._link, selectors.EVENT_READ)
+        self._link.run(SET_SYNC_CALL, ("",) * NFIELDS)
+        refused = [f"aiexport-warm-{uuid.uuid4().hex}", "\\x00", None, "warm", iso(now_utc()),
+                   None, "1", "aiexport warm-up", "1", "0", "-", "0", "0", "0", ""]  # fmt: skip
+        if self._link.run(ONE_FN_CALL, refused)[0] not in ("limit", "sweep"):
+            raise RuntimeError("the warm-up call was not refused")
 
     def _start(self) -> None:
         """Send one call for the requests waiting: at most `max_batch`, on distinct keys (a
