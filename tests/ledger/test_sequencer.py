@@ -427,8 +427,9 @@ def test_requests_survive_the_wire_unchanged() -> None:
 def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
     sock: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sequencer's call fails (here, in the server): each of its clients is told `retry`
-    and writes directly; the sequencer replaces its connection and serves the next call."""
+    """The sequencer's call fails (here, in the server), or no connection can be opened for the
+    next: each of its clients is told `retry` and writes directly; the sequencer opens a new
+    connection and serves the next call."""
     assert PG_URL
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
@@ -445,14 +446,23 @@ def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
             assert ledger.sequencer is not None and ledger.sequencer.calls == 0
             assert receipt.seqs == (2,)
             monkeypatch.setattr(_sequencer, "_statement", statement)
-            again = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k2", actor="t", hold=HOUR)
-            assert ledger.sequencer.calls == 1 and again.seqs == (3,)
+
+            def unreachable(link: Any, db: Any) -> None:
+                raise OSError("connection refused")
+
+            link = _sequencer._Link.__init__
+            monkeypatch.setattr(_sequencer._Link, "__init__", unreachable)  # no new connection
+            direct = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k2", actor="t", hold=HOUR)
+            assert ledger.sequencer.calls == 0 and direct.seqs == (3,)
+            monkeypatch.setattr(_sequencer._Link, "__init__", link)
+            again = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k3", actor="t", hold=HOUR)
+            assert ledger.sequencer.calls == 1 and again.seqs == (4,)
         finally:
             seq.stop.set()
             server.join(30)
             seq.db.dispose()
-        assert seq.calls == 2
-        assert ledger.used("lpp/a/2025") == 3
+        assert seq.calls == 3
+        assert ledger.used("lpp/a/2025") == 4
         assert verify(ledger).ok
 
 
@@ -481,3 +491,46 @@ def test_the_warm_up_writes_nothing(sock: Path) -> None:
         seq.db.dispose()
     with Ledger(PG_URL) as ledger:
         assert ledger.used("lpp/a/2025") == 2 and verify(ledger).ok
+
+
+def test_a_stopped_sequencer_answers_the_call_in_flight(sock: Path) -> None:
+    """Stopped while a call is in the server (here, waiting for the write lock another session
+    holds), the sequencer still waits for it and answers its client before it returns."""
+    assert PG_URL
+    from aiexport.ledger._sql import WRITE_LOCK_KEY
+
+    with Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
+        seq = Sequencer(Database(PG_URL), sock)
+        ready = threading.Event()
+        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
+        server.start()
+        engine = create_engine(PG_URL)
+        holder = engine.connect()
+        got: list[Any] = []
+        try:
+            assert ready.wait(30)
+            holder.execute(text(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))
+            client = threading.Thread(
+                target=lambda: got.append(
+                    ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
+                )
+            )
+            client.start()
+            deadline = time.monotonic() + 30
+            while not (seq._link and seq._link.busy):
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            seq.stop.set()
+            time.sleep(0.3)
+            assert server.is_alive() and not got  # waiting for the call in flight
+        finally:
+            holder.execute(text(f"SELECT pg_advisory_unlock({WRITE_LOCK_KEY})"))
+            holder.close()
+            engine.dispose()
+            server.join(30)
+            seq.db.dispose()
+        client.join(30)
+        assert not server.is_alive()
+        assert got[0].seqs == (2,) and ledger.sequencer is not None and ledger.sequencer.calls == 1
+        assert verify(ledger).ok

@@ -87,6 +87,7 @@ MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
 MAX_FRAME = 1 << 20
 RETRY = "retry"
 ABSENT_SECONDS = 1.0  # a client looks for a sequencer again after this long without one
+DRAIN_SECONDS = 30.0  # once stopped, how long the call in flight is waited for
 ALONE_CALLS = 16  # calls that carried only this client's request, in a row, before it goes direct
 
 _RS = "\x1e"
@@ -390,9 +391,10 @@ class Sequencer:
                     self._start()
                 self._answer()
             self._pending.clear()  # not sent: their clients write by themselves
-            while self._link is not None and self._link.busy:
-                if self._sel.select(0.2):
-                    self._collect()
+            deadline = time.monotonic() + DRAIN_SECONDS
+            while self._link is not None and self._link.busy and time.monotonic() < deadline:
+                select.select([self._link], [], [], 0.2)
+                self._collect()
                 self._answer()
         finally:
             for key in list(self._sel.get_map().values()):
@@ -498,9 +500,7 @@ class Sequencer:
             self._link.send(*_statement([fields for _, fields in batch]), batch)
             self._flushing = False
         except Exception:
-            if self._link is not None:
-                self._link.items = batch
-            self._lost()
+            self._lost(batch)
 
     def _collect(self) -> None:
         """Read the call's answer if it has come. A batch's answers are sent if the call made
@@ -530,19 +530,18 @@ class Sequencer:
                 link.send(WAL_BARRIER, (), ready)
                 self._flushing = True
         except Exception:
-            self._lost()
+            self._lost(link.items)
 
-    def _lost(self) -> None:
-        """The call failed: its clients are told to write by themselves, and the connection is
-        replaced at the next call."""
+    def _lost(self, items: list[Any]) -> None:
+        """A call for `items` failed (or could not be sent): their clients are told to write
+        by themselves, and the connection is replaced at the next call."""
         log.exception("sequencer: the call failed; its clients send their requests themselves")
-        link, self._link = self._link, None
-        if link is None:
-            return
-        for item in link.items:
+        for item in items:
             self._send(item[0], RETRY)
-        self._sel.unregister(link)
-        link.close()
+        link, self._link = self._link, None
+        if link is not None:
+            self._sel.unregister(link)
+            link.close()
 
     def _answer(self) -> None:
         """Send the answers made durable."""
