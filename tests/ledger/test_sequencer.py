@@ -534,3 +534,35 @@ def test_a_stopped_sequencer_answers_the_call_in_flight(sock: Path) -> None:
         assert not server.is_alive()
         assert got[0].seqs == (2,) and ledger.sequencer is not None and ledger.sequencer.calls == 1
         assert verify(ledger).ok
+
+
+def test_a_connection_the_server_closes_between_calls_is_replaced(sock: Path) -> None:
+    """The server ends the sequencer's idle connection (a restart, an administrator): the
+    sequencer notices, drops it rather than polling a dead socket, and serves the next request
+    through a new one."""
+    assert PG_URL
+    with Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
+        seq = Sequencer(Database(PG_URL), sock)
+        ready = threading.Event()
+        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
+        server.start()
+        engine = create_engine(PG_URL)
+        try:
+            assert ready.wait(30) and seq._link is not None
+            pid = seq._link.pgconn.backend_pid
+            with engine.connect() as conn:
+                conn.execute(text(f"SELECT pg_terminate_backend({pid})"))
+            deadline = time.monotonic() + 30
+            while seq._link is not None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
+            assert ledger.sequencer is not None and ledger.sequencer.calls == 1
+            assert seq._link is not None and seq._link.pgconn.backend_pid != pid
+        finally:
+            seq.stop.set()
+            server.join(30)
+            seq.db.dispose()
+            engine.dispose()
+        assert receipt.seqs == (2,) and verify(ledger).ok

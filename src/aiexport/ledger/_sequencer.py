@@ -276,13 +276,14 @@ class _Link:
         driver.autocommit = True
         self.kept = _Kept(proxy, driver.info.encoding, {}, os.getpid())
         self.pgconn = driver.pgconn
+        self._fd = int(self.pgconn.socket)  # kept: a lost connection's socket is not asked
         self.items: list[Any] = []
         self.busy = False
         self._row: tuple[Any, ...] | None = None
         self._error: Exception | None = None
 
     def fileno(self) -> int:
-        return int(self.pgconn.socket)
+        return self._fd
 
     def send(self, sql: str, params: Sequence[str | None], items: list[Any]) -> None:
         """Send `sql` (prepared, in its own implicit transaction) for `items`."""
@@ -292,7 +293,7 @@ class _Link:
             name, [None if v is None else v.encode(code) for v in params]
         )
         while self.pgconn.flush():
-            select.select([], [self.pgconn.socket], [])
+            select.select([], [self._fd], [])
         self.items, self.busy, self._row, self._error = items, True, None, None
 
     def collect(self) -> bool:
@@ -324,7 +325,7 @@ class _Link:
         """`send`, then wait for the answer."""
         self.send(sql, params, [])
         while not self.collect():
-            select.select([self.pgconn.socket], [], [])
+            select.select([self._fd], [], [])
         return self.answer()
 
     def close(self) -> None:
@@ -380,13 +381,16 @@ class Sequencer:
             if ready is not None:
                 ready()
             while not self.stop.is_set():
-                for key, _ in self._sel.select(0.2):
+                events = self._sel.select(0.2)
+                for key, _ in events:
                     if key.fileobj is listener:
                         self._accept(listener)
                     elif key.data is None:
                         self._collect()
                     else:
                         self._read(key.data)
+                if not events:  # an answer libpq read while sending is not announced again
+                    self._collect()
                 if self._pending and not (self._link and self._link.busy):
                     self._start()
                 self._answer()
@@ -508,6 +512,13 @@ class Sequencer:
         link = self._link
         if link is None:
             return
+        if not link.busy:  # nothing asked: the server closed the connection, or sent a notice
+            try:
+                link.pgconn.consume_input()
+            except Exception:
+                log.warning("sequencer: the database connection was lost; a new one opens")
+                self._drop_link()
+            return
         try:
             if not link.collect():
                 return
@@ -538,6 +549,9 @@ class Sequencer:
         log.exception("sequencer: the call failed; its clients send their requests themselves")
         for item in items:
             self._send(item[0], RETRY)
+        self._drop_link()
+
+    def _drop_link(self) -> None:
         link, self._link = self._link, None
         if link is not None:
             self._sel.unregister(link)
