@@ -81,6 +81,22 @@ def serving(url: str, sock: Path) -> Iterator[subprocess.Popen[str]]:
         proc.wait(timeout=60)
 
 
+@contextmanager
+def in_thread(seq: Sequencer) -> Iterator[threading.Thread]:
+    """`seq.serve` in a thread of this process, ready, while the block runs; then stopped,
+    joined and its connections closed."""
+    ready = threading.Event()
+    server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
+    server.start()
+    try:
+        assert ready.wait(30)
+        yield server
+    finally:
+        seq.stop.set()
+        server.join(30)
+        seq.db.dispose()
+
+
 def _names(ledger: Ledger) -> dict[str, int]:
     """Every name the script uses, interned in a fixed order; their ids."""
     for i, account in enumerate(ACCOUNTS):
@@ -249,11 +265,7 @@ def test_a_call_that_writes_nothing_waits_for_the_flush(
         assert sent == [SET_SYNC_CALL]
         assert ledger.used(a) == 2 and ledger.used(b) == 1
 
-        ready = threading.Event()
-        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
-        server.start()
-        try:
-            assert ready.wait(30)
+        with in_thread(seq):
             sent.clear()
             with pytest.raises(QuotaExceeded):
                 ledger.reserve([draw(b, 9, 5)], key="x4", actor="alice", hold=HOUR)
@@ -261,9 +273,6 @@ def test_a_call_that_writes_nothing_waits_for_the_flush(
             sent.clear()
             ledger.reserve([draw(a, 1, 5)], key="x5", actor="alice", hold=HOUR)
             assert sent == [ONE_FN_CALL]  # the lock was free: committed synchronously
-        finally:
-            seq.stop.set()
-            server.join(30)
         assert ledger.sequencer is not None and ledger.sequencer.calls == 2
         assert ledger.used(a) == 3 and verify(ledger).ok
 
@@ -436,11 +445,7 @@ def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
         seq = Sequencer(Database(PG_URL), sock)
         statement = _sequencer._statement
         monkeypatch.setattr(_sequencer, "_statement", lambda batch: ("SELECT 1/0", ()))
-        ready = threading.Event()
-        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
-        server.start()
-        try:
-            assert ready.wait(30)
+        with in_thread(seq):
             receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
             assert seq.calls == 1 and seq.requests == 1  # it was asked, and failed
             assert ledger.sequencer is not None and ledger.sequencer.calls == 0
@@ -457,10 +462,6 @@ def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
             monkeypatch.setattr(_sequencer._Link, "__init__", link)
             again = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k3", actor="t", hold=HOUR)
             assert ledger.sequencer.calls == 1 and again.seqs == (4,)
-        finally:
-            seq.stop.set()
-            server.join(30)
-            seq.db.dispose()
         assert seq.calls == 3
         assert ledger.used("lpp/a/2025") == 4
         assert verify(ledger).ok
@@ -475,20 +476,12 @@ def test_the_warm_up_writes_nothing(sock: Path) -> None:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="alice", hold=HOUR)
     before = _tables(PG_URL)
     seq = Sequencer(Database(PG_URL), sock)
-    ready = threading.Event()
-    server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
-    server.start()
-    try:
-        assert ready.wait(30)
+    with in_thread(seq):
         assert _tables(PG_URL) == before
         assert seq._link is not None and not seq._link.busy
         with Ledger(PG_URL) as ledger:
             ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="alice", hold=HOUR)
             assert ledger.sequencer is not None and ledger.sequencer.calls == 1
-    finally:
-        seq.stop.set()
-        server.join(30)
-        seq.db.dispose()
     with Ledger(PG_URL) as ledger:
         assert ledger.used("lpp/a/2025") == 2 and verify(ledger).ok
 
@@ -502,34 +495,29 @@ def test_a_stopped_sequencer_answers_the_call_in_flight(sock: Path) -> None:
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         seq = Sequencer(Database(PG_URL), sock)
-        ready = threading.Event()
-        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
-        server.start()
         engine = create_engine(PG_URL)
         holder = engine.connect()
         got: list[Any] = []
-        try:
-            assert ready.wait(30)
-            holder.execute(text(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))
-            client = threading.Thread(
-                target=lambda: got.append(
-                    ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
+        with in_thread(seq) as server:
+            try:
+                holder.execute(text(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))
+                client = threading.Thread(
+                    target=lambda: got.append(
+                        ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
+                    )
                 )
-            )
-            client.start()
-            deadline = time.monotonic() + 30
-            while not (seq._link and seq._link.busy):
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            seq.stop.set()
-            time.sleep(0.3)
-            assert server.is_alive() and not got  # waiting for the call in flight
-        finally:
-            holder.execute(text(f"SELECT pg_advisory_unlock({WRITE_LOCK_KEY})"))
-            holder.close()
-            engine.dispose()
-            server.join(30)
-            seq.db.dispose()
+                client.start()
+                deadline = time.monotonic() + 30
+                while not (seq._link and seq._link.busy):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+                seq.stop.set()
+                time.sleep(0.3)
+                assert server.is_alive() and not got  # waiting for the call in flight
+            finally:
+                holder.execute(text(f"SELECT pg_advisory_unlock({WRITE_LOCK_KEY})"))
+                holder.close()
+                engine.dispose()
         client.join(30)
         assert not server.is_alive()
         assert got[0].seqs == (2,) and ledger.sequencer is not None and ledger.sequencer.calls == 1
@@ -544,15 +532,13 @@ def test_a_connection_the_server_closes_between_calls_is_replaced(sock: Path) ->
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         seq = Sequencer(Database(PG_URL), sock)
-        ready = threading.Event()
-        server = threading.Thread(target=seq.serve, kwargs={"ready": ready.set})
-        server.start()
         engine = create_engine(PG_URL)
-        try:
-            assert ready.wait(30) and seq._link is not None
+        with in_thread(seq):
+            assert seq._link is not None
             pid = seq._link.pgconn.backend_pid
             with engine.connect() as conn:
                 conn.execute(text(f"SELECT pg_terminate_backend({pid})"))
+            engine.dispose()
             deadline = time.monotonic() + 30
             while seq._link is not None:
                 assert time.monotonic() < deadline
@@ -560,9 +546,4 @@ def test_a_connection_the_server_closes_between_calls_is_replaced(sock: Path) ->
             receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
             assert ledger.sequencer is not None and ledger.sequencer.calls == 1
             assert seq._link is not None and seq._link.pgconn.backend_pid != pid
-        finally:
-            seq.stop.set()
-            server.join(30)
-            seq.db.dispose()
-            engine.dispose()
         assert receipt.seqs == (2,) and verify(ledger).ok
