@@ -383,7 +383,7 @@ def _ratios(ours: list[float], floors: list[float]) -> str:
 
 
 @contextmanager
-def _sequencer(url: str) -> Iterator[None]:
+def _sequencer(url: str) -> Iterator[subprocess.Popen[bytes]]:
     """`aiexport ledger serve` on `url` while the block runs (its clients find it by
     themselves), stopped as an operator stops it (SIGTERM)."""
     path = socket_path(Database(url).url)
@@ -398,7 +398,7 @@ def _sequencer(url: str) -> Iterator[None]:
                     log.seek(0)
                     raise SystemExit(f"the sequencer did not start: {log.read()}")
                 time.sleep(0.05)
-            yield
+            yield proc
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
