@@ -62,6 +62,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
@@ -297,14 +298,21 @@ def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
     return rate, how
 
 
-def _timed(target, url: str, clients: int, n: int) -> float:  # type: ignore[no-untyped-def]
+def started(target, url: str, clients: int, n: int) -> tuple[list[BaseProcess], int]:  # type: ignore[no-untyped-def]
+    """`clients` processes running `target`, `n // clients` reservations each, once every one
+    is connected and set up (the moment the clock starts); and that count per client."""
     ctx = mp.get_context("fork")
     per = n // clients
     ready = ctx.Barrier(clients + 1)
     procs = [ctx.Process(target=target, args=(url, w, per, ready)) for w in range(clients)]
     for p in procs:
         p.start()
-    ready.wait(timeout=120)  # every client connected and set up: the clock starts
+    ready.wait(timeout=120)
+    return list(procs), per
+
+
+def _timed(target, url: str, clients: int, n: int) -> float:  # type: ignore[no-untyped-def]
+    procs, per = started(target, url, clients, n)
     start = time.perf_counter()
     for p in procs:
         p.join()

@@ -24,7 +24,6 @@ It reads `/proc`, so it runs on Linux with the PostgreSQL server on the same mac
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from ledger import (
     _rows_floor_worker,
     _sequencer,
     claim_scratch,
+    started,
 )
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -87,13 +87,7 @@ def run(mode: str, url: str, n: int, clients: int) -> str:
         Ledger(url).close()
     target = _rows_floor_worker if mode == "floor" else _ledger_worker
     with _sequencer(url) if mode == "sequencer" else nullcontext() as seq:
-        ctx = mp.get_context("fork")
-        per = n // clients
-        ready = ctx.Barrier(clients + 1)
-        procs = [ctx.Process(target=target, args=(url, w, per, ready)) for w in range(clients)]
-        for p in procs:
-            p.start()
-        ready.wait(timeout=120)
+        procs, per = started(target, url, clients, n)
         server, sequencer = _postgres(), _cpu(seq.pid) if seq else 0
         mine = {p.pid: _cpu(p.pid) for p in procs if p.pid}
         last = dict(mine)
