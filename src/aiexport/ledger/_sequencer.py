@@ -22,8 +22,9 @@ delayed the next call by its share of the CPU: half a millisecond a call, a fift
 of runs).
 
 Each request is answered as `ledger_draw_one` would have answered it alone, and only
-once the batch is durable (its commit waits for the flush; a call that wrote nothing is
-followed by the WAL barrier). Requests on the same account are decided in one call, in order,
+once the batch is durable: its commit waits for the flush, and a call that wrote nothing (or a
+request alone that found the lock taken, and committed asynchronously) is followed by the WAL
+barrier before its answers go. Requests on the same account are decided in one call, in order,
 each on the balance the ones before it left (the common case of a cap many clients draw on);
 a request whose key an earlier request of the same batch has is sent in a later call.
 
