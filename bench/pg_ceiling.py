@@ -6,8 +6,8 @@ reservation `Ledger.reserve` sends for one draw on a known account - one call of
 `ledger_draw_one` (`aiexport.ledger._pgdraw`: the write lock, the draw, its commit), then the
 WAL barrier when another writer held the lock - against the floor of `bench/ledger.py`: one
 transaction inserting the same rows (a reservation's transaction, entry, hold and request) into
-copies of the ledger's tables, committed synchronously. Each reservation's hash preimage is built as the ledger builds it, so
-the database it leaves passes `aiexport ledger verify`.
+copies of the ledger's tables, committed synchronously. Each reservation's hash preimage is
+built as the ledger builds it, so the database it leaves passes `aiexport ledger verify`.
 
 The figures say how much of the gap to the floor is the server's: what the ledger adds there is
 the write lock every writer takes in turn (the hash chain and the caps are decided under it),

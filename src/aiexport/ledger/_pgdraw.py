@@ -45,7 +45,6 @@ from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
 if TYPE_CHECKING:
     from aiexport.ledger._db import Database
 
-_RS = "\x1e"  # between the requests of a batch call's arguments and answers
 ONE_ARGS = 15  # `ledger_draw_one`'s arguments, the fields of a one-draw request
 
 # Migration 3's functions, as released: `ledger_draw_locked` still serves the general cases.

@@ -473,12 +473,11 @@ class Sequencer:
         request, and one request over a cap of 0 - so that the first clients do not wait while
         the server compiles the functions and plans their statements. Clients that connect
         meanwhile wait in the listening socket's queue."""
-        self._link = _Link(self.db)
-        self._sel.register(self._link, selectors.EVENT_READ)
-        self._link.run(SET_SYNC_CALL, ("",) * NFIELDS)
+        link = self._open_link()
+        link.run(SET_SYNC_CALL, ("",) * NFIELDS)
         refused = [f"aiexport-warm-{uuid.uuid4().hex}", "\\x00", None, "warm", iso(now_utc()),
                    None, "1", "aiexport warm-up", "1", "0", "-", "0", "0", "0", ""]  # fmt: skip
-        if self._link.run(ONE_FN_CALL, refused)[0] not in ("limit", "sweep"):
+        if link.run(ONE_FN_CALL, refused)[0] not in ("limit", "sweep"):
             raise RuntimeError("the warm-up call was not refused")
 
     def _start(self) -> None:
@@ -499,10 +498,8 @@ class Sequencer:
         self.calls += 1
         self.requests += len(batch)
         try:
-            if self._link is None:
-                self._link = _Link(self.db)
-                self._sel.register(self._link, selectors.EVENT_READ)
-            self._link.send(*_statement([fields for _, fields in batch]), batch)
+            link = self._link or self._open_link()
+            link.send(*_statement([fields for _, fields in batch]), batch)
             self._flushing = False
         except Exception:
             self._lost(batch)
@@ -551,6 +548,12 @@ class Sequencer:
         for item in items:
             self._send(item[0], RETRY)
         self._drop_link()
+
+    def _open_link(self) -> _Link:
+        """A new connection, watched by the loop."""
+        self._link = _Link(self.db)
+        self._sel.register(self._link, selectors.EVENT_READ)
+        return self._link
 
     def _drop_link(self) -> None:
         link, self._link = self._link, None
