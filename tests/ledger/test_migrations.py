@@ -133,6 +133,7 @@ RELEASED_SQL = {
     "LEDGER_DRAW_SET": "c42243bb1a84eec7",  # 8
     "LEDGER_DRAW_ONE_FN": "dbf68268b7ac9173",  # 9
     "LEDGER_DRAW_SET_SYNC": "a1847b403ea72dd7",  # 10
+    "LEDGER_DRAW_SET_NAMED": "d7a2ee7ab8a6004c",  # 11
 }
 
 

@@ -29,7 +29,7 @@ from aiexport.ledger import _tables as t
 from aiexport.ledger._db import Database
 from aiexport.ledger._entries import iso
 from aiexport.ledger._ledger import _one_params
-from aiexport.ledger._pgdraw import ONE_FN_CALL, SET_SYNC_CALL, draw_one
+from aiexport.ledger._pgdraw import ONE_FN_CALL, SET_CALL, draw_one
 from aiexport.ledger._sequencer import (
     ALONE_CALLS,
     ENV_SOCKET,
@@ -95,6 +95,13 @@ def in_thread(seq: Sequencer) -> Iterator[threading.Thread]:
         seq.stop.set()
         server.join(30)
         seq.db.dispose()
+
+
+def _look_again(ledger: Ledger) -> None:
+    """Have `ledger` look for a sequencer at its next request: it looked, and found none, before
+    the test started one (a client looks again only `ABSENT_SECONDS` later)."""
+    assert ledger.sequencer is not None
+    ledger.sequencer._absent_until = 0.0
 
 
 def _names(ledger: Ledger) -> dict[str, int]:
@@ -232,6 +239,95 @@ def test_requests_on_one_account_are_decided_in_one_call_as_one_by_one(
         )
 
 
+def _unnamed(actor: str, d: Any, key: str, n: int, ids: tuple[int | None, ...]) -> list[str]:
+    """A commitment's request fields with only the name ids in `ids` (None: not sent)."""
+    fp = draws_fingerprint("commit", [d], None)
+    amount = int(d.amount * 10**6)
+    params = _one_params("commit", key, fp, actor, None, f"txn{n}", iso(T0), None, d, amount, ids)
+    return decode_request(encode_request(params)[4:].decode())
+
+
+def test_a_batch_gives_names_the_client_has_not_seen_their_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Requests sent without the id of a name (their client has not seen it): the call gives
+    each name of an accepted request its id - the committed one, else the next, in request
+    order - and returns them with the answer; a refused request's new name gets none. The rows
+    are those `ledger_draw_one` writes once the ids are known."""
+    assert PG_URL
+    counter = itertools.count(1)
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=next(counter) % 100))
+    _reset_pg(PG_URL)
+    new1, new2, a = "lpp/new1/2025", "lpp/new2/2025", ACCOUNTS[0]
+    with Ledger(PG_URL) as ledger:
+        ids = _names(ledger)
+        cit = ids["test § 740.29"]
+        script = [
+            _unnamed("bob", draw(new1, 1, 5), "u1", 1, (None, None, cit)),
+            _unnamed("alice", draw(a, 1, 5), "u2", 2, (None, None, None)),  # all committed
+            _unnamed("bob", draw(new2, 9, 5), "u3", 3, (None, None, None)),  # refused
+            _unnamed("bob", draw(new1, 1, 5), "u4", 4, (None, None, None)),  # as u1's
+        ]
+        answers = Sequencer(ledger.db)._call(script)
+        assert verify(ledger).ok
+        assert ledger.used(new1) == 2 and ledger.used(a) == 2
+    bob, n1 = max(ids.values()) + 1, max(ids.values()) + 2
+    named = {name: i for i, name in _tables(PG_URL)["ledger_names"]}
+    assert named == {**ids, "bob": bob, new1: n1}  # none for new2
+    fields = [x.split("\x1e") for x in answers if x is not None]
+    assert [f[0] for f in fields] == ["ok", "ok", "limit", "ok"]
+    assert [f[6] for f in fields] == [
+        f"{bob}\x1f{n1}\x1f{cit}",
+        f"{ids['alice']}\x1f{ids[a]}\x1f{cit}",
+        "",
+        f"{bob}\x1f{n1}\x1f{cit}",
+    ]
+    batched = _tables(PG_URL)
+
+    _reset_pg(PG_URL)
+    counter = itertools.count(1)
+    with Ledger(PG_URL) as ledger:
+        _names(ledger)
+        with ledger.db.engine.begin() as conn:
+            for name in ("bob", new1):
+                conn.execute(text("SELECT ledger_name_id(:n)"), {"n": name})
+        known = [(bob, n1, cit), (ids["alice"], ids[a], cit), None, (bob, n1, cit)]
+        for fields_, given in zip(script, known, strict=True):
+            if given is not None:
+                params = [None if not f and k in _sequencer.NULLABLE else f
+                          for k, f in enumerate(fields_)]  # fmt: skip
+                params[11:14] = map(str, given)
+                params[1] = bytes.fromhex(fields_[1])
+                draw_one(ledger.db, tuple(params))
+    assert _tables(PG_URL) == batched
+
+
+def test_a_client_new_to_every_name_sends_no_lookup(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client process that knows no name's id goes through the sequencer at once - no lookup
+    of its own, no write past it - and knows the ids from the answer: its next request carries
+    them."""
+    assert PG_URL
+    with Ledger(PG_URL) as first:
+        first.commit([draw("lpp/a/2025", 1)], key="k0", actor="alice", now=T0)
+    direct: list[str] = []
+    call = Database.call
+    monkeypatch.setattr(Database, "call", lambda db, sql, p: direct.append(sql) or call(db, sql, p))
+    sent: list[Any] = []
+    relay = SequencerClient.call
+    monkeypatch.setattr(SequencerClient, "call", lambda c, p: sent.append(p) or relay(c, p))
+    seq = Sequencer(Database(PG_URL), sock)
+    with in_thread(seq), Ledger(PG_URL) as ledger:
+        ledger.reserve([draw("lpp/new/2025", 1, 10)], key="k1", actor="carol", hold=HOUR)
+        ledger.reserve([draw("lpp/a/2025", 1, 10)], key="k2", actor="carol", hold=HOUR)
+        ledger.reserve([draw("lpp/new/2025", 1, 10)], key="k3", actor="carol", hold=HOUR)
+        assert direct == [] and ledger.sequencer is not None and ledger.sequencer.calls == 3
+        assert [p[11:14].count(None) for p in sent] == [3, 1, 0]  # carol known after k1
+        assert {"carol", "lpp/new/2025", "lpp/a/2025"} <= set(ledger.db.names.ids)
+        assert ledger.used("lpp/new/2025") == 2 and verify(ledger).ok
+
+
 def test_a_call_that_writes_nothing_waits_for_the_flush(
     sock: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -257,15 +353,16 @@ def test_a_call_that_writes_nothing_waits_for_the_flush(
                    _request(ids, 2, "commit", draw(b, 9, 5), "x2", None, T0)]  # fmt: skip
         fields = [decode_request(encode_request(p)[4:].decode()) for p in refused]
         assert [x and x.split("\x1e")[0] for x in seq._call(fields)] == ["limit", "limit"]
-        assert sent == [SET_SYNC_CALL, WAL_BARRIER]
+        assert sent == [SET_CALL, WAL_BARRIER]
         sent.clear()
         mixed = [_request(ids, 3, "commit", draw(a, 1, 5), "x3", None, T0), refused[1]]
         fields = [decode_request(encode_request(p)[4:].decode()) for p in mixed]
         assert [x and x.split("\x1e")[0] for x in seq._call(fields)] == ["ok", "limit"]
-        assert sent == [SET_SYNC_CALL]
+        assert sent == [SET_CALL]
         assert ledger.used(a) == 2 and ledger.used(b) == 1
 
         with in_thread(seq):
+            _look_again(ledger)
             sent.clear()
             with pytest.raises(QuotaExceeded):
                 ledger.reserve([draw(b, 9, 5)], key="x4", actor="alice", hold=HOUR)
@@ -357,6 +454,7 @@ def test_clients_write_by_themselves_when_the_sequencer_is_killed(sock: Path) ->
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         with serving(PG_URL, sock) as server:
+            _look_again(ledger)
             for i in range(1, 6):
                 ledger.reserve([draw("lpp/a/2025", 1, 100)], key=f"k{i}", actor="t", hold=HOUR)
             assert ledger.sequencer is not None and ledger.sequencer.calls == 5
@@ -372,7 +470,7 @@ def test_clients_write_by_themselves_when_the_sequencer_is_killed(sock: Path) ->
         assert ledger.used("lpp/a/2025") == 11
         assert verify(ledger).ok
         with serving(PG_URL, sock):  # the stale socket is replaced
-            ledger.sequencer._absent_until = 0.0
+            _look_again(ledger)
             ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k11", actor="t", hold=HOUR)
             assert ledger.sequencer.calls == 6
         assert not sock.exists()  # removed on SIGTERM
@@ -385,6 +483,7 @@ def test_a_lone_client_writes_by_itself(sock: Path) -> None:
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         with serving(PG_URL, sock):
+            _look_again(ledger)
             for i in range(1, ALONE_CALLS + 6):
                 ledger.reserve([draw("lpp/a/2025", 1, 100)], key=f"k{i}", actor="t", hold=HOUR)
             assert ledger.sequencer is not None and ledger.sequencer.calls == ALONE_CALLS
@@ -446,6 +545,7 @@ def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
         statement = _sequencer._statement
         monkeypatch.setattr(_sequencer, "_statement", lambda batch: ("SELECT 1/0", ()))
         with in_thread(seq):
+            _look_again(ledger)
             receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
             assert seq.calls == 1 and seq.requests == 1  # it was asked, and failed
             assert ledger.sequencer is not None and ledger.sequencer.calls == 0
@@ -499,6 +599,7 @@ def test_a_stopped_sequencer_answers_the_call_in_flight(sock: Path) -> None:
         holder = engine.connect()
         got: list[Any] = []
         with in_thread(seq) as server:
+            _look_again(ledger)
             try:
                 holder.execute(text(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))
                 client = threading.Thread(
@@ -534,6 +635,7 @@ def test_a_connection_the_server_closes_between_calls_is_replaced(sock: Path) ->
         seq = Sequencer(Database(PG_URL), sock)
         engine = create_engine(PG_URL)
         with in_thread(seq):
+            _look_again(ledger)
             assert seq._link is not None
             pid = seq._link.pgconn.backend_pid
             with engine.connect() as conn:

@@ -168,13 +168,15 @@ def _one_params(
     ids: tuple[int | None, ...],
 ) -> tuple[str | bytes | None, ...]:
     """`ledger_draw_one`'s arguments for one draw of `amount` micro-TPP; `ids` those
-    of the actor, the account and the citation. The last is the entry's hash preimage after its
-    position, as `ledger_draw_packed` builds `tails[1]`."""
+    of the actor, the account and the citation (None: not known; only the sequencer takes that,
+    `ledger_draw_set_named`). The last is the entry's hash preimage after its position, as
+    `ledger_draw_packed` builds `tails[1]`."""
     tail = _US.join(("", txn, kind, d.account, str(amount), order_id or "", actor, d.citation,
                      created, expires or "", "", f"{key}#0"))  # fmt: skip
     limit = None if d.limit is None else str(to_micro(d.limit))
     return (key, bytes.fromhex(fp), order_id, txn, created, expires, str(KIND_CODE[kind]),
-            d.account, str(amount), limit, d.citation, *map(str, ids), tail)  # fmt: skip
+            d.account, str(amount), limit, d.citation,
+            *(None if i is None else str(i) for i in ids), tail)  # fmt: skip
 
 
 class Ledger:
@@ -483,18 +485,22 @@ class Ledger:
         if self.one_draws and len(draws) == 1 and draws[0].share_of is None:
             d = draws[0]
             names = (actor, d.account, d.citation)
-            if any(x not in known for x in names):  # another process's names, or new ones
-                self._look_up([x for x in names if x not in known])
             ids = tuple(known.get(x) for x in names)
-            if None not in ids:
-                # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
+            one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
+                              amounts[0], ids)  # fmt: skip
+            # Through the sequencer, with other processes' requests, when one is serving. Its
+            # call gives the names this process has no id for theirs, and returns them.
+            row = self.sequencer.call(one) if self.sequencer else None
+            if row is None and None in ids:  # another process's names, or new ones
+                self._look_up([x for x, i in zip(names, ids, strict=True) if i is None])
+                ids = tuple(known.get(x) for x in names)
                 one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
                                   amounts[0], ids)  # fmt: skip
-                # Through the sequencer, with other processes' requests, when one is serving.
-                row = self.sequencer.call(one) if self.sequencer else None
-                if row is None:
-                    row = draw_one(self.db, one)
-                return self._answer(row, key, txn, when, draws, amounts, order_id, ())
+            if row is None and None not in ids:
+                # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
+                row = draw_one(self.db, one)
+            if row is not None:
+                return self._answer(row, key, txn, when, draws, amounts, order_id, names)
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]
         texts = [actor, *accounts, *citations]

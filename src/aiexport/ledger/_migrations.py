@@ -36,6 +36,7 @@ from aiexport.ledger._pgdraw import (
     LEDGER_DRAW_ONE_FN,
     LEDGER_DRAW_PACKED,
     LEDGER_DRAW_SET,
+    LEDGER_DRAW_SET_NAMED,
     LEDGER_DRAW_SET_SYNC,
 )
 
@@ -236,6 +237,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         10,
         "postgresql: ledger_draw_set_sync, the sequencer's batches",
         _postgres(LEDGER_DRAW_SET_SYNC),
+    ),
+    (
+        11,
+        "postgresql: ledger_draw_set_named, batches that give new names their ids",
+        _postgres(LEDGER_DRAW_SET_NAMED),
     ),
 )
 

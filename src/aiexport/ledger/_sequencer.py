@@ -9,8 +9,10 @@ the WAL barrier), taking turns on the lock. The in-process `Combiner` pays that 
 threads; between processes there is no shared memory to combine in, so `aiexport ledger serve`
 runs this loop: client processes on the same machine send it their one-draw requests (the
 common shape, `ledger_draw_one`'s) over a Unix socket, and it sends every request
-waiting at that moment as one call of `ledger_draw_set_sync` (`_pgdraw`), then answers each.
-While a call runs, the next requests gather.
+waiting at that moment as one call of `ledger_draw_set_named` (`_pgdraw`), then answers each.
+While a call runs, the next requests gather. A client sends the ids of the names it has seen
+(actor, account, citation); the call looks up or gives the others and returns them, so that a
+client new to a name needs no lookup of its own.
 
 The loop never waits on the database: it sends a call without blocking (libpq's asynchronous
 calls) and goes on reading and decoding the requests that arrive, so that the moment a call's
@@ -74,7 +76,7 @@ from sqlalchemy.engine import make_url
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database, _error, _Kept, _prepared
 from aiexport.ledger._entries import iso, now_utc
-from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_SYNC_CALL
+from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_CALL
 from aiexport.ledger._sql import WAL_BARRIER
 
 Params = tuple[str | bytes | None, ...]
@@ -82,7 +84,8 @@ Row = tuple[str | None, ...]
 
 ENV_SOCKET = "AIEXPORT_LEDGER_SOCKET"
 NFIELDS = ONE_ARGS
-NULLABLE = {2, 5, 9}  # order id, hold expiry, limit
+NULLABLE = {2, 5, 9, 11, 12, 13}  # order id, hold expiry, limit; ids of names not yet seen
+IDS = (11, 12, 13)  # the ids of the actor, the account and the citation
 KEY = 0
 MAX_BATCH = 64  # enough to amortise a call; the lock is never held long
 MAX_FRAME = 1 << 20
@@ -474,7 +477,7 @@ class Sequencer:
         the server compiles the functions and plans their statements. Clients that connect
         meanwhile wait in the listening socket's queue."""
         link = self._open_link()
-        link.run(SET_SYNC_CALL, ("",) * NFIELDS)
+        link.run(SET_CALL, ("",) * NFIELDS)
         refused = [f"aiexport-warm-{uuid.uuid4().hex}", "\\x00", None, "warm", iso(now_utc()),
                    None, "1", "aiexport warm-up", "1", "0", "-", "0", "0", "0", ""]  # fmt: skip
         if link.run(ONE_FN_CALL, refused)[0] not in ("limit", "sweep"):
@@ -525,7 +528,7 @@ class Sequencer:
                 self._ready.extend(link.items)
                 return
             batch = link.items
-            answers, durable = _answers(len(batch), row)
+            answers, durable = _answers([fields for _, fields in batch], row)
             ready, deferred = [], []
             for item, answer in zip(batch, answers, strict=True):
                 if answer is None:
@@ -572,7 +575,7 @@ class Sequencer:
         the WAL barrier unless the call made them durable."""
         link = _Link(self.db)
         try:
-            answers, durable = _answers(len(batch), link.run(*_statement(batch)))
+            answers, durable = _answers(batch, link.run(*_statement(batch)))
             if not durable:
                 link.run(WAL_BARRIER, ())
         finally:
@@ -580,30 +583,40 @@ class Sequencer:
         return answers
 
 
+def _alone(batch: Sequence[list[str]]) -> bool:
+    """Whether `batch` goes as `ledger_draw_one`: one request, with every name's id."""
+    return len(batch) == 1 and all(batch[0][k] for k in IDS)
+
+
 def _statement(batch: Sequence[list[str]]) -> tuple[str, tuple[str | None, ...]]:
-    """The call for `batch`: `ledger_draw_one` for a request alone (it costs less than a batch
-    of one), else `ledger_draw_set_sync`."""
-    if len(batch) == 1:
+    """The call for `batch`: `ledger_draw_one` for a request alone with its names' ids (it costs
+    less than a batch of one), else `ledger_draw_set_named`."""
+    if _alone(batch):
         one = batch[0]
         params = tuple(None if not f and k in NULLABLE else f for k, f in enumerate(one))
         return ONE_FN_CALL, (params[0], "\\x" + one[1], *params[2:])
-    return SET_SYNC_CALL, tuple(map(_RS.join, zip(*batch, strict=True)))
+    return SET_CALL, tuple(map(_RS.join, zip(*batch, strict=True)))
 
 
-def _answers(n: int, row: tuple[str | None, ...]) -> tuple[list[str | None], bool]:
+def _answers(
+    batch: Sequence[list[str]], row: tuple[str | None, ...]
+) -> tuple[list[str | None], bool]:
     """Each request's answer frame text from its call's `row` (`_statement`), None for a request
     to send again (its key an earlier request's of the batch); and whether the answers are
     durable: the call committed synchronously something it wrote. Otherwise (nothing written,
     or `ledger_draw_one` committed asynchronously) they were read from state whose flush may not
     have come yet, and wait for the WAL barrier."""
-    if n == 1:  # `ledger_draw_one`'s row, `durable` last
+    n = len(batch)
+    if _alone(batch):  # `ledger_draw_one`'s row, `durable` last
         return [_RS.join((*(f or "" for f in row[:7]), "1"))], row[7] == "t" and row[0] == "ok"
-    lists = [(x or "").split(_RS) for x in row]
-    if len(lists) != 4 or any(len(x) != n for x in lists):
-        raise RuntimeError("ledger_draw_set_sync answered another number of requests")
+    statuses, seqs, useds, lims, ids = row
+    lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
+    named = ids.split(_RS) if ids is not None else [""] * n
+    if any(len(x) != n for x in (*lists, named)):
+        raise RuntimeError("ledger_draw_set_named answered another number of requests")
     count = str(n)
     answers: list[str | None] = [
-        None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, "", count))
-        for st, seq, used, lim in zip(*lists, strict=True)
+        None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, name_ids, count))
+        for st, seq, used, lim, name_ids in zip(*lists, named, strict=True)
     ]
     return answers, "ok" in lists[0]
