@@ -28,7 +28,9 @@ plain statement between the lock and the barrier; the client now calls it as the
 writer holds the lock and leaves the barrier to the client otherwise (`draw_one`). Many such
 requests, gathered from client processes by the sequencer (`_sequencer`), go as one call of
 `ledger_draw_set` (migration 8): one lock, one read, one write and one commit for the batch; the
-sequencer calls it as `ledger_draw_set_sync` (migration 10), whose commit waits for its flush.
+sequencer called it as `ledger_draw_set_sync` (migration 10), whose commit waits for its flush,
+and now calls `ledger_draw_set_named` (migration 11), which also gives the names the clients had
+no id for theirs.
 
 The rare cases stay in Python: a replayed key and lapsed holds to sweep are answered `replay` /
 `sweep` without writing, and the caller takes the general path. `tests/ledger` runs both paths
@@ -1049,8 +1051,6 @@ BEGIN
 {_SET_WRITE_END}END
 $fn$;
 """
-
-SET_SYNC_CALL = "SELECT * FROM ledger_draw_set_sync(" + ", ".join(["%s"] * ONE_ARGS) + ")"
 
 
 def _derived(sql: str, *changes: tuple[str, str]) -> str:
