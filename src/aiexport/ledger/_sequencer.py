@@ -42,10 +42,12 @@ another. A client's first message names the database (a digest of its URL withou
 password), and a sequencer serving another one says so and is not used.
 
 Frames are a 4-byte big-endian length and UTF-8 text. A request: the NULL fields as a hex
-bitmask, then `ledger_draw_one`'s 15 arguments (the fingerprint as hex), all
-U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that function's row
-of 7 fields, NULL as empty, then the number of requests its call carried, U+001E-separated; or
-`retry` alone when the call failed, and the client sends the request itself.
+bitmask, then `ledger_draw_one`'s 15 arguments (the fingerprint as hex; the three name ids may
+be NULL), all U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that
+function's row of 7 fields, NULL as empty (the last, the ids of the request's names when it
+came without some, as `ledger_draw_set_named` returns them), then the number of requests its
+call carried, U+001E-separated; or `retry` alone when the call failed, and the client sends the
+request itself.
 
 A client whose requests keep coming back alone (`ALONE_CALLS` calls of one in a row: no other
 process is writing) stops using the sequencer for `ABSENT_SECONDS`: by itself, a lone writer
