@@ -21,9 +21,9 @@ their prepared statement, the ledger one warm-up reservation: its connection's p
 statements, the ids of the names it uses); process start-up is no part of a reservation's cost.
 The timed reservations go round 100 accounts (`--accounts`; 1: one cap every client draws on,
 as a country's allocation is), each new to the ledger once. A process learns an account's id the
-first time it draws on it (a lookup; through the sequencer, in the answer), so `--n` is 8,000 by default (1,000 per client at 8):
-at 2,000 the first round of the accounts, lookups and all, was two fifths of an 8-client run,
-which then measured its start more than its steady state.
+first time it draws on it (a lookup; through the sequencer, from the answer), so `--n` is 8,000
+by default (1,000 per client at 8): at 2,000 the first round of the accounts, lookups and all,
+was two fifths of an 8-client run, which then measured its start more than its steady state.
 
 On PostgreSQL, the 1-writer and N-client runs are also made through the sequencer
 (`aiexport ledger serve`, started around the run and stopped with SIGTERM), against the same
