@@ -288,31 +288,37 @@ def test_one_draw_commits_synchronously_unless_another_writer_holds_the_lock() -
         assert verify(ledger).ok
 
 
-def test_a_one_draw_request_looks_up_names_another_process_wrote() -> None:
-    """A process that has not seen a name asks the database for its id once, then sends the
-    one-draw function; a name the database does not have goes to the general function, which
-    interns it."""
-    from aiexport.ledger._ledger import NAMES_LOOKUP
-    from aiexport.ledger._pgdraw import CALL
+def test_a_one_draw_request_gives_names_it_has_not_seen_their_ids() -> None:
+    """A process that has no id for a name - another process wrote it, or it is new - sends
+    its one-draw request as a batch of one (`ledger_draw_set_named`), which gives the names
+    their ids and returns them; from then on it sends the one-draw function. No lookup, and no
+    general path."""
+    from aiexport.ledger._pgdraw import CALL, SET_CALL
 
     assert PG_URL
     _reset_pg(PG_URL)
     with Ledger(PG_URL) as first:
         first.commit([draw("acct", 1, 10)], key="a1", actor="t", now=T0)
+        ids = dict(first.db.names.ids)
     sent: list[str] = []
     call = Database.call
 
     def spy(self: Database, sql: str, params: Any) -> Any:
-        sent.append({NAMES_LOOKUP: "lookup", ONE_FN_CALL: "one", CALL: "general"}.get(sql, "?"))
+        kinds = {SET_CALL: "named", ONE_FN_CALL: "one", CALL: "general", WAL_BARRIER: "barrier"}
+        sent.append(kinds.get(sql, "?"))
         return call(self, sql, params)
 
     with Ledger(PG_URL) as other, pytest.MonkeyPatch.context() as mp:
         mp.setattr(Database, "call", spy)
         other.commit([draw("acct", 1, 10)], key="b1", actor="t", now=T0)
         other.commit([draw("acct", 1, 10)], key="b2", actor="t", now=T0)
-        assert sent == ["lookup", "one", "one"]
+        assert sent == ["named", "one"]
+        assert {k: other.db.names.ids[k] for k in ids} == ids  # the committed ids, learnt
         sent.clear()
         other.commit([draw("new", 1, 10)], key="b3", actor="t", now=T0)
-        assert sent == ["lookup", "general"]
-        assert other.used("acct") == 3 and other.used("new") == 1
+        with pytest.raises(QuotaExceeded):
+            other.commit([draw("newer", 11, 10)], key="b4", actor="t", now=T0)
+        assert sent == ["named", "named", "barrier"]  # a refusal waits for the flush
+        assert "new" in other.db.names.ids and "newer" not in other.db.names.ids
+        assert other.used("acct") == 3 and other.used("new") == 1 and other.used("newer") == 0
         assert verify(other).ok

@@ -49,7 +49,7 @@ from aiexport.ledger._entries import (
     parse_iso,
 )
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._pgdraw import CALL, draw_one
+from aiexport.ledger._pgdraw import CALL, draw_named, draw_one
 from aiexport.ledger._sequencer import SequencerClient
 from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
@@ -68,7 +68,6 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 DEFAULT_HOLD = dt.timedelta(minutes=15)
 _HOT_SECONDS = 5.0
 _US = "\x1f"  # separates list items in `ledger_draw_packed`'s text arguments
-_RS = "\x1e"  # separates the items of a names lookup
 _BIG_BATCH = 5_000  # requests: from here a batch's WAL is checkpointed after it, in a thread
 
 
@@ -145,13 +144,6 @@ def _accounts(draws: Sequence[Draw]) -> list[str]:
 def _receipt(row: Any, replayed: bool) -> Receipt:
     seqs = () if row.first_seq is None else tuple(range(row.first_seq, row.last_seq + 1))
     return Receipt(row.key, row.txn, seqs, parse_iso(row.created_at), replayed)
-
-
-# The ids of committed names, as "name U+001F id" items U+001E-separated (names hold neither).
-NAMES_LOOKUP = (
-    "SELECT string_agg(name || chr(31) || id, chr(30)) FROM ledger_names "
-    "WHERE name = ANY (string_to_array(%s, chr(31)))"
-)
 
 
 def _one_params(
@@ -488,19 +480,14 @@ class Ledger:
             ids = tuple(known.get(x) for x in names)
             one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
                               amounts[0], ids)  # fmt: skip
-            # Through the sequencer, with other processes' requests, when one is serving. Its
-            # call gives the names this process has no id for theirs, and returns them.
+            # Through the sequencer, with other processes' requests, when one is serving; else
+            # by itself, cheaper than its share of a combined call (`bench/ledger.py`). Either
+            # call gives the names this process has no id for (another process's, or new ones)
+            # theirs, and returns them.
             row = self.sequencer.call(one) if self.sequencer else None
-            if row is None and None in ids:  # another process's names, or new ones
-                self._look_up([x for x, i in zip(names, ids, strict=True) if i is None])
-                ids = tuple(known.get(x) for x in names)
-                one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
-                                  amounts[0], ids)  # fmt: skip
-            if row is None and None not in ids:
-                # By itself: cheaper than its share of a combined call (`bench/ledger.py`).
-                row = draw_one(self.db, one)
-            if row is not None:
-                return self._answer(row, key, txn, when, draws, amounts, order_id, names)
+            if row is None:
+                row = draw_one(self.db, one) if None not in ids else draw_named(self.db, one)
+            return self._answer(row, key, txn, when, draws, amounts, order_id, names)
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]
         texts = [actor, *accounts, *citations]
@@ -527,13 +514,6 @@ class Ledger:
         # With other threads' draws, when some are waiting (`_combine`).
         row = self.combiner.submit(params) if combinable(params) else self.db.call(CALL, params)
         return self._answer(row, key, txn, when, draws, amounts, order_id, texts)
-
-    def _look_up(self, names: Sequence[str]) -> None:
-        """PostgreSQL: remember the ids of those of `names` that are committed, in one call."""
-        (found,) = self.db.call(NAMES_LOOKUP, (_US.join(names),))
-        for pair in found.split(_RS) if found else ():
-            name, _, i = pair.partition(_US)
-            self.db.names.ids[name] = int(i)
 
     def _answer(
         self,

@@ -1137,3 +1137,17 @@ LEDGER_DRAW_SET_NAMED = LEDGER_NAME_ID + _derived(
 )
 
 SET_CALL = "SELECT * FROM ledger_draw_set_named(" + ", ".join(["%s"] * ONE_ARGS) + ")"
+
+
+def draw_named(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+    """`draw_one`'s answer for a request without the id of some of its names (its process has
+    not seen them): `ledger_draw_set_named` with a batch of one, which gives the names theirs
+    and returns them (`ids`). Durable itself: the call's commit waits for its flush, so the WAL
+    barrier follows only an answer that wrote nothing. One round trip, where a lookup first
+    was two, and a name new to the ledger then took the general path (a procedure of two
+    transactions)."""
+    args = tuple("" if v is None else v.hex() if isinstance(v, bytes) else v for v in params)
+    status, seq, used, lim, ids = db.call(SET_CALL, args)
+    if status != "ok":
+        db.call(WAL_BARRIER, ())
+    return (status, seq or None, seq or None, "0", used, lim or None, ids or None)
