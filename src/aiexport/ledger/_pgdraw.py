@@ -30,7 +30,7 @@ requests, gathered from client processes by the sequencer (`_sequencer`), go as 
 `ledger_draw_set` (migration 8): one lock, one read, one write and one commit for the batch; the
 sequencer called it as `ledger_draw_set_sync` (migration 10), whose commit waits for its flush,
 and now calls `ledger_draw_set_named` (migration 11), which also gives the names the clients had
-no id for theirs.
+no id for theirs; a client with no sequencer sends such a request alone to it (`draw_named`).
 
 The rare cases stay in Python: a replayed key and lapsed holds to sweep are answered `replay` /
 `sweep` without writing, and the caller takes the general path. `tests/ledger` runs both paths
@@ -47,6 +47,7 @@ from aiexport.ledger._sql import WAL_BARRIER, WRITE_LOCK_KEY
 if TYPE_CHECKING:
     from aiexport.ledger._db import Database
 
+_RS = "\x1e"  # separates the requests of a batch call
 ONE_ARGS = 15  # `ledger_draw_one`'s arguments, the fields of a one-draw request
 
 # Migration 3's functions, as released: `ledger_draw_locked` still serves the general cases.
@@ -1139,6 +1140,20 @@ LEDGER_DRAW_SET_NAMED = LEDGER_NAME_ID + _derived(
 SET_CALL = "SELECT * FROM ledger_draw_set_named(" + ", ".join(["%s"] * ONE_ARGS) + ")"
 
 
+def set_answers(n: int, row: tuple[str | None, ...]) -> list[tuple[str, ...]]:
+    """Each of `n` requests' answer in the `row` of `ledger_draw_set_named`, as `ledger_draw_one`
+    answers (status, first and last seq, idx, used, limit, ids), NULL as empty."""
+    statuses, seqs, useds, lims, ids = row
+    lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
+    named = ids.split(_RS) if ids is not None else [""] * n
+    if any(len(x) != n for x in (*lists, named)):
+        raise RuntimeError("ledger_draw_set_named answered another number of requests")
+    return [
+        (st, seq, seq, "0", used, lim, name_ids)
+        for st, seq, used, lim, name_ids in zip(*lists, named, strict=True)
+    ]
+
+
 def draw_named(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
     """`draw_one`'s answer for a request without the id of some of its names (its process has
     not seen them): `ledger_draw_set_named` with a batch of one, which gives the names theirs
@@ -1147,7 +1162,7 @@ def draw_named(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[st
     was two, and a name new to the ledger then took the general path (a procedure of two
     transactions)."""
     args = tuple("" if v is None else v.hex() if isinstance(v, bytes) else v for v in params)
-    status, seq, used, lim, ids = db.call(SET_CALL, args)
-    if status != "ok":
+    (answer,) = set_answers(1, db.call(SET_CALL, args))
+    if answer[0] != "ok":
         db.call(WAL_BARRIER, ())
-    return (status, seq or None, seq or None, "0", used, lim or None, ids or None)
+    return tuple(f or None for f in answer)

@@ -78,7 +78,7 @@ from sqlalchemy.engine import make_url
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database, _error, _Kept, _prepared
 from aiexport.ledger._entries import iso, now_utc
-from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_CALL
+from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_CALL, set_answers
 from aiexport.ledger._sql import WAL_BARRIER
 
 Params = tuple[str | bytes | None, ...]
@@ -620,14 +620,7 @@ def _answers(
     n = len(batch)
     if _alone(batch):  # `ledger_draw_one`'s row, `durable` last
         return [_RS.join((*(f or "" for f in row[:7]), "1"))], row[7] == "t" and row[0] == "ok"
-    statuses, seqs, useds, lims, ids = row
-    lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
-    named = ids.split(_RS) if ids is not None else [""] * n
-    if any(len(x) != n for x in (*lists, named)):
-        raise RuntimeError("ledger_draw_set_named answered another number of requests")
+    each = set_answers(n, row)
     count = str(n)
-    answers: list[str | None] = [
-        None if st == "defer" else _RS.join((st, seq, seq, "0", used, lim, name_ids, count))
-        for st, seq, used, lim, name_ids in zip(*lists, named, strict=True)
-    ]
-    return answers, "ok" in lists[0]
+    answers = [None if a[0] == "defer" else _RS.join((*a, count)) for a in each]
+    return answers, any(a[0] == "ok" for a in each)
