@@ -23,7 +23,11 @@ _MAX_MICRO = 2**63 - 1  # a signed 64-bit column on both backends
 
 def to_micro(amount: Decimal | int | str) -> int:
     """Convert a TPP amount to integer micro-TPP, refusing anything that would need rounding."""
-    if type(amount) is int:
+    if type(amount) is Decimal and amount.is_finite():  # the common case, in a few C calls
+        micro = int(scaled := amount.scaleb(6))
+        if micro == scaled and -_MAX_MICRO <= micro <= _MAX_MICRO:
+            return micro
+    elif type(amount) is int:
         micro = amount * SCALE
         if -_MAX_MICRO <= micro <= _MAX_MICRO:
             return micro

@@ -128,12 +128,13 @@ def now_utc() -> dt.datetime:
 
 def iso(moment: dt.datetime) -> str:
     """A fixed-width UTC timestamp that sorts as text the same way it sorts as time."""
-    if moment.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
     if moment.tzinfo is not dt.UTC:
+        if moment.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
         moment = moment.astimezone(dt.UTC)
-    # "%Y-%m-%dT%H:%M:%S.%fZ" (zero-padded years too), without strftime parsing a format.
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    # "%Y-%m-%dT%H:%M:%S.%fZ" (zero-padded years too), without strftime parsing a format: the
+    # ISO form with its "+00:00" cut.
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> dt.datetime:

@@ -67,6 +67,8 @@ from aiexport.rules.quota import LicenseInfo, VeuInfo
 
 DEFAULT_HOLD = dt.timedelta(minutes=15)
 _HOT_SECONDS = 5.0
+_NO_TIME = dt.timedelta(0)
+_KIND_TEXT = {kind: str(code) for kind, code in KIND_CODE.items()}
 _US = "\x1f"  # separates list items in `ledger_draw_packed`'s text arguments
 _BIG_BATCH = 5_000  # requests: from here a batch's WAL is checkpointed after it, in a thread
 
@@ -166,9 +168,10 @@ def _one_params(
     tail = _US.join(("", txn, kind, d.account, str(amount), order_id or "", actor, d.citation,
                      created, expires or "", "", f"{key}#0"))  # fmt: skip
     limit = None if d.limit is None else str(to_micro(d.limit))
-    return (key, bytes.fromhex(fp), order_id, txn, created, expires, str(KIND_CODE[kind]),
-            d.account, str(amount), limit, d.citation,
-            *(None if i is None else str(i) for i in ids), tail)  # fmt: skip
+    a, b, c = ids
+    return (key, bytes.fromhex(fp), order_id, txn, created, expires, _KIND_TEXT[kind],
+            d.account, str(amount), limit, d.citation, None if a is None else str(a),
+            None if b is None else str(b), None if c is None else str(c), tail)  # fmt: skip
 
 
 class Ledger:
@@ -340,6 +343,8 @@ class Ledger:
         Only accounts refused in the last few seconds are checked, so the common path pays
         nothing. A replayed key is never refused here.
         """
+        if not self._refused:
+            return
         recent = time.monotonic() - _HOT_SECONDS
         if not any(self._refused.get(d.account, 0.0) > recent for d in draws):
             return
@@ -399,7 +404,7 @@ class Ledger:
         now: dt.datetime | None = None,
     ) -> Receipt:
         """Hold TPP on every account in `draws` at once, until `commit_reservation` or expiry."""
-        if hold <= dt.timedelta(0):
+        if hold <= _NO_TIME:
             raise InputError("a reservation needs a positive hold period")
         when = now or now_utc()
         return self._draw("reserve", draws, key, actor, order_id, when, iso(when + hold), now)
@@ -477,7 +482,7 @@ class Ledger:
         if self.one_draws and len(draws) == 1 and draws[0].share_of is None:
             d = draws[0]
             names = (actor, d.account, d.citation)
-            ids = tuple(known.get(x) for x in names)
+            ids = (known.get(actor), known.get(d.account), known.get(d.citation))
             one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
                               amounts[0], ids)  # fmt: skip
             # Through the sequencer, with other processes' requests, when one is serving; else

@@ -76,7 +76,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from aiexport.errors import InputError
-from aiexport.ledger._db import Database, _error, _Kept, _prepared
+from aiexport.ledger._db import Database, _error, _kept, _prepared
 from aiexport.ledger._entries import iso, now_utc
 from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_CALL, set_answers
 from aiexport.ledger._sql import WAL_BARRIER
@@ -98,6 +98,7 @@ ALONE_CALLS = 16  # calls that carried only this client's request, in a row, bef
 
 _RS = "\x1e"
 _LEN = struct.Struct("!I")
+_BITS = tuple(1 << i for i in range(NFIELDS))  # a request's NULL fields, as a bitmask
 log = logging.getLogger(__name__)
 
 
@@ -140,14 +141,11 @@ def encode_request(params: Params) -> bytes:
     if len(params) != NFIELDS:
         raise ValueError(f"a request has {NFIELDS} fields, got {len(params)}")
     nulls = 0
-    parts = []
-    for i, v in enumerate(params):
+    for bit, v in zip(_BITS, params, strict=True):
         if v is None:
-            nulls |= 1 << i
-            parts.append("")
-        else:
-            parts.append(v.hex() if isinstance(v, bytes) else v)
-    return _frame(f"{nulls:x}{_RS}{_RS.join(parts)}")
+            nulls |= bit
+    body = _RS.join([v.hex() if isinstance(v, bytes) else v or "" for v in params])
+    return _frame(f"{nulls:x}{_RS}{body}")
 
 
 def decode_request(text: str) -> list[str]:
@@ -168,7 +166,7 @@ def decode_request(text: str) -> list[str]:
     return fields
 
 
-def _read_frame(sock: socket.socket) -> str | None:
+def _read_frame(sock: socket.socket, poller: select.poll) -> str | None:
     """The one frame a blocking socket is owed (a client has one request out at a time); None
     at end of stream.
 
@@ -176,9 +174,7 @@ def _read_frame(sock: socket.socket) -> str | None:
     also woken each time the peer reads what it sent (the socket has room to write again), and
     goes back to sleep: two context switches per request where one will do (8 client processes
     through the sequencer: 1.0 voluntary switch per reservation instead of 1.9, and a third
-    less of the clients' CPU, `getrusage`)."""
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
+    less of the clients' CPU, `getrusage`). `poller`: the socket's, registered for input."""
     poller.poll()
     data = sock.recv(65536)
     while data and (len(data) < _LEN.size or len(data) < _LEN.size + _LEN.unpack_from(data)[0]):
@@ -219,15 +215,17 @@ class SequencerClient:
                 raise OSError("not ours")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(str(self.path))
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
             sock.sendall(_frame(f"hello{_RS}{self.digest}"))
-            if _read_frame(sock) != "ok":
+            if _read_frame(sock, poller) != "ok":
                 raise OSError("the sequencer serves another database")
         except OSError:
             if sock is not None:
                 sock.close()
             self._absent_until = time.monotonic() + ABSENT_SECONDS
             return None
-        self._local.sock, self._local.pid = sock, os.getpid()
+        self._local.sock, self._local.pid, self._local.poller = sock, os.getpid(), poller
         return sock
 
     def _drop(self) -> None:
@@ -244,7 +242,7 @@ class SequencerClient:
             return None
         try:
             sock.sendall(encode_request(params))
-            reply = _read_frame(sock)
+            reply = _read_frame(sock, self._local.poller)
         except OSError:
             reply = None
         if reply is None:
@@ -285,12 +283,8 @@ class _Link:
     `items` is what the statement in flight is for."""
 
     def __init__(self, db: Database) -> None:
-        proxy = db.engine.raw_connection()
-        driver = proxy.driver_connection
-        assert driver is not None
-        driver.autocommit = True
-        self.kept = _Kept(proxy, driver.info.encoding, {}, os.getpid())
-        self.pgconn = driver.pgconn
+        self.kept = _kept(db.engine.raw_connection())
+        self.pgconn = self.kept.pgconn
         self._fd = int(self.pgconn.socket)  # kept: a lost connection's socket is not asked
         self.items: list[Any] = []
         self.busy = False
