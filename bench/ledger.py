@@ -286,13 +286,13 @@ def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
         th.start()
     ready.wait(timeout=120)
     start = time.perf_counter()
-    calls0 = 0 if ledger is None else ledger.combiner.calls
+    calls0 = 0 if ledger is None else ledger.combiner.calls + ledger.one_combiner.calls
     for th in pool:
         th.join()
     rate = per * threads / (time.perf_counter() - start)
     how = ""
     if ledger is not None:
-        calls = ledger.combiner.calls - calls0
+        calls = ledger.combiner.calls + ledger.one_combiner.calls - calls0
         how = f"{per * threads / calls:.1f} draws per call" if calls else "none combined"
         ledger.close()
     return rate, how

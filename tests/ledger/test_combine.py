@@ -19,7 +19,7 @@ from aiexport.errors import InputError, QuotaExceeded
 from aiexport.ledger import Ledger, verify
 from aiexport.ledger import _tables as t
 from aiexport.ledger._combine import combinable
-from aiexport.ledger._pgdraw import BATCH_CALL
+from aiexport.ledger._pgdraw import BATCH_CALL, SET_CALL
 
 from .conftest import PG_URL, _reset_pg, draw, fork_context
 from .test_pgdraw import TABLES
@@ -202,10 +202,10 @@ def test_racing_threads_never_overdraw() -> None:
     assert keys == set(acks)
 
 
-def test_racing_threads_one_draw_each_go_by_themselves_and_never_overdraw() -> None:
-    """8 threads x 150 reservations of one draw on known names, a cap of 500: each goes by
-    itself through `ledger_draw_one`, none through the combiner; exactly 500
-    acknowledged and recorded, the chain intact."""
+def test_racing_threads_one_draw_each_never_overdraw() -> None:
+    """8 threads x 150 reservations of one draw on known names, a cap of 500: they go through
+    the one-draw combiner (`ledger_draw_set_named`, or `ledger_draw_one` alone), none through
+    the general combiner; exactly 500 acknowledged and recorded, the chain intact."""
     assert PG_URL
     _reset_pg(PG_URL)
     acks: list[str] = []
@@ -234,6 +234,7 @@ def test_racing_threads_one_draw_each_go_by_themselves_and_never_overdraw() -> N
         assert len(acks) == 499  # the cap less the first commitment
         assert ledger.balance("lpp/small/2025").reserved == 499
         assert ledger.combiner.requests == before
+        assert ledger.one_combiner.requests >= 499 + 2
         assert verify(ledger).ok
     engine = create_engine(PG_URL)
     with engine.connect() as conn:
@@ -339,3 +340,129 @@ def test_texts_may_not_hold_the_batch_separator() -> None:
     _reset_pg(PG_URL)
     with Ledger(PG_URL) as ledger, pytest.raises(InputError, match="control characters"):
         ledger.commit([draw("a\x1eb", 1, 10)], key="k", actor="t", now=T0)
+
+
+def _one_draw_script(ledger: Ledger) -> list[Callable[[], object]]:
+    """One-draw requests of every answer the one-draw combiner gives."""
+    return [
+        lambda: ledger.reserve(  # new names
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=T0
+        ),
+        lambda: ledger.commit(  # the same account, on the balance r1 left
+            [draw("lpp/a/2025", 2, 10)], key="c1", actor="bob", now=T0
+        ),
+        lambda: ledger.commit(  # over the cap: refused
+            [draw("lpp/a/2025", 7, 10)], key="c2", actor="bob", now=T0
+        ),
+        lambda: ledger.reserve(  # another account, no cap
+            [draw("aia/a", 4)], key="r2", actor="alice", hold=HOUR, now=T0
+        ),
+        lambda: ledger.reserve(  # r1's key again: sent in the next call, answered as a replay
+            [draw("lpp/a/2025", "1.5", 10)], key="r1", actor="alice", order_id="o1", now=T0
+        ),
+        lambda: ledger.commit(  # the next one goes on after all that
+            [draw("lpp/a/2025", 6, 10)], key="c3", actor="carol", now=T0
+        ),
+    ]
+
+
+def _one_draws_one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+    assert PG_URL
+    _reset_pg(PG_URL)
+    step = [0]
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
+    with Ledger(PG_URL) as ledger:
+        answers = []
+        for i, op in enumerate(_one_draw_script(ledger)):
+            step[0] = i + 1
+            answers.append(_answer(op))
+        assert verify(ledger).ok
+    return answers, _rows()
+
+
+def _one_draws_batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+    """The script's requests from one thread each, queued in order while the turn is taken,
+    then handed the turn: the first request's thread sends them all in one call (the repeated
+    key in a second)."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    step = [0]
+    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
+    with Ledger(PG_URL) as ledger:
+        combiner = ledger.one_combiner
+        ops = _one_draw_script(ledger)
+        answers = [""] * len(ops)
+
+        def run(i: int) -> None:
+            answers[i] = _answer(ops[i])
+
+        combiner._turn_taken = True  # as if a thread were sending: every request queues
+        threads = []
+        for i in range(len(ops)):
+            step[0] = i + 1
+            threads.append(threading.Thread(target=run, args=(i,)))
+            threads[-1].start()
+            deadline = time.monotonic() + 10
+            while len(combiner._queue) <= i:
+                assert time.monotonic() < deadline, "a request never reached the combiner"
+                time.sleep(0.001)
+        combiner._pass_turn()
+        for th in threads:
+            th.join()
+        assert (combiner.calls, combiner.requests) == (2, len(ops))
+        assert not combiner._queue and not combiner._turn_taken
+        assert verify(ledger).ok
+    return answers, _rows()
+
+
+def test_one_draws_in_one_call_write_what_they_write_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch_answers, batch_rows = _one_draws_batched(monkeypatch)
+    monkeypatch.undo()
+    single_answers, single_rows = _one_draws_one_by_one(monkeypatch)
+    assert batch_answers == single_answers
+    assert "exceed" in batch_answers[2] and "replayed=True" in batch_answers[4]
+    assert batch_rows == single_rows
+
+
+def test_a_failed_one_draw_call_sends_each_request_again_by_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The batch call fails: each of its requests is sent again by its own thread, and each is
+    written once."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    with Ledger(PG_URL) as ledger:
+        combiner = ledger.one_combiner
+        real = ledger.db.call
+        failed = []
+
+        def call(sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+            if sql == SET_CALL and "\x1e" in (params[0] or "") and not failed:
+                failed.append(sql)
+                raise psycopg.errors.SerializationFailure("the batch call failed")
+            return real(sql, params)
+
+        monkeypatch.setattr(ledger.db, "call", call)
+        combiner._turn_taken = True
+        threads = [
+            threading.Thread(
+                target=ledger.commit,
+                args=([draw(f"acct{i}", 1, 10)],),
+                kwargs={"key": f"k{i}", "actor": "t", "now": T0},
+            )
+            for i in range(3)
+        ]
+        for i, th in enumerate(threads):
+            th.start()
+            deadline = time.monotonic() + 10
+            while len(combiner._queue) <= i:
+                assert time.monotonic() < deadline, "a request never reached the combiner"
+                time.sleep(0.001)
+        combiner._pass_turn()
+        for th in threads:
+            th.join()
+        assert failed == [SET_CALL]
+        assert [ledger.balance(f"acct{i}").committed for i in range(3)] == [1, 1, 1]
+        assert verify(ledger).ok

@@ -542,15 +542,15 @@ def test_a_failed_batch_call_leaves_each_client_to_write_by_itself(
     with Ledger(PG_URL) as ledger:
         ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k0", actor="t", hold=HOUR)
         seq = Sequencer(Database(PG_URL), sock)
-        statement = _sequencer._statement
-        monkeypatch.setattr(_sequencer, "_statement", lambda batch: ("SELECT 1/0", ()))
+        statement = _sequencer.batch_statement
+        monkeypatch.setattr(_sequencer, "batch_statement", lambda batch: ("SELECT 1/0", ()))
         with in_thread(seq):
             _look_again(ledger)
             receipt = ledger.reserve([draw("lpp/a/2025", 1, 100)], key="k1", actor="t", hold=HOUR)
             assert seq.calls == 1 and seq.requests == 1  # it was asked, and failed
             assert ledger.sequencer is not None and ledger.sequencer.calls == 0
             assert receipt.seqs == (2,)
-            monkeypatch.setattr(_sequencer, "_statement", statement)
+            monkeypatch.setattr(_sequencer, "batch_statement", statement)
 
             def unreachable(link: Any, db: Any) -> None:
                 raise OSError("connection refused")

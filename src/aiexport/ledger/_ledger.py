@@ -32,7 +32,7 @@ from aiexport.ledger._amounts import from_micro, to_micro
 from aiexport.ledger._checkpoint import Checkpointer
 from aiexport.ledger._checkpoint import defer as defer_checkpoint
 from aiexport.ledger._checkpoint import install as install_checkpoint_restore
-from aiexport.ledger._combine import Combiner, combinable
+from aiexport.ledger._combine import Combiner, OneCombiner, combinable
 from aiexport.ledger._db import Database, default_db_url
 from aiexport.ledger._entries import (
     GENESIS,
@@ -49,7 +49,7 @@ from aiexport.ledger._entries import (
     parse_iso,
 )
 from aiexport.ledger._migrations import migrate
-from aiexport.ledger._pgdraw import CALL, draw_named, draw_one
+from aiexport.ledger._pgdraw import CALL
 from aiexport.ledger._sequencer import SequencerClient
 from aiexport.ledger._sql import REQUEST_EXISTS, USED, Sql
 from aiexport.ledger._views import live_used_micro
@@ -188,6 +188,7 @@ class Ledger:
         self._checkpointer: Checkpointer | None = None
         # PostgreSQL: concurrent threads' draws combined into one call (`_combine`).
         self.combiner = Combiner(self.db)
+        self.one_combiner = OneCombiner(self.db)
         # PostgreSQL: one-draw requests through `aiexport ledger serve` when it runs here.
         self.sequencer = None if self.db.is_sqlite else SequencerClient(self.db.url)
         path = make_url(self.db.url).database if self.db.is_sqlite else None
@@ -486,12 +487,12 @@ class Ledger:
             one = _one_params(kind, key, fp, actor, order_id, txn, created, expires, d,
                               amounts[0], ids)  # fmt: skip
             # Through the sequencer, with other processes' requests, when one is serving; else
-            # by itself, cheaper than its share of a combined call (`bench/ledger.py`). Either
-            # call gives the names this process has no id for (another process's, or new ones)
-            # theirs, and returns them.
+            # with this process's other threads' (`OneCombiner`), or by itself. Each call gives
+            # the names this process has no id for (another process's, or new ones) theirs, and
+            # returns them.
             row = self.sequencer.call(one) if self.sequencer else None
             if row is None:
-                row = draw_one(self.db, one) if None not in ids else draw_named(self.db, one)
+                row = self.one_combiner.submit(one)
             return self._answer(row, key, txn, when, draws, amounts, order_id, names)
         accounts = [d.account for d in draws]
         citations = [d.citation for d in draws]

@@ -144,8 +144,13 @@ def encode_request(params: Params) -> bytes:
     for bit, v in zip(_BITS, params, strict=True):
         if v is None:
             nulls |= bit
-    body = _RS.join([v.hex() if isinstance(v, bytes) else v or "" for v in params])
-    return _frame(f"{nulls:x}{_RS}{body}")
+    return _frame(f"{nulls:x}{_RS}{_RS.join(request_fields(params))}")
+
+
+def request_fields(params: Params) -> list[str]:
+    """The fields of a request as `decode_request` gives them: NULL as empty, the fingerprint
+    as hex."""
+    return [v.hex() if isinstance(v, bytes) else v or "" for v in params]
 
 
 def decode_request(text: str) -> list[str]:
@@ -507,7 +512,7 @@ class Sequencer:
         self.requests += len(batch)
         try:
             link = self._link or self._open_link()
-            link.send(*_statement([fields for _, fields in batch]), batch)
+            link.send(*batch_statement([fields for _, fields in batch]), batch)
             self._flushing = False
         except Exception:
             self._lost(batch)
@@ -533,7 +538,7 @@ class Sequencer:
                 self._ready.extend(link.items)
                 return
             batch = link.items
-            answers, durable = _answers([fields for _, fields in batch], row)
+            answers, durable = batch_answers([fields for _, fields in batch], row)
             ready, deferred = [], []
             for item, answer in zip(batch, answers, strict=True):
                 if answer is None:
@@ -580,7 +585,7 @@ class Sequencer:
         the WAL barrier unless the call made them durable."""
         link = _Link(self.db)
         try:
-            answers, durable = _answers(batch, link.run(*_statement(batch)))
+            answers, durable = batch_answers(batch, link.run(*batch_statement(batch)))
             if not durable:
                 link.run(WAL_BARRIER, ())
         finally:
@@ -593,7 +598,7 @@ def _alone(batch: Sequence[list[str]]) -> bool:
     return len(batch) == 1 and all(batch[0][k] for k in IDS)
 
 
-def _statement(batch: Sequence[list[str]]) -> tuple[str, tuple[str | None, ...]]:
+def batch_statement(batch: Sequence[list[str]]) -> tuple[str, tuple[str | None, ...]]:
     """The call for `batch`: `ledger_draw_one` for a request alone with its names' ids (it costs
     less than a batch of one), else `ledger_draw_set_named`."""
     if _alone(batch):
@@ -603,10 +608,10 @@ def _statement(batch: Sequence[list[str]]) -> tuple[str, tuple[str | None, ...]]
     return SET_CALL, tuple(map(_RS.join, zip(*batch, strict=True)))
 
 
-def _answers(
+def batch_answers(
     batch: Sequence[list[str]], row: tuple[str | None, ...]
 ) -> tuple[list[str | None], bool]:
-    """Each request's answer frame text from its call's `row` (`_statement`), None for a request
+    """Each request's answer frame text from its call's `row` (`batch_statement`), None for a request
     to send again (its key an earlier request's of the batch); and whether the answers are
     durable: the call committed synchronously something it wrote. Otherwise (nothing written,
     or `ledger_draw_one` committed asynchronously) they were read from state whose flush may not
