@@ -466,3 +466,54 @@ def test_a_failed_one_draw_call_sends_each_request_again_by_itself(
         assert failed == [SET_CALL]
         assert [ledger.balance(f"acct{i}").committed for i in range(3)] == [1, 1, 1]
         assert verify(ledger).ok
+
+
+def test_an_interrupted_one_draw_call_leaves_the_other_threads_to_write_by_themselves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The thread sending the batch is interrupted during the call (a BaseException, as
+    KeyboardInterrupt is): the interrupt goes up its own thread, and the other requests of the
+    batch are sent again by their threads, not left waiting for ever."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+
+    class Interrupt(BaseException):
+        pass
+
+    with Ledger(PG_URL) as ledger:
+        combiner = ledger.one_combiner
+        real = ledger.db.call
+        raised: list[int] = []
+
+        def call(sql: str, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
+            if sql == SET_CALL and "\x1e" in (params[0] or "") and not raised:
+                raised.append(1)
+                raise Interrupt()
+            return real(sql, params)
+
+        monkeypatch.setattr(ledger.db, "call", call)
+        outcome: dict[int, str] = {}
+
+        def run(i: int) -> None:
+            try:
+                ledger.commit([draw(f"acct{i}", 1, 10)], key=f"k{i}", actor="t", now=T0)
+                outcome[i] = "written"
+            except Interrupt:
+                outcome[i] = "interrupted"
+
+        combiner._turn_taken = True
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+        for i, th in enumerate(threads):
+            th.start()
+            deadline = time.monotonic() + 10
+            while len(combiner._queue) <= i:
+                assert time.monotonic() < deadline, "a request never reached the combiner"
+                time.sleep(0.001)
+        combiner._pass_turn()
+        for th in threads:
+            th.join(timeout=60)
+            assert not th.is_alive(), "a thread was left waiting"
+        assert outcome == {0: "interrupted", 1: "written", 2: "written"}
+        assert [ledger.used(f"acct{i}") for i in range(3)] == [0, 1, 1]  # acct0: never drawn
+        assert not combiner._turn_taken
+        assert verify(ledger).ok

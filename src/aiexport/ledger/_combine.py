@@ -264,12 +264,17 @@ class OneCombiner:
                     again.append(s)
                 else:
                     s.row = tuple(f or None for f in answer.split(_RS)[:7])
-        except Exception:  # each request is then sent again by itself (`submit`)
+        except BaseException as exc:
+            # Each request is then sent again by itself (`submit`); an interrupt of the
+            # caller's thread goes on up once the others are free to.
             for s, _ in now:
-                s.retry = s.row is None
-        if again:
-            with self._queued:
-                self._queue[:0] = again
-        for s, _ in now:
-            if s is not mine and (s.row is not None or s.retry):
-                s.done.release()
+                s.retry = s.row is None and s not in again
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if again:
+                with self._queued:
+                    self._queue[:0] = again
+            for s, _ in now:
+                if s is not mine and (s.row is not None or s.retry):
+                    s.done.release()
