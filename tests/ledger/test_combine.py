@@ -366,6 +366,24 @@ def _one_draw_script(ledger: Ledger) -> list[Callable[[], object]]:
     ]
 
 
+def _queued_then_sent(combiner: Any, targets: list[Callable[[], object]]) -> None:
+    """Each of `targets` in a thread of its own, started in order once the one before has
+    queued its request while the turn is taken (as if a thread were sending); then the turn is
+    handed to the first request, whose thread sends the queue. Returns once all are done."""
+    combiner._turn_taken = True
+    threads = [threading.Thread(target=target) for target in targets]
+    for i, th in enumerate(threads):
+        th.start()
+        deadline = time.monotonic() + 10
+        while len(combiner._queue) <= i:
+            assert time.monotonic() < deadline, "a request never reached the combiner"
+            time.sleep(0.001)
+    combiner._pass_turn()
+    for th in threads:
+        th.join(timeout=60)
+        assert not th.is_alive(), "a thread was left waiting"
+
+
 def _one_draws_one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
     assert PG_URL
     _reset_pg(PG_URL)
@@ -393,22 +411,14 @@ def _one_draws_batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict
         ops = _one_draw_script(ledger)
         answers = [""] * len(ops)
 
-        def run(i: int) -> None:
-            answers[i] = _answer(ops[i])
+        def run(i: int) -> Callable[[], object]:
+            def target() -> None:
+                step[0] = i + 1  # the txn id of the request about to queue
+                answers[i] = _answer(ops[i])
 
-        combiner._turn_taken = True  # as if a thread were sending: every request queues
-        threads = []
-        for i in range(len(ops)):
-            step[0] = i + 1
-            threads.append(threading.Thread(target=run, args=(i,)))
-            threads[-1].start()
-            deadline = time.monotonic() + 10
-            while len(combiner._queue) <= i:
-                assert time.monotonic() < deadline, "a request never reached the combiner"
-                time.sleep(0.001)
-        combiner._pass_turn()
-        for th in threads:
-            th.join()
+            return target
+
+        _queued_then_sent(combiner, [run(i) for i in range(len(ops))])
         assert (combiner.calls, combiner.requests) == (2, len(ops))
         assert not combiner._queue and not combiner._turn_taken
         assert verify(ledger).ok
@@ -445,24 +455,11 @@ def test_a_failed_one_draw_call_sends_each_request_again_by_itself(
             return real(sql, params)
 
         monkeypatch.setattr(ledger.db, "call", call)
-        combiner._turn_taken = True
-        threads = [
-            threading.Thread(
-                target=ledger.commit,
-                args=([draw(f"acct{i}", 1, 10)],),
-                kwargs={"key": f"k{i}", "actor": "t", "now": T0},
-            )
-            for i in range(3)
-        ]
-        for i, th in enumerate(threads):
-            th.start()
-            deadline = time.monotonic() + 10
-            while len(combiner._queue) <= i:
-                assert time.monotonic() < deadline, "a request never reached the combiner"
-                time.sleep(0.001)
-        combiner._pass_turn()
-        for th in threads:
-            th.join()
+
+        def commit(i: int) -> Callable[[], object]:
+            return lambda: ledger.commit([draw(f"acct{i}", 1, 10)], key=f"k{i}", actor="t")
+
+        _queued_then_sent(combiner, [commit(i) for i in range(3)])
         assert failed == [SET_CALL]
         assert [ledger.balance(f"acct{i}").committed for i in range(3)] == [1, 1, 1]
         assert verify(ledger).ok
@@ -494,25 +491,17 @@ def test_an_interrupted_one_draw_call_leaves_the_other_threads_to_write_by_thems
         monkeypatch.setattr(ledger.db, "call", call)
         outcome: dict[int, str] = {}
 
-        def run(i: int) -> None:
-            try:
-                ledger.commit([draw(f"acct{i}", 1, 10)], key=f"k{i}", actor="t", now=T0)
-                outcome[i] = "written"
-            except Interrupt:
-                outcome[i] = "interrupted"
+        def run(i: int) -> Callable[[], object]:
+            def target() -> None:
+                try:
+                    ledger.commit([draw(f"acct{i}", 1, 10)], key=f"k{i}", actor="t", now=T0)
+                    outcome[i] = "written"
+                except Interrupt:
+                    outcome[i] = "interrupted"
 
-        combiner._turn_taken = True
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
-        for i, th in enumerate(threads):
-            th.start()
-            deadline = time.monotonic() + 10
-            while len(combiner._queue) <= i:
-                assert time.monotonic() < deadline, "a request never reached the combiner"
-                time.sleep(0.001)
-        combiner._pass_turn()
-        for th in threads:
-            th.join(timeout=60)
-            assert not th.is_alive(), "a thread was left waiting"
+            return target
+
+        _queued_then_sent(combiner, [run(i) for i in range(3)])
         assert outcome == {0: "interrupted", 1: "written", 2: "written"}
         assert [ledger.used(f"acct{i}") for i in range(3)] == [0, 1, 1]  # acct0: never drawn
         assert not combiner._turn_taken
