@@ -33,6 +33,9 @@ T0 = dt.datetime(2025, 6, 1, 9, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 
 
+Script = Callable[[Ledger], list[Callable[[], object]]]
+
+
 def _script(ledger: Ledger) -> list[Callable[[], object]]:
     """Draws of every shape the batch takes, and of every answer it gives."""
     return [
@@ -86,74 +89,6 @@ def _rows() -> dict[str, Any]:
         rows["ledger_entries"] = [tuple(r) for r in conn.execute(t.entry_select().order_by("seq"))]
     engine.dispose()
     return rows
-
-
-def _one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
-    assert PG_URL
-    _reset_pg(PG_URL)
-    step = [0]
-    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
-    with Ledger(PG_URL) as ledger:
-        ledger.one_draws = False  # the combiner's path, as in the batch
-        answers = []
-        for i, op in enumerate(_script(ledger)):
-            step[0] = i + 1
-            answers.append(_answer(op))
-        assert ledger.combiner.calls == ledger.combiner.requests == len(answers) - 1
-        assert verify(ledger).ok
-    return answers, _rows()
-
-
-def _batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
-    """The script's draws from one thread each, queued in order while the combining lock is
-    held, so that one batch call takes them all, in that order (the first, with no draw, is
-    not combined: it is written at once, by itself)."""
-    assert PG_URL
-    _reset_pg(PG_URL)
-    step = [0]
-    monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
-    with Ledger(PG_URL) as ledger:
-        ledger.one_draws = False  # one draw on known names would go by itself
-        ops = _script(ledger)
-        answers = [""] * len(ops)
-
-        def run(i: int) -> None:
-            answers[i] = _answer(ops[i])
-
-        threads = []
-        with ledger.combiner._turn:
-            for i in range(len(ops)):
-                step[0] = i + 1
-                threads.append(threading.Thread(target=run, args=(i,)))
-                threads[-1].start()
-                if i == 0:  # e1: written by itself, before the batch
-                    threads[-1].join()
-                    continue
-                deadline = time.monotonic() + 10
-                while len(ledger.combiner._queue) < i:
-                    assert time.monotonic() < deadline, "a draw never reached the combiner"
-                    time.sleep(0.001)
-        for th in threads:
-            th.join()
-        # One call took them all, but the draw-less commit, which went by itself.
-        assert (ledger.combiner.calls, ledger.combiner.requests) == (1, len(ops) - 1)
-        assert verify(ledger).ok
-    return answers, _rows()
-
-
-def test_a_batch_writes_what_the_same_draws_write_one_by_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Same answers and, table by table, the same rows (entries with their hashes)."""
-    batch_answers, batch_rows = _batched(monkeypatch)
-    monkeypatch.undo()
-    single_answers, single_rows = _one_by_one(monkeypatch)
-    assert batch_answers == single_answers
-    assert "exceed" in batch_answers[4] and "replayed=True" in batch_answers[6]
-    for table in batch_rows:
-        assert batch_rows[table] == single_rows[table], table
-    # r1, r2 (2), c1 (2), c3, the release of r1's and r2's lapsed holds (3), r3; e1 has none.
-    assert len(batch_rows["ledger_entries"]) == 10
 
 
 def test_racing_threads_never_overdraw() -> None:
@@ -262,20 +197,16 @@ def test_a_failed_batch_call_sends_each_draw_again_by_itself(
         monkeypatch.setattr(ledger.db, "call", call)
         errors: list[BaseException] = []
 
-        def run(i: int) -> None:
-            try:
-                ledger.commit([draw(f"acct{i}", 2, 10)], key=f"k{i}", actor="t", now=T0)
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
+        def run(i: int) -> Callable[[], object]:
+            def target() -> None:
+                try:
+                    ledger.commit([draw(f"acct{i}", 2, 10)], key=f"k{i}", actor="t", now=T0)
+                except BaseException as exc:  # pragma: no cover - reported below
+                    errors.append(exc)
 
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-        with ledger.combiner._turn:
-            for th in threads:
-                th.start()
-            while len(ledger.combiner._queue) < 4:
-                time.sleep(0.001)
-        for th in threads:
-            th.join()
+            return target
+
+        _queued_then_sent(ledger.combiner, [run(i) for i in range(4)])
         assert not errors and len(failed) == 1
         assert [ledger.balance(f"acct{i}").committed for i in range(4)] == [2] * 4
         assert verify(ledger).ok
@@ -302,8 +233,8 @@ def test_a_draw_alone_fails_once_and_with_its_own_error(
 
 
 def test_a_forked_child_combines_without_its_parents_locks() -> None:
-    """A child forked while a parent thread holds the combining lock starts its own combiner:
-    with the parent's copied (held) lock, its first draw would wait for ever."""
+    """A child forked while a parent thread has the turn (and holds the queue's lock) starts its
+    own combiner: with the parent's state, its first draw would wait for ever."""
     assert PG_URL
     _reset_pg(PG_URL)
     with Ledger(PG_URL) as ledger:
@@ -313,9 +244,11 @@ def test_a_forked_child_combines_without_its_parents_locks() -> None:
         def child() -> None:
             ledger.commit([draw("acct", 2, 10)], key="child", actor="t", now=T0)
 
-        with ledger.combiner._turn:
+        ledger.combiner._turn_taken = True
+        with ledger.combiner._queued:
             proc = fork_context().Process(target=child)
             proc.start()
+        ledger.combiner._turn_taken = False
         proc.join(timeout=60)
         if proc.is_alive():  # pragma: no cover - the failure this test looks for
             proc.kill()
@@ -384,31 +317,41 @@ def _queued_then_sent(combiner: Any, targets: list[Callable[[], object]]) -> Non
         assert not th.is_alive(), "a thread was left waiting"
 
 
-def _one_draws_one_by_one(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
+def _one_by_one(
+    monkeypatch: pytest.MonkeyPatch, script: Script, one_draws: bool
+) -> tuple[list[str], dict[str, Any]]:
+    """`script`'s requests one after the other, each alone in its combiner."""
     assert PG_URL
     _reset_pg(PG_URL)
     step = [0]
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
     with Ledger(PG_URL) as ledger:
+        ledger.one_draws = one_draws  # False: the general combiner's path, as in its batch
+        combiner = ledger.one_combiner if one_draws else ledger.combiner
         answers = []
-        for i, op in enumerate(_one_draw_script(ledger)):
+        for i, op in enumerate(script(ledger)):
             step[0] = i + 1
             answers.append(_answer(op))
+        assert combiner.calls == combiner.requests
         assert verify(ledger).ok
     return answers, _rows()
 
 
-def _one_draws_batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, Any]]:
-    """The script's requests from one thread each, queued in order while the turn is taken,
-    then handed the turn: the first request's thread sends them all in one call (the repeated
-    key in a second)."""
+def _batched(
+    monkeypatch: pytest.MonkeyPatch, script: Script, one_draws: bool
+) -> tuple[list[str], dict[str, Any], tuple[int, int]]:
+    """`script`'s requests from one thread each, queued in order while the turn is taken, so
+    that one call takes them all, in that order (a repeated key waits for the next; the
+    general script's first request, with no draw, is not combined: it is written at once, by
+    itself). Also the combiner's (calls, requests)."""
     assert PG_URL
     _reset_pg(PG_URL)
     step = [0]
     monkeypatch.setattr(uuid, "uuid4", lambda: uuid.UUID(int=step[0]))
     with Ledger(PG_URL) as ledger:
-        combiner = ledger.one_combiner
-        ops = _one_draw_script(ledger)
+        ledger.one_draws = one_draws  # else one draw on known names would go by itself
+        combiner = ledger.one_combiner if one_draws else ledger.combiner
+        ops = script(ledger)
         answers = [""] * len(ops)
 
         def run(i: int) -> Callable[[], object]:
@@ -418,22 +361,46 @@ def _one_draws_batched(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict
 
             return target
 
-        _queued_then_sent(combiner, [run(i) for i in range(len(ops))])
-        assert (combiner.calls, combiner.requests) == (2, len(ops))
+        first = 0 if one_draws else 1
+        for i in range(first):
+            run(i)()
+        _queued_then_sent(combiner, [run(i) for i in range(first, len(ops))])
         assert not combiner._queue and not combiner._turn_taken
         assert verify(ledger).ok
-    return answers, _rows()
+        made = (combiner.calls, combiner.requests)
+    return answers, _rows(), made
 
 
-def test_one_draws_in_one_call_write_what_they_write_one_by_one(
+@pytest.mark.parametrize(
+    ("script", "one_draws", "made", "refused", "replayed", "entries"),
+    [
+        # One call took them all, but the draw-less commit, which went by itself. Entries: r1,
+        # r2 (2), c1 (2), c3, the release of r1's and r2's lapsed holds (3), r3; e1 has none.
+        (_script, False, (1, 7), 4, 6, 10),
+        # The repeated key went in a second call. Entries: r1, c1, r2, c3.
+        (_one_draw_script, True, (2, 6), 2, 4, 4),
+    ],
+    ids=["general", "one draw"],
+)
+def test_a_batch_writes_what_the_same_requests_write_one_by_one(
     monkeypatch: pytest.MonkeyPatch,
+    script: Script,
+    one_draws: bool,
+    made: tuple[int, int],
+    refused: int,
+    replayed: int,
+    entries: int,
 ) -> None:
-    batch_answers, batch_rows = _one_draws_batched(monkeypatch)
+    """Same answers and, table by table, the same rows (entries with their hashes)."""
+    batch_answers, batch_rows, batch_made = _batched(monkeypatch, script, one_draws)
     monkeypatch.undo()
-    single_answers, single_rows = _one_draws_one_by_one(monkeypatch)
+    single_answers, single_rows = _one_by_one(monkeypatch, script, one_draws)
+    assert batch_made == made
     assert batch_answers == single_answers
-    assert "exceed" in batch_answers[2] and "replayed=True" in batch_answers[4]
-    assert batch_rows == single_rows
+    assert "exceed" in batch_answers[refused] and "replayed=True" in batch_answers[replayed]
+    for table in batch_rows:
+        assert batch_rows[table] == single_rows[table], table
+    assert len(batch_rows["ledger_entries"]) == entries
 
 
 def test_a_failed_one_draw_call_sends_each_request_again_by_itself(

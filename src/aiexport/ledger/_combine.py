@@ -45,12 +45,93 @@ MAX_BATCH = 256
 
 
 class _Slot:
-    __slots__ = ("params", "retry", "row")
+    """A queued request; `done` is held until the request is answered, marked for retry, or
+    its thread is handed the turn to send the queue (`_TurnTaking`)."""
+
+    __slots__ = ("done", "params", "retry", "row")
 
     def __init__(self, params: Params) -> None:
         self.params = params
         self.row: Row | None = None
         self.retry = False
+        self.done = threading.Lock()
+        self.done.acquire()
+
+
+class _TurnTaking:
+    """Flat combining: one thread at a time has the turn, and sends every request queued - its
+    own and those of the threads that came while the call before ran - as one call (`_run`),
+    then wakes each of their threads with its answer and hands the turn to the first request
+    queued since, if any. Alone, a request goes by itself (`_alone`).
+
+    A thread waits on its own request (a lock released once): the answered ones return at
+    once. Taking turns on one shared lock to find their answers, as this first did, cost about
+    a millisecond a call in hand-offs with 8 threads, and the batches' calls ran at half the
+    sequencer's rate (`bench/ledger.py`, 8 threads).
+    """
+
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._queue: list[_Slot] = []
+        self._queued = threading.Lock()
+        self._turn_taken = False  # a thread is sending the queue, or about to
+        self._pid = os.getpid()
+        self.calls = 0  # (calls, requests) made, for the benchmark and the tests
+        self.requests = 0
+
+    def submit(self, params: Params) -> Row:
+        """The answer to one request, durable."""
+        if os.getpid() != self._pid:  # forked: the parent's threads and locks are not ours
+            self.__init__(self.db, self.max_batch)  # type: ignore[misc]
+        slot = _Slot(params)
+        with self._queued:
+            self._queue.append(slot)
+            mine = not self._turn_taken
+            self._turn_taken = True
+        if not mine:
+            slot.done.acquire()  # answered, marked for retry, or handed the turn
+            mine = slot.row is None and not slot.retry
+        if mine:
+            try:
+                while slot.row is None and not slot.retry:
+                    with self._queued:
+                        batch = self._queue[: self.max_batch]
+                        del self._queue[: self.max_batch]
+                    if batch == [slot]:  # alone: by itself, its errors its own
+                        self.calls += 1
+                        self.requests += 1
+                        return self._alone(params)
+                    self._run(batch, slot)
+            finally:
+                self._pass_turn()
+        if slot.row is not None:
+            return slot.row
+        return self._alone(params)
+
+    def _pass_turn(self) -> None:
+        """Hand the turn to the first request queued, whose thread then sends the queue."""
+        with self._queued:
+            if not self._queue:
+                self._turn_taken = False
+                return
+            first = self._queue[0]
+        first.done.release()
+
+    def _alone(self, params: Params) -> Row:
+        raise NotImplementedError
+
+    def _run(self, batch: list[_Slot], mine: _Slot) -> None:
+        """Answer the requests of `batch` (or queue some again, in front) and wake their
+        threads, but `mine`'s, the caller's own."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _wake(batch: list[_Slot], mine: _Slot) -> None:
+        """Wake the threads of `batch`'s requests that are answered or marked for retry."""
+        for s in batch:
+            if s is not mine and (s.row is not None or s.retry):
+                s.done.release()
 
 
 def combinable(params: Params) -> bool:
@@ -95,44 +176,15 @@ def parse_batch(result: str | None, size: int) -> list[Row]:
     return rows
 
 
-class Combiner:
-    """Draws of many threads combined into batch calls (see the module's docstring)."""
+class Combiner(_TurnTaking):
+    """Draws of many threads combined into batch calls of `ledger_draw_batch_durable` (see the
+    module's docstring); `submit` returns `ledger_draw_durable`'s row for one request, `params`
+    as `CALL` takes them."""
 
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
-        self.db = db
-        self.max_batch = max_batch
-        self._queue: list[_Slot] = []
-        self._queued = threading.Lock()
-        self._turn = threading.Lock()
-        self._pid = os.getpid()
-        # What the batches were: (calls, requests), for the benchmark and the tests.
-        self.calls = 0
-        self.requests = 0
-
-    def submit(self, params: Params) -> Row:
-        """`ledger_draw_durable`'s row for one request, `params` as `CALL` takes them."""
-        if os.getpid() != self._pid:  # forked: the parent's threads and locks are not ours
-            self.__init__(self.db, self.max_batch)  # type: ignore[misc]
-        slot = _Slot(params)
-        with self._queued:
-            self._queue.append(slot)
-        with self._turn:
-            while slot.row is None and not slot.retry:
-                with self._queued:
-                    batch = self._queue[: self.max_batch]
-                    del self._queue[: self.max_batch]
-                if not batch:  # not queued any more, yet unanswered: cannot happen
-                    break
-                if batch == [slot]:  # alone: by itself, its errors its own
-                    self.calls += 1
-                    self.requests += 1
-                    return self.db.call(CALL, params)
-                self._run(batch)
-        if slot.row is not None:
-            return slot.row
+    def _alone(self, params: Params) -> Row:
         return self.db.call(CALL, params)
 
-    def _run(self, batch: list[_Slot]) -> None:
+    def _run(self, batch: list[_Slot], mine: _Slot) -> None:
         """Answer every request of `batch`; those it cannot answer (the call failed, or was
         interrupted) are marked for their own threads to send again by themselves."""
         self.calls += 1
@@ -150,33 +202,15 @@ class Combiner:
             for s in batch:
                 if s.row is None:
                     s.retry = True
+            self._wake(batch, mine)
 
 
-class _Waiting(_Slot):
-    """A queued one-draw request; `done` is held until the request is answered, marked for
-    retry, or its thread is handed the turn to send the queue (`OneCombiner`)."""
-
-    __slots__ = ("done",)
-
-    def __init__(self, params: Params) -> None:
-        super().__init__(params)
-        self.done = threading.Lock()
-        self.done.acquire()
-
-
-class OneCombiner:
+class OneCombiner(_TurnTaking):
     """One-draw requests (`ledger_draw_one`'s arguments) of many threads combined into calls of
-    `ledger_draw_set_named`, as the sequencer combines those of many processes. One thread at a
-    time has the turn: it sends every request queued - its own and those of the threads that
-    came while the call before ran - as one call (`_sequencer.batch_statement`), whose commit
-    waits for its flush, then wakes each of their threads with its answer, and hands the turn to
-    the first request queued since, if any. Alone, a request goes by itself (`draw_one`, or
-    `draw_named` for names this process has no id for), as before.
-
-    A thread waits on its own request (a lock released once): the answered ones return at
-    once, without taking turns on a shared lock to find their answers - which, with 8 threads,
-    cost about a millisecond a call in hand-offs, and left the calls at half the sequencer's
-    rate.
+    `ledger_draw_set_named`, as the sequencer combines those of many processes
+    (`_sequencer.batch_statement`): the call's commit waits for its flush. Alone, a request goes
+    by itself (`draw_one`, or `draw_named` for names this process has no id for). `submit`
+    returns `ledger_draw_one`'s row without its `durable` column.
 
     Each answer is the one `ledger_draw_one` would have given the request on its own, in the
     order of the batch, given once durable (the WAL barrier first when the call wrote
@@ -184,67 +218,19 @@ class OneCombiner:
     the call fail, each of its requests is sent again by itself (its key makes that safe).
     """
 
-    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
-        self.db = db
-        self.max_batch = max_batch
-        self._queue: list[_Waiting] = []
-        self._queued = threading.Lock()
-        self._turn_taken = False  # a thread is sending the queue, or about to
-        self._pid = os.getpid()
-        self.calls = 0  # (calls, requests) made, for the benchmark and the tests
-        self.requests = 0
-
-    def submit(self, params: Params) -> Row:
-        """`ledger_draw_one`'s row for one request, without its `durable` column, durable."""
-        if os.getpid() != self._pid:  # forked: the parent's threads and locks are not ours
-            self.__init__(self.db, self.max_batch)  # type: ignore[misc]
-        slot = _Waiting(params)
-        with self._queued:
-            self._queue.append(slot)
-            mine = not self._turn_taken
-            self._turn_taken = True
-        if not mine:
-            slot.done.acquire()  # answered, marked for retry, or handed the turn
-            mine = slot.row is None and not slot.retry
-        if mine:
-            try:
-                while slot.row is None and not slot.retry:
-                    with self._queued:
-                        batch = self._queue[: self.max_batch]
-                        del self._queue[: self.max_batch]
-                    if batch == [slot]:  # alone: by itself, its errors its own
-                        self.calls += 1
-                        self.requests += 1
-                        return self._alone(params)
-                    self._run(batch, slot)
-            finally:
-                self._pass_turn()
-        if slot.row is not None:
-            return slot.row
-        return self._alone(params)
-
-    def _pass_turn(self) -> None:
-        """Hand the turn to the first request queued, whose thread then sends the queue."""
-        with self._queued:
-            if not self._queue:
-                self._turn_taken = False
-                return
-            first = self._queue[0]
-        first.done.release()
-
     def _alone(self, params: Params) -> Row:
         if all(params[k] is not None for k in IDS):
             return draw_one(self.db, params)
         return draw_named(self.db, params)
 
-    def _run(self, batch: list[_Waiting], mine: _Waiting) -> None:
+    def _run(self, batch: list[_Slot], mine: _Slot) -> None:
         """Answer the requests of `batch` on distinct keys and wake their threads (`mine`, the
         caller's, is left to it); a repeated key, and a request the call defers, are queued
         again, in front. Those it cannot answer (the call failed) are marked for their own
         threads to send by themselves."""
         seen: set[str] = set()
-        now: list[tuple[_Waiting, list[str]]] = []
-        again: list[_Waiting] = []
+        now: list[tuple[_Slot, list[str]]] = []
+        again: list[_Slot] = []
         for s in batch:
             fields = request_fields(s.params)
             if fields[KEY] in seen:
@@ -275,6 +261,4 @@ class OneCombiner:
             if again:
                 with self._queued:
                     self._queue[:0] = again
-            for s, _ in now:
-                if s is not mine and (s.row is not None or s.retry):
-                    s.done.release()
+            self._wake([s for s, _ in now], mine)
