@@ -3,11 +3,11 @@
 Every ledger write holds one lock (`_sql.LOCK`) while the server appends it, so concurrent
 writers take turns; what each turn costs is mostly per statement and per transaction (executor
 start-up, plan checks, commit, the WAL barrier), not per row. Combining pays those once for
-many requests: a thread with a draw to make queues it, then takes the combining lock; the
-thread holding that lock sends every queued draw - its own and those of the threads waiting
-behind it - in one call of `ledger_draw_batch_durable` (`_pgdraw`), and hands each its answer.
-A waiting thread that gets the lock and finds its answer there returns it at once. Alone, a
-request goes as before, by itself through `ledger_draw_durable`.
+many requests: a thread with a draw to make queues it; one thread at a time has the turn
+(`_TurnTaking`) and sends every queued draw - its own and those of the threads that queued
+while the call before ran - in one call of `ledger_draw_batch_durable` (`_pgdraw`), wakes
+each of their threads with its answer, and hands the turn to the first draw queued since.
+Alone, a request goes as before, by itself through `ledger_draw_durable`.
 
 Each request's answer is what `ledger_draw_durable` would have given it on its own, in the
 order the batch appended them; it is given only once the batch is durable. Should the batch
