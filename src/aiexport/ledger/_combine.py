@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 from aiexport.ledger._db import Database
-from aiexport.ledger._pgdraw import BATCH_CALL, CALL, draw_named, draw_one
-from aiexport.ledger._sequencer import IDS, KEY, batch_answers, batch_statement, request_fields
-from aiexport.ledger._sql import WAL_BARRIER
+from aiexport.ledger._pgdraw import BATCH_CALL, CALL, draw_named, draw_one, request_fields
+from aiexport.ledger._sequencer import IDS, KEY, call_batch
 
 Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
@@ -58,7 +58,7 @@ class _Slot:
         self.done.acquire()
 
 
-class _TurnTaking:
+class _TurnTaking(ABC):
     """Flat combining: one thread at a time has the turn, and sends every request queued - its
     own and those of the threads that came while the call before ran - as one call (`_run`),
     then wakes each of their threads with its answer and hands the turn to the first request
@@ -118,13 +118,14 @@ class _TurnTaking:
             first = self._queue[0]
         first.done.release()
 
+    @abstractmethod
     def _alone(self, params: Params) -> Row:
-        raise NotImplementedError
+        """The answer to a request sent by itself."""
 
+    @abstractmethod
     def _run(self, batch: list[_Slot], mine: _Slot) -> None:
         """Answer the requests of `batch` (or queue some again, in front) and wake their
         threads, but `mine`'s, the caller's own."""
-        raise NotImplementedError
 
     @staticmethod
     def _wake(batch: list[_Slot], mine: _Slot) -> None:
@@ -241,10 +242,7 @@ class OneCombiner(_TurnTaking):
         self.calls += 1
         self.requests += len(now)
         try:
-            sent = [f for _, f in now]
-            answers, durable = batch_answers(sent, self.db.call(*batch_statement(sent)))
-            if not durable:
-                self.db.call(WAL_BARRIER, ())
+            answers = call_batch(self.db.call, [f for _, f in now])
             for (s, _), answer in zip(now, answers, strict=True):
                 if answer is None:  # the call deferred it
                     again.append(s)

@@ -399,7 +399,7 @@ def _roundtrip(
     (`bench/ledger.py`)."""
     pq = _pq()
     pgconn = kept.pgconn
-    draw = kept.prepared.get(sql) or _prepared(kept, sql)
+    draw = _prepared(kept, sql)
     code = kept.encoding
     row: tuple[str | None, ...] | None = None
     error: Exception | None = None

@@ -161,10 +161,10 @@ def _one_params(
     amount: int,
     ids: tuple[int | None, ...],
 ) -> tuple[str | bytes | None, ...]:
-    """`ledger_draw_one`'s arguments for one draw of `amount` micro-TPP; `ids` those
-    of the actor, the account and the citation (None: not known, which only
-    `ledger_draw_set_named` takes: the sequencer's call, or `draw_named`). The last is the entry's hash preimage after its position, as
-    `ledger_draw_packed` builds `tails[1]`."""
+    """`ledger_draw_one`'s arguments for one draw of `amount` micro-TPP; `ids` those of the
+    actor, the account and the citation (None: not known, which only `ledger_draw_set_named`
+    takes: the sequencer's call, or `draw_named`). The last is the entry's hash preimage after
+    its position, as `ledger_draw_packed` builds `tails[1]`."""
     tail = _US.join(("", txn, kind, d.account, str(amount), order_id or "", actor, d.citation,
                      created, expires or "", "", f"{key}#0"))  # fmt: skip
     limit = None if d.limit is None else str(to_micro(d.limit))

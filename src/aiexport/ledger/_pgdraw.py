@@ -1154,6 +1154,12 @@ def set_answers(n: int, row: tuple[str | None, ...]) -> list[tuple[str, ...]]:
     ]
 
 
+def request_fields(params: tuple[str | bytes | None, ...]) -> list[str]:
+    """`ledger_draw_one`'s arguments as the fields of a `ledger_draw_set_named` batch (and of a
+    sequencer's request frame): NULL as empty, the fingerprint as hex."""
+    return [v.hex() if isinstance(v, bytes) else v or "" for v in params]
+
+
 def draw_named(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
     """`draw_one`'s answer for a request without the id of some of its names (its process has
     not seen them): `ledger_draw_set_named` with a batch of one, which gives the names theirs
@@ -1161,8 +1167,7 @@ def draw_named(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[st
     barrier follows only an answer that wrote nothing. One round trip, where a lookup first
     was two, and a name new to the ledger then took the general path (a procedure of two
     transactions)."""
-    args = tuple("" if v is None else v.hex() if isinstance(v, bytes) else v for v in params)
-    (answer,) = set_answers(1, db.call(SET_CALL, args))
+    (answer,) = set_answers(1, db.call(SET_CALL, tuple(request_fields(params))))
     if answer[0] != "ok":
         db.call(WAL_BARRIER, ())
     return tuple(f or None for f in answer)

@@ -78,7 +78,7 @@ from sqlalchemy.engine import make_url
 from aiexport.errors import InputError
 from aiexport.ledger._db import Database, _error, _kept, _prepared
 from aiexport.ledger._entries import iso, now_utc
-from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_CALL, set_answers
+from aiexport.ledger._pgdraw import ONE_ARGS, ONE_FN_CALL, SET_CALL, request_fields, set_answers
 from aiexport.ledger._sql import WAL_BARRIER
 
 Params = tuple[str | bytes | None, ...]
@@ -145,12 +145,6 @@ def encode_request(params: Params) -> bytes:
         if v is None:
             nulls |= bit
     return _frame(f"{nulls:x}{_RS}{_RS.join(request_fields(params))}")
-
-
-def request_fields(params: Params) -> list[str]:
-    """The fields of a request as `decode_request` gives them: NULL as empty, the fingerprint
-    as hex."""
-    return [v.hex() if isinstance(v, bytes) else v or "" for v in params]
 
 
 def decode_request(text: str) -> list[str]:
@@ -585,12 +579,22 @@ class Sequencer:
         the WAL barrier unless the call made them durable."""
         link = _Link(self.db)
         try:
-            answers, durable = batch_answers(batch, link.run(*batch_statement(batch)))
-            if not durable:
-                link.run(WAL_BARRIER, ())
+            return call_batch(link.run, batch)
         finally:
             link.close()
-        return answers
+
+
+def call_batch(
+    run: Callable[[str, tuple[str | None, ...]], tuple[str | None, ...]],
+    batch: Sequence[list[str]],
+) -> list[str | None]:
+    """The answers to `batch` (`batch_answers`), made durable: its call through `run` (a
+    statement and its parameters, answered with its first row), then the WAL barrier unless the
+    call made them durable itself."""
+    answers, durable = batch_answers(batch, run(*batch_statement(batch)))
+    if not durable:
+        run(WAL_BARRIER, ())
+    return answers
 
 
 def _alone(batch: Sequence[list[str]]) -> bool:
