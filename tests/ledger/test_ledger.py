@@ -10,6 +10,7 @@ import pytest
 
 from aiexport.errors import Conflict, InputError, NotFound, QuotaExceeded
 from aiexport.ledger import Ledger, verify
+from aiexport.rules.determination import Draw
 from aiexport.rules.quota import QuotaView
 
 from .conftest import PG_URL, draw
@@ -79,6 +80,31 @@ def test_replay_returns_the_original_receipt_and_writes_nothing(ledger: Ledger) 
     assert ledger.used("a") == 5 and ledger.head()[0] == 1
     with pytest.raises(Conflict, match="different request"):
         ledger.reserve([draw("a", 6, 10)], key="same", actor="t")
+
+
+@pytest.mark.parametrize(
+    ("d", "order_id"),
+    [
+        (draw("a", "2.5"), None),
+        (draw("a", 5, "10.000001"), "o-1"),
+        (draw("a", "0.000001", 1, max_share=Decimal("0.25")), "o-2"),
+        (draw("a", "5E+1", "1E+3"), ""),
+    ],
+)
+def test_a_replay_of_one_draw_is_told_from_a_reused_key(
+    ledger: Ledger, d: Draw, order_id: str | None
+) -> None:
+    """The one-draw path hashes its fingerprint itself (`Ledger._draw_one`); a replay, answered
+    by the general path (`draws_fingerprint`), must find the same one."""
+    if order_id == "":
+        with pytest.raises(InputError, match="non-empty"):
+            ledger.reserve([d], key="k", actor="t", order_id=order_id)
+        return
+    first = ledger.reserve([d], key="k", actor="t", order_id=order_id)
+    again = ledger.reserve([d], key="k", actor="t", order_id=order_id)
+    assert again.replayed and again.txn == first.txn and again.seqs == first.seqs
+    with pytest.raises(Conflict, match="different request"):
+        ledger.reserve([d], key="k", actor="t", order_id=f"{order_id}x")
 
 
 def test_reservations_commit_release_and_expire(ledger: Ledger) -> None:

