@@ -10,6 +10,8 @@ import pytest
 
 from aiexport.errors import Conflict, InputError, NotFound, QuotaExceeded
 from aiexport.ledger import Ledger, verify
+from aiexport.ledger._amounts import to_micro
+from aiexport.ledger._writer import draws_fingerprint, one_fingerprint
 from aiexport.rules.determination import Draw
 from aiexport.rules.quota import QuotaView
 
@@ -105,6 +107,24 @@ def test_a_replay_of_one_draw_is_told_from_a_reused_key(
     assert again.replayed and again.txn == first.txn and again.seqs == first.seqs
     with pytest.raises(Conflict, match="different request"):
         ledger.reserve([d], key="k", actor="t", order_id=f"{order_id}x")
+
+
+@pytest.mark.parametrize("kind", ["reserve", "commit"])
+@pytest.mark.parametrize(
+    "d",
+    [
+        draw("a", "2.5"),
+        draw("a", 5, "10.000001"),
+        draw("a", "0.000001", 0, max_share=Decimal("0.25")),
+    ],
+)
+@pytest.mark.parametrize("order_id", [None, "o-1"])
+def test_the_one_draw_fingerprint_is_the_general_one(
+    kind: str, d: Draw, order_id: str | None
+) -> None:
+    limit = None if d.limit is None else str(to_micro(d.limit))
+    fp = one_fingerprint(kind, d, to_micro(d.amount), limit, order_id)
+    assert fp == bytes.fromhex(draws_fingerprint(kind, [d], order_id))
 
 
 def test_reservations_commit_release_and_expire(ledger: Ledger) -> None:

@@ -103,6 +103,17 @@ def draws_fingerprint(
     return sha256("|".join(parts).encode()).hexdigest()
 
 
+def one_fingerprint(
+    kind: str, d: Draw, amount: int, limit: str | None, order_id: str | None
+) -> bytes:
+    """`draws_fingerprint(kind, [d], order_id)` as bytes, for one draw with no share cap whose
+    amount (`amount`) and limit (`limit`, as text) the caller has in micro-TPP already: the
+    one-draw path (`Ledger._draw_one`), which sends the digest as bytea."""
+    return sha256(
+        f"{kind}|{order_id}|{d.account},{amount},{limit or ''},{d.max_share},None".encode()
+    ).digest()
+
+
 # Which balance column a draw adds to: [committed, reserved].
 _COLUMN = {"commit": 0, "reserve": 1}
 
