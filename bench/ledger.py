@@ -25,10 +25,14 @@ first time it draws on it (a lookup; through the sequencer, from the answer), so
 by default (1,000 per client at 8): at 2,000 the first round of the accounts, lookups and all,
 was two fifths of an 8-client run, which then measured its start more than its steady state.
 
-On PostgreSQL, the 1-writer and N-client runs are also made through the sequencer
-(`aiexport ledger serve`, started around the run and stopped with SIGTERM), against the same
-floors; and N threads of one process sharing one `Ledger` (as a server's request threads
-would), against N threads inserting raw.
+On PostgreSQL, N clients that find each other writing at once start a sequencer of their own
+(`aiexport.ledger._sequencer`, `SequencerClient.summon`): the first row measures that, as a user
+gets it, its start (a second or two on a loaded machine, while the clients write by themselves)
+inside the timed run; it is stopped after each run. The N-client runs are also made with that
+turned off (`AIEXPORT_LEDGER_AUTOSERVE=0`: each client by itself), and, like the 1-writer runs,
+through a sequencer already serving (`aiexport ledger serve`, started around the run and stopped
+with SIGTERM), against the same floors; and N threads of one process sharing one `Ledger` (as a
+server's request threads would), against N threads inserting raw.
 
 Then the batch path: one transaction recording many orders' draws, against one `executemany` of
 the same number of entry rows.
@@ -73,7 +77,7 @@ from sqlalchemy.sql.elements import quoted_name
 from aiexport.ledger import DrawRequest, Ledger
 from aiexport.ledger import _tables as tables
 from aiexport.ledger._db import Database, _text
-from aiexport.ledger._sequencer import listening, socket_path
+from aiexport.ledger._sequencer import ENV_AUTOSERVE, listening, socket_path, stop_serving
 from aiexport.rules.determination import Draw
 
 # How many accounts the timed reservations go round (`--accounts`; set before the clients fork).
@@ -391,6 +395,20 @@ def _ratios(ours: list[float], floors: list[float]) -> str:
 
 
 @contextmanager
+def _no_autoserve() -> Iterator[None]:
+    """Clients forked while the block runs never start a sequencer."""
+    before = os.environ.get(ENV_AUTOSERVE)
+    os.environ[ENV_AUTOSERVE] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[ENV_AUTOSERVE]
+        else:
+            os.environ[ENV_AUTOSERVE] = before
+
+
+@contextmanager
 def _sequencer(url: str) -> Iterator[subprocess.Popen[bytes]]:
     """`aiexport ledger serve` on `url` while the block runs (its clients find it by
     themselves), stopped as an operator stops it (SIGTERM)."""
@@ -416,7 +434,8 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
     """Each figure: `trials` runs, interleaved (floors, then ours), their median printed; a
     ratio is the median of the runs' ratios, with their range."""
     for k, label in ((1, "1 writer"), (clients, f"{clients} clients")):
-        floors, rows_floors, ours, sequenced = [], [], [], []
+        floors, rows_floors, ours, direct, sequenced = [], [], [], [], []
+        started_by_clients = 0
         for _ in range(trials):
             _fresh(url)
             _floor_setup(url)
@@ -428,6 +447,13 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
             Ledger(url).close()
             ours.append(_timed(_ledger_worker, url, k, n))
             if not url.startswith("sqlite"):
+                # The clients may have started a sequencer (`SequencerClient.summon`): stopped.
+                started_by_clients += stop_serving(socket_path(Database(url).url))
+                if k > 1:  # one writer never finds the lock taken: never starts one
+                    _fresh(url)
+                    Ledger(url).close()
+                    with _no_autoserve():
+                        direct.append(_timed(_ledger_worker, url, k, n))
                 _fresh(url)
                 Ledger(url).close()
                 with _sequencer(url):
@@ -439,6 +465,14 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
             f"{_ratios(ours, floors)}",
             flush=True,
         )
+        if direct:
+            print(
+                f"{name:<10} {label:<11} reservations/s {statistics.median(direct):>9,.0f}   "
+                f"each by itself ({ENV_AUTOSERVE}=0: no sequencer): same rows "
+                f"{_ratios(direct, rows_floors)}, entry row alone {_ratios(direct, floors)}; "
+                f"above, the clients started one in {started_by_clients} of {trials} runs",
+                flush=True,
+            )
         if sequenced:
             print(
                 f"{name:<10} {label:<11} reservations/s {statistics.median(sequenced):>9,.0f}   "

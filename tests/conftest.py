@@ -10,6 +10,11 @@ from aiexport.rules import Engine, RuleSet, load_rule_set
 
 PG_URL = os.environ.get("AIEXPORT_TEST_PG_URL")
 
+# Ledger clients that find each other writing at once start a sequencer of their own
+# (`aiexport.ledger._sequencer`): not in tests, whose concurrent writers are there to race on the
+# database itself, except those of that feature (`tests/ledger/test_autoserve.py`).
+os.environ["AIEXPORT_LEDGER_AUTOSERVE"] = "0"
+
 # Each backend a database fixture runs on; PostgreSQL only where a server is configured.
 BACKENDS = [
     "sqlite",

@@ -234,11 +234,22 @@ def serve_cmd(
             "after the database in a private directory of this user's).",
         ),
     ] = None,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(
+            "--idle-exit",
+            min=0.0,
+            help="Stop once no request has come for this many seconds (default: run until "
+            "interrupted).",
+        ),
+    ] = None,
 ) -> None:
     """PostgreSQL: the sequencer. Client processes on this machine send it their one-draw
     reservations and commitments, and it records each batch of concurrent ones in one
-    transaction (group commit). Clients find it by themselves; without it they write directly.
-    Runs until interrupted (Ctrl-C, SIGTERM)."""
+    transaction (group commit). Clients find it by themselves; without it they write directly,
+    and start one when they find each other writing at the same time
+    (AIEXPORT_LEDGER_AUTOSERVE=0: never). One serves each socket. Runs until interrupted (Ctrl-C,
+    SIGTERM), or until --idle-exit seconds pass with no request."""
     import signal
 
     from aiexport.ledger import Ledger, default_db_url
@@ -246,7 +257,8 @@ def serve_cmd(
     from aiexport.ledger._sequencer import Sequencer
 
     url = db or default_db_url()
-    seq = Sequencer(Database(url), socket_path)  # refuses SQLite before opening anything
+    # Refuses SQLite before opening anything.
+    seq = Sequencer(Database(url), socket_path, idle_exit=idle_exit)
     Ledger(url).close()  # brings the schema up to date
 
     def stop(signum: int, frame: object) -> None:
@@ -263,7 +275,8 @@ def serve_cmd(
         )
     finally:
         seq.db.dispose()
-    err.print(f"stopped: {seq.requests:,} requests in {seq.calls:,} calls", soft_wrap=True)
+    why = f" ({idle_exit:g} s with no request)" if seq.idled else ""
+    err.print(f"stopped{why}: {seq.requests:,} requests in {seq.calls:,} calls", soft_wrap=True)
 
 
 @ledger_app.command("export")

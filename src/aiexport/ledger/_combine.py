@@ -17,7 +17,7 @@ a request the failed call did commit comes back `replay`).
 Threads that share a `Ledger` combine their draws; separate processes combine theirs through
 the sequencer (`_sequencer`, `aiexport ledger serve`) when one runs, else meet only in the
 database. A request of one draw (the common shape) has a combiner of its own, `OneCombiner`:
-its batch call is the sequencer's, `ledger_draw_set_named`, which commits synchronously and
+its batch call is the sequencer's, `ledger_draw_set_queued`, which commits synchronously and
 costs less per request than `ledger_draw_batch_durable`; alone, such a request goes by itself
 through `ledger_draw_one`.
 """
@@ -214,7 +214,7 @@ class Combiner(_TurnTaking):
 
 class OneCombiner(_TurnTaking):
     """One-draw requests (`ledger_draw_one`'s arguments) of many threads combined into calls of
-    `ledger_draw_set_named`, as the sequencer combines those of many processes
+    `ledger_draw_set_queued`, as the sequencer combines those of many processes
     (`_sequencer.batch_statement`): the call's commit waits for its flush. Alone, a request goes
     by itself (`draw_one`, or `draw_named` for names this process has no id for). `submit`
     returns `ledger_draw_one`'s row without its `durable` column.

@@ -139,6 +139,9 @@ class Database:
         # Every `_Writing` of this process and of a parent: a parent's connection is never closed
         # by a child, only kept from the garbage collector (which would return it to the pool).
         self._all_writing: list[_Writing] = []
+        # PostgreSQL: told, after each `ledger_draw_one` call, whether it found the write lock
+        # taken (`_pgdraw.draw_one`; the ledger's sequencer client listens).
+        self.contention: Callable[[bool], None] | None = None
 
     @property
     def is_sqlite(self) -> bool:

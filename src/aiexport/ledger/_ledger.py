@@ -167,7 +167,7 @@ def _one_params(
     """`ledger_draw_one`'s arguments for one draw on `account` of `amount` micro-TPP (`limit`:
     its cap, in micro-TPP; None: none); `fp` the request's fingerprint (`draws_fingerprint`'s
     digest, as bytes); `ids` those of the actor, the account and the citation (None: not
-    known, which only `ledger_draw_set_named` takes: the sequencer's call, or `draw_named`).
+    known, which only `ledger_draw_set_queued` takes: the sequencer's call, or `draw_named`).
     The last is the entry's hash preimage after its position, as `ledger_draw_packed` builds
     `tails[1]`."""
     tail = _US.join(("", txn, kind, account, amount, order_id or "", actor, citation, created,
@@ -194,7 +194,9 @@ class Ledger:
         self.combiner = Combiner(self.db)
         self.one_combiner = OneCombiner(self.db)
         # PostgreSQL: one-draw requests through `aiexport ledger serve` when it runs here.
-        self.sequencer = None if self.db.is_sqlite else SequencerClient(self.db.url)
+        self.sequencer = None if self.db.is_sqlite else SequencerClient(self.db.url, self.db)
+        if self.sequencer is not None:  # started when this process keeps meeting other writers
+            self.db.contention = self.sequencer.contended
         path = make_url(self.db.url).database if self.db.is_sqlite else None
         if path and path != ":memory:":
             self._checkpointer = Checkpointer(path)

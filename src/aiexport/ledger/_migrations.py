@@ -37,6 +37,7 @@ from aiexport.ledger._pgdraw import (
     LEDGER_DRAW_PACKED,
     LEDGER_DRAW_SET,
     LEDGER_DRAW_SET_NAMED,
+    LEDGER_DRAW_SET_QUEUED,
     LEDGER_DRAW_SET_SYNC,
 )
 
@@ -242,6 +243,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         11,
         "postgresql: ledger_draw_set_named, batches that give new names their ids",
         _postgres(LEDGER_DRAW_SET_NAMED),
+    ),
+    (
+        12,
+        "postgresql: ledger_draw_set_queued, batches that say whether they waited for the lock",
+        _postgres(LEDGER_DRAW_SET_QUEUED),
     ),
 )
 

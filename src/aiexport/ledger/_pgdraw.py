@@ -29,8 +29,9 @@ writer holds the lock and leaves the barrier to the client otherwise (`draw_one`
 requests, gathered from client processes by the sequencer (`_sequencer`), go as one call of
 `ledger_draw_set` (migration 8): one lock, one read, one write and one commit for the batch; the
 sequencer called it as `ledger_draw_set_sync` (migration 10), whose commit waits for its flush,
-and now calls `ledger_draw_set_named` (migration 11), which also gives the names the clients had
-no id for theirs; a client with no sequencer sends such a request alone to it (`draw_named`).
+then `ledger_draw_set_named` (migration 11), which also gives the names the clients had no id
+for theirs, and now `ledger_draw_set_queued` (migration 12), which also says whether it waited
+for the lock; a client with no sequencer sends such a request alone to it (`draw_named`).
 
 The rare cases stay in Python: a replayed key and lapsed holds to sweep are answered `replay` /
 `sweep` without writing, and the caller takes the general path. `tests/ledger` runs both paths
@@ -817,6 +818,8 @@ def draw_one(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str 
     """`ledger_draw_one`'s answer, its `durable` column left out, durable itself: the WAL barrier
     follows unless the function committed synchronously a draw it wrote."""
     *row, durable = db.call(ONE_FN_CALL, params)
+    if db.contention is not None:  # whether the lock was free (`SequencerClient.contended`)
+        db.contention(durable != "t")
     if durable != "t" or row[0] != "ok":
         db.call(WAL_BARRIER, ())
     return tuple(row)
@@ -1137,17 +1140,37 @@ LEDGER_DRAW_SET_NAMED = LEDGER_NAME_ID + _derived(
     ),
 )
 
-SET_CALL = "SELECT * FROM ledger_draw_set_named(" + ", ".join(["%s"] * ONE_ARGS) + ")"
+# Migration 12. `ledger_draw_set_named`, saying also whether the write lock was taken when the
+# call came (`queued`), as `ledger_draw_one`'s `durable` does: a client's first use of a name
+# goes this way (`draw_named`), and a client that keeps meeting other writers starts a sequencer
+# (`SequencerClient.contended`). With 8 client processes drawing on 100 accounts, the first
+# round of the accounts alone - a tenth of `bench/ledger.py`'s run - went by unnoticed.
+LEDGER_DRAW_SET_QUEUED = _derived(
+    LEDGER_DRAW_SET_NAMED.removeprefix(LEDGER_NAME_ID),
+    ("FUNCTION ledger_draw_set_named(", "FUNCTION ledger_draw_set_queued("),
+    ("OUT lims text, OUT ids text\n", "OUT lims text, OUT ids text, OUT queued boolean\n"),
+    (
+        f"    PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY});\n",
+        f"""    queued := NOT pg_try_advisory_xact_lock({WRITE_LOCK_KEY});
+    IF queued THEN
+        PERFORM pg_advisory_xact_lock({WRITE_LOCK_KEY});
+    END IF;
+""",
+    ),
+)
+
+SET_CALL = "SELECT * FROM ledger_draw_set_queued(" + ", ".join(["%s"] * ONE_ARGS) + ")"
 
 
 def set_answers(n: int, row: tuple[str | None, ...]) -> list[tuple[str, ...]]:
-    """Each of `n` requests' answer in the `row` of `ledger_draw_set_named`, as `ledger_draw_one`
-    answers (status, first and last seq, idx, used, limit, ids), NULL as empty."""
-    statuses, seqs, useds, lims, ids = row
+    """Each of `n` requests' answer in the `row` of `ledger_draw_set_queued`, as
+    `ledger_draw_one` answers (status, first and last seq, idx, used, limit, ids), NULL as
+    empty."""
+    statuses, seqs, useds, lims, ids, _queued = row
     lists = [(x or "").split(_RS) for x in (statuses, seqs, useds, lims)]
     named = ids.split(_RS) if ids is not None else [""] * n
     if any(len(x) != n for x in (*lists, named)):
-        raise RuntimeError("ledger_draw_set_named answered another number of requests")
+        raise RuntimeError("ledger_draw_set_queued answered another number of requests")
     return [
         (st, seq, seq, "0", used, lim, name_ids)
         for st, seq, used, lim, name_ids in zip(*lists, named, strict=True)
@@ -1155,19 +1178,22 @@ def set_answers(n: int, row: tuple[str | None, ...]) -> list[tuple[str, ...]]:
 
 
 def request_fields(params: tuple[str | bytes | None, ...]) -> list[str]:
-    """`ledger_draw_one`'s arguments as the fields of a `ledger_draw_set_named` batch (and of a
+    """`ledger_draw_one`'s arguments as the fields of a `ledger_draw_set_queued` batch (and of a
     sequencer's request frame): NULL as empty, the fingerprint as hex."""
     return [v.hex() if isinstance(v, bytes) else v or "" for v in params]
 
 
 def draw_named(db: Database, params: tuple[str | bytes | None, ...]) -> tuple[str | None, ...]:
     """`draw_one`'s answer for a request without the id of some of its names (its process has
-    not seen them): `ledger_draw_set_named` with a batch of one, which gives the names theirs
+    not seen them): `ledger_draw_set_queued` with a batch of one, which gives the names theirs
     and returns them (`ids`). Durable itself: the call's commit waits for its flush, so the WAL
     barrier follows only an answer that wrote nothing. One round trip, where a lookup first
     was two, and a name new to the ledger then took the general path (a procedure of two
     transactions)."""
-    (answer,) = set_answers(1, db.call(SET_CALL, tuple(request_fields(params))))
+    row = db.call(SET_CALL, tuple(request_fields(params)))
+    if db.contention is not None:  # whether the lock was taken (`SequencerClient.contended`)
+        db.contention(row[5] == "t")
+    (answer,) = set_answers(1, row)
     if answer[0] != "ok":
         db.call(WAL_BARRIER, ())
     return tuple(f or None for f in answer)

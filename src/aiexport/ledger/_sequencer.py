@@ -9,7 +9,7 @@ the WAL barrier), taking turns on the lock. The in-process `Combiner` pays that 
 threads; between processes there is no shared memory to combine in, so `aiexport ledger serve`
 runs this loop: client processes on the same machine send it their one-draw requests (the
 common shape, `ledger_draw_one`'s) over a Unix socket, and it sends every request
-waiting at that moment as one call of `ledger_draw_set_named` (`_pgdraw`), then answers each.
+waiting at that moment as one call of `ledger_draw_set_queued` (`_pgdraw`), then answers each.
 While a call runs, the next requests gather. A client sends the ids of the names it has seen
 (actor, account, citation); the call looks up or gives the others and returns them, so that a
 client new to a name needs no lookup of its own.
@@ -45,29 +45,45 @@ Frames are a 4-byte big-endian length and UTF-8 text. A request: the NULL fields
 bitmask, then `ledger_draw_one`'s 15 arguments (the fingerprint as hex; the three name ids may
 be NULL), all U+001E-separated (no ledger text may hold U+001E, `check_text`). An answer: that
 function's row of 7 fields, NULL as empty (the last, the ids of the request's names when it
-came without some, as `ledger_draw_set_named` returns them), then the number of requests its
+came without some, as `ledger_draw_set_queued` returns them), then the number of requests its
 call carried, U+001E-separated; or `retry` alone when the call failed, and the client sends the
 request itself.
 
 A client whose requests keep coming back alone (`ALONE_CALLS` calls of one in a row: no other
 process is writing) stops using the sequencer for `ABSENT_SECONDS`: by itself, a lone writer
 skips a hop and is answered sooner (`bench/ledger.py`).
+
+No one need start it. A client writing by itself that keeps finding the write lock taken (its
+`ledger_draw_one` calls mostly answer `durable` false: other processes are writing at the same
+time, `SUMMON_AFTER`) starts one (`SequencerClient.summon`): a process forked from the client
+(`_fork_sequencer`), detached, that stops by itself once no request has come for `IDLE_EXIT`
+seconds. One sequencer per socket: each holds an `flock` on the lock file beside the socket
+(`<socket>.lock`, which holds its pid) while it serves; the client that starts one takes that
+lock first and hands it to the new process, so that clients finding the lock taken start none,
+and an operator's `aiexport ledger serve` meets a clear error instead of a second sequencer. Its
+output goes to `<socket>.log`. `AIEXPORT_LEDGER_AUTOSERVE=0` turns this off. The other clients
+notice its socket at their next call (a stat(2) each while they write by themselves).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import select
 import selectors
+import signal
 import socket
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -85,6 +101,7 @@ Params = tuple[str | bytes | None, ...]
 Row = tuple[str | None, ...]
 
 ENV_SOCKET = "AIEXPORT_LEDGER_SOCKET"
+ENV_AUTOSERVE = "AIEXPORT_LEDGER_AUTOSERVE"  # "0": clients never start a sequencer
 NFIELDS = ONE_ARGS
 NULLABLE = {2, 5, 9, 11, 12, 13}  # order id, hold expiry, limit; ids of names not yet seen
 IDS = (11, 12, 13)  # the ids of the actor, the account and the citation
@@ -95,6 +112,10 @@ RETRY = "retry"
 ABSENT_SECONDS = 1.0  # a client looks for a sequencer again after this long without one
 DRAIN_SECONDS = 30.0  # once stopped, how long the call in flight is waited for
 ALONE_CALLS = 16  # calls that carried only this client's request, in a row, before it goes direct
+SUMMON_AFTER = 8  # a client's contended calls in excess of its uncontended ones, to start one
+SUMMON_EVERY = 60.0  # seconds: a client starts a sequencer at most this often
+IDLE_EXIT = 30.0  # seconds without a request before a sequencer a client started stops
+START_SECONDS = 20.0  # how long a sequencer a client started has to listen, or be killed
 
 _RS = "\x1e"
 _LEN = struct.Struct("!I")
@@ -117,6 +138,83 @@ def socket_path(url: str) -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / f"aiexport-{os.getuid()}" / f"ledger-{database_digest(url)}.sock"
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file a sequencer listening on `path` holds while it serves."""
+    return path.with_name(path.name + ".lock")
+
+
+def private_folder(path: Path) -> Path:
+    """The folder of socket `path`, created if need be; InputError unless it is this user's
+    alone (no one else may place a socket or a lock there)."""
+    folder = path.parent
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.stat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(f"{folder}: not a private directory of this user's")
+    return folder
+
+
+def claim(path: Path) -> int | None:
+    """The lock of the sequencer of socket `path`, taken (an open descriptor holding an
+    exclusive `flock`, which the process's exit releases however it ends); None when another
+    process holds it."""
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def holder(path: Path) -> int | None:
+    """The pid of the process serving socket `path` (holding its lock), None when none is."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0  # 0: held, by a process starting up
+        return None
+    finally:
+        os.close(fd)
+
+
+def stop_serving(path: Path, timeout: float = 30.0) -> bool:
+    """Stop the sequencer serving socket `path`, as an operator would (SIGTERM), and wait until
+    its lock is free; whether one was serving."""
+    pid = holder(path)
+    if pid is None:
+        return False
+    deadline = time.monotonic() + timeout
+    while not pid:  # starting: its pid comes once it has the lock
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sequencer of {path} gave no pid")
+        time.sleep(0.02)
+        pid = holder(path)
+        if pid is None:
+            return True
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    while holder(path) is not None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the sequencer of {path} (pid {pid}) did not stop")
+        time.sleep(0.02)
+    return True
+
+
+def autoserve() -> bool:
+    """Whether clients start a sequencer when they find the write lock contended."""
+    return os.environ.get(ENV_AUTOSERVE, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 def listening(path: Path) -> bool:
@@ -190,27 +288,210 @@ def _read_frame(sock: socket.socket, poller: select.poll) -> str | None:
     return data[_LEN.size :].decode()
 
 
+class _Direct:
+    """A psycopg connection opened without the engine's pool, shaped as the pool's proxy
+    (`_Link` takes either)."""
+
+    def __init__(self, conninfo: str) -> None:
+        import psycopg
+
+        self.driver_connection = psycopg.connect(conninfo, autocommit=True)
+
+    def invalidate(self) -> None:
+        self.driver_connection.close()
+
+
+def _fork_sequencer(db: Database, path: Path, lock: int) -> int:
+    """Serve socket `path` of `db`'s ledger in a new process, holding `lock`; its pid.
+
+    Forked, not started afresh: a new interpreter spends most of a second importing what this
+    one has (SQLAlchemy, psycopg, the ledger), which on a machine busy with the clients that
+    asked for it is seconds of writing without it; the fork is serving within milliseconds.
+    Forked twice (the first child exits at once), so that it is no child of the client's, and
+    in a session of its own, so that the client's terminal does not stop it."""
+    conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(False)
+    where = db.engine.url.render_as_string()  # the password hidden
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12 warns of a fork in a process with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the first child: fork the sequencer, say its pid, exit
+        code = 1
+        try:
+            os.close(read)
+            os.setsid()
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.close(write)
+                code = _serve_forked(db, path, lock, conninfo, where)
+            else:
+                os.write(write, str(grandchild).encode())
+                code = 0
+        finally:
+            os._exit(code)  # no atexit handler, no finaliser of the client's objects
+    os.close(write)
+    try:
+        os.waitpid(pid, 0)
+        said = os.read(read, 32)
+    finally:
+        os.close(read)
+    if not said:
+        raise OSError("the sequencer's process did not start")
+    return int(said)
+
+
+# The client's objects a forked sequencer holds on to, never to be finalised in it.
+_inherited: list[Any] = []
+
+
+def _serve_forked(db: Database, path: Path, lock: int, conninfo: str, where: str) -> int:
+    """The forked sequencer (`_fork_sequencer`): shed what it inherited from the client, serve
+    until idle or stopped; its exit status.
+
+    Of the client it keeps nothing it uses: its descriptors are closed (a listening socket or a
+    pipe of the client's kept open here would outlive the client: a port not free again, a
+    reader waiting for an end of file), the garbage collector is kept from the client's objects
+    (`gc.freeze`: a library's destructor run in a process without its threads can crash it),
+    its signal handlers and logging are replaced, and its connection is a new one, opened
+    without the client's pool. psycopg never closes a connection in a process other than the one
+    that opened it, so the client's stay open."""
+    import gc
+
+    gc.freeze()
+    if lock < 3:
+        lock = fcntl.fcntl(lock, fcntl.F_DUPFD, 3)
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(path.with_name(path.name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.closerange(3, lock)
+    os.closerange(lock + 1, max(os.sysconf("SC_OPEN_MAX"), lock + 2))
+    _inherited.extend((sys.stdin, sys.stdout, sys.stderr, logging.root.handlers))
+    sys.stdin = open(0, closefd=False)  # noqa: SIM115 - for the life of the process
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.root.handlers = [handler]
+    try:
+        seq = Sequencer(
+            db, path, idle_exit=IDLE_EXIT, lock_fd=lock, connect=lambda: _Direct(conninfo)
+        )
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: seq.stop.set())
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        seq.serve(ready=lambda: print(f"sequencer for {where} on {path}, pid {os.getpid()}"))
+        why = f" ({IDLE_EXIT:g} s with no request)" if seq.idled else ""
+        print(f"stopped{why}: {seq.requests:,} requests in {seq.calls:,} calls")
+        return 0
+    except BaseException:
+        log.exception("sequencer for %s on %s failed", where, path)
+        return 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
 class SequencerClient:
     """A process's way to the sequencer: a connection per thread, opened on first use. `call`
     returns None whenever the caller must send the request itself."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, db: Database | None = None) -> None:
+        """`db`: the client's own `Database` of `url`, if it has one (`summon` needs one)."""
+        self.url = url
+        self.db = db
         self.path = socket_path(url)
         self.digest = database_digest(url)
         self._local = threading.local()
         self._absent_until = 0.0
+        self._seen = 0  # the inode of the socket last tried (0: none there)
         self._alone = 0  # calls in a row that carried only this process's request
+        self._contention = 0  # direct calls that found the lock taken, less those that did not
+        self._summoned = -SUMMON_EVERY  # when this process last started a sequencer
         self.calls = 0  # answered through the sequencer, for the tests and the benchmark
+        self.summoned = 0  # sequencers this process started
+        self._started = (0, 0.0)  # the last one's pid, and when it must be listening by
+
+    def contended(self, taken: bool) -> None:
+        """Note a call this process made by itself, and whether it found the write lock taken
+        (another process writing at the same moment). Once such calls outnumber the others by
+        `SUMMON_AFTER`, start a sequencer (`summon`)."""
+        if self._started[0]:
+            self._check_started()
+        if taken:
+            self._contention += 1
+            if self._contention >= SUMMON_AFTER:
+                self._contention = 0
+                self.summon()
+        elif self._contention:
+            self._contention -= 1
+
+    def summon(self) -> bool:
+        """Start a sequencer for this database (`_fork_sequencer`: a detached process, stopping
+        after `IDLE_EXIT` seconds with no request, its output appended to `<socket>.log`)
+        unless one serves or is starting (its lock is held), `AIEXPORT_LEDGER_AUTOSERVE` is 0,
+        or this process started one less than `SUMMON_EVERY` seconds ago. The lock is taken
+        here and handed to the new process, so that at most one starts however many clients ask
+        at once. Whether one was started; failures are logged, never raised: the caller writes
+        by itself meanwhile."""
+        now = time.monotonic()
+        if not autoserve() or now - self._summoned < SUMMON_EVERY:
+            return False
+        self._summoned = now
+        try:
+            private_folder(self.path)
+            lock = claim(self.path)
+        except (OSError, InputError) as exc:
+            log.warning("no sequencer started for %s: %s", self.path, exc)
+            return False
+        if lock is None:  # one serves, or is starting
+            return False
+        try:
+            self.db = self.db or Database(self.url)
+            pid = _fork_sequencer(self.db, self.path, lock)
+        except Exception as exc:
+            log.warning("no sequencer started for %s: %s", self.path, exc)
+            return False
+        finally:
+            os.close(lock)  # the new process holds the lock now
+        self.summoned += 1
+        self._started = (pid, now + START_SECONDS)
+        return True
+
+    def _check_started(self) -> None:
+        """The sequencer this process started, not listening `START_SECONDS` after: killed, so
+        that its lock is free again (a process forked from one with threads could, in theory,
+        wait forever on a lock another thread held at the fork)."""
+        pid, deadline = self._started
+        if not pid or time.monotonic() < deadline:
+            return
+        self._started = (0, 0.0)
+        if not listening(self.path) and holder(self.path) == pid:
+            log.warning("the sequencer %d did not start in %gs: killed", pid, START_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _socket(self) -> socket.socket | None:
         sock: socket.socket | None = getattr(self._local, "sock", None)
         if sock is not None and self._local.pid == os.getpid():
             return sock
         if time.monotonic() < self._absent_until:
-            return None
+            # Looked for lately, in vain: again only once a new socket is there (a sequencer
+            # just started, by another client or by this one), a stat(2) a call.
+            try:
+                if os.stat(self.path).st_ino == self._seen:
+                    return None
+            except OSError:
+                return None
         sock = None
         try:
-            if os.stat(self.path).st_uid != os.getuid():  # someone else's: not to be trusted
+            info = os.stat(self.path)
+            self._seen = info.st_ino
+            if info.st_uid != os.getuid():  # someone else's: not to be trusted
                 raise OSError("not ours")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.connect(str(self.path))
@@ -281,8 +562,9 @@ class _Link:
     (`send`), the loop goes on, and the answer is read once the server has sent it (`collect`).
     `items` is what the statement in flight is for."""
 
-    def __init__(self, db: Database) -> None:
-        self.kept = _kept(db.engine.raw_connection())
+    def __init__(self, proxy: Any) -> None:
+        """`proxy`: a connection as the engine's pool gives one (`_Direct`, one of no pool)."""
+        self.kept = _kept(proxy)
         self.pgconn = self.kept.pgconn
         self._fd = int(self.pgconn.socket)  # kept: a lost connection's socket is not asked
         self.items: list[Any] = []
@@ -343,13 +625,30 @@ class _Link:
 class Sequencer:
     """The loop of `aiexport ledger serve` (see the module's docstring)."""
 
-    def __init__(self, db: Database, path: Path | None = None, max_batch: int = MAX_BATCH):
+    def __init__(
+        self,
+        db: Database,
+        path: Path | None = None,
+        max_batch: int = MAX_BATCH,
+        *,
+        idle_exit: float | None = None,
+        lock_fd: int | None = None,
+        connect: Callable[[], Any] | None = None,
+    ):
+        """`idle_exit`: stop once no request has come for that many seconds. `lock_fd`: the
+        lock (`claim`), taken by the client that started this sequencer; else `serve` takes it.
+        `connect`: how to open its connection (default: from `db`'s pool)."""
         if db.is_sqlite:
             raise InputError("the sequencer serves PostgreSQL ledgers (SQLite has one writer)")
         self.db = db
         self.path = path or socket_path(db.url)
         self.digest = database_digest(db.url)
         self.max_batch = max_batch
+        self.idle_exit = idle_exit
+        self._connect = connect or db.engine.raw_connection
+        self.idled = False  # stopped by `idle_exit`
+        self._lock = lock_fd
+        self._last = time.monotonic()  # when the last request came
         self.stop = threading.Event()
         self.calls = 0  # batch calls made, and the requests they carried
         self.requests = 0
@@ -359,12 +658,31 @@ class Sequencer:
         self._flushing = False  # the statement in flight is the WAL barrier
         self._ready: list[tuple[_Client, str]] = []  # durable answers to send
 
+    def _take_lock(self) -> None:
+        """Hold the lock of this socket (`claim`), or the one handed over, with this process's
+        pid in it; InputError when another sequencer holds it."""
+        private_folder(self.path)
+        if self._lock is None:
+            self._lock = claim(self.path)
+            if self._lock is None:
+                pid = holder(self.path)
+                raise InputError(
+                    f"a sequencer already serves {self.path}" + (f" (pid {pid})" if pid else "")
+                )
+        else:
+            try:  # the same open file as the holder's: taken again at once, else not ours
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                raise InputError(f"--lock-fd {self._lock}: not the lock of {self.path}") from exc
+        os.ftruncate(self._lock, 0)
+        os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
+
+    def _release_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            os.close(lock)
+
     def _listen(self) -> socket.socket:
-        folder = self.path.parent
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.stat(folder)
-        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise InputError(f"{folder}: not a private directory of this user's")
         if listening(self.path):
             raise InputError(f"a sequencer already listens on {self.path}")
         self.path.unlink(missing_ok=True)  # left by a sequencer that is gone
@@ -381,14 +699,23 @@ class Sequencer:
     def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Answer requests until `stop` is set; then answer those already sent to the database
         before returning."""
-        listener = self._listen()
+        self._take_lock()
+        try:
+            listener = self._listen()
+        except BaseException:
+            self._release_lock()
+            raise
         inode = os.stat(self.path).st_ino
         self._sel.register(listener, selectors.EVENT_READ)
         try:
             self._warm()
             if ready is not None:
                 ready()
+            self._last = time.monotonic()
             while not self.stop.is_set():
+                if self.idle_exit is not None and self._idle():
+                    self.idled = True
+                    break
                 events = self._sel.select(0.2)
                 for key, _ in events:
                     if key.fileobj is listener:
@@ -417,6 +744,18 @@ class Sequencer:
                     self.path.unlink()
             except FileNotFoundError:
                 pass
+            self._release_lock()  # the socket gone first: a successor binds a fresh one
+
+    def _idle(self) -> bool:
+        """Whether `idle_exit` seconds have passed since the last request, with none waiting,
+        none in the database and no answer to send."""
+        assert self.idle_exit is not None
+        return (
+            not self._pending
+            and not self._ready
+            and not (self._link is not None and self._link.busy)
+            and time.monotonic() - self._last > self.idle_exit
+        )
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -463,6 +802,7 @@ class Sequencer:
                 continue
             try:
                 self._pending.append((client, decode_request(text)))
+                self._last = time.monotonic()
             except ValueError as exc:
                 log.warning("sequencer: %s; connection closed", exc)
                 self._close(client)
@@ -558,7 +898,7 @@ class Sequencer:
 
     def _open_link(self) -> _Link:
         """A new connection, watched by the loop."""
-        self._link = _Link(self.db)
+        self._link = _Link(self._connect())
         self._sel.register(self._link, selectors.EVENT_READ)
         return self._link
 
@@ -577,7 +917,7 @@ class Sequencer:
     def _call(self, batch: Sequence[list[str]]) -> list[str | None]:
         """The answers to `batch`, as the loop makes them, waiting at each step: the call, then
         the WAL barrier unless the call made them durable."""
-        link = _Link(self.db)
+        link = _Link(self._connect())
         try:
             return call_batch(link.run, batch)
         finally:
@@ -604,7 +944,7 @@ def _alone(batch: Sequence[list[str]]) -> bool:
 
 def batch_statement(batch: Sequence[list[str]]) -> tuple[str, tuple[str | None, ...]]:
     """The call for `batch`: `ledger_draw_one` for a request alone with its names' ids (it costs
-    less than a batch of one), else `ledger_draw_set_named`."""
+    less than a batch of one), else `ledger_draw_set_queued`."""
     if _alone(batch):
         one = batch[0]
         params = tuple(None if not f and k in NULLABLE else f for k, f in enumerate(one))

@@ -1,0 +1,223 @@
+"""PostgreSQL: clients that find each other writing at once start a sequencer by themselves
+(`SequencerClient.summon`): one per socket however many ask, handed its lock; it stops when
+idle; the clients never overdraw, whether it comes, serves or is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aiexport.errors import InputError, QuotaExceeded
+from aiexport.ledger import Ledger, _sequencer, verify
+from aiexport.ledger._db import Database
+from aiexport.ledger._sequencer import (
+    ENV_AUTOSERVE,
+    SUMMON_AFTER,
+    Sequencer,
+    SequencerClient,
+    holder,
+    listening,
+    lock_path,
+    stop_serving,
+)
+
+from .conftest import PG_URL, _reset_pg, draw, fork_context
+from .test_concurrency import _acked, _recorded_keys
+from .test_sequencer import HOUR, _look_again
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not PG_URL, reason="AIEXPORT_TEST_PG_URL is not set"),
+]
+
+
+@pytest.fixture
+def sock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An empty ledger whose clients start a sequencer when they meet, on a socket of the
+    test's own; whatever sequencer serves it at the end is stopped."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    Ledger(PG_URL).close()
+    path = tmp_path / "seq.sock"
+    monkeypatch.setenv(_sequencer.ENV_SOCKET, str(path))
+    monkeypatch.setenv(ENV_AUTOSERVE, "1")
+    yield path
+    stop_serving(path)
+
+
+def _log(sock: Path) -> str:
+    log = sock.with_name(sock.name + ".log")
+    return log.read_text() if log.exists() else ""
+
+
+def _wait(what: str, ready: object, sock: Path, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"{what}; log: {_log(sock)}"
+        time.sleep(0.02)
+
+
+def _racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
+    ledger = Ledger(url)
+    fd = os.open(f"{folder}/ack-{proc}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    for i in range(n):
+        key = f"a{proc}-{i}"
+        account = f"lpp/hot{(proc + i) % 4}/2025"
+        try:
+            ledger.reserve([draw(account, 1, cap)], key=key, actor=f"p{proc}", hold=HOUR)
+        except QuotaExceeded:
+            continue
+        os.write(fd, f"{key} {account}\n".encode())
+    assert ledger.sequencer is not None
+    os.write(fd, f"sequenced {ledger.sequencer.calls} {ledger.sequencer.summoned}\n".encode())
+    os.close(fd)
+    ledger.close()
+
+
+def _race(tmp_path: Path, sock: Path, cap: int, n: int, kill: bool = False) -> list[list[str]]:
+    """8 processes × `n` reservations on 4 accounts capped at `cap`; `kill`: the sequencer they
+    start is killed (SIGKILL) once it serves. Checks that exactly `cap` were acknowledged per
+    account, each recorded, and `verify` passes; returns the processes' `sequenced` lines."""
+    assert PG_URL
+    ctx = fork_context()
+    workers = [
+        ctx.Process(target=_racer, args=(PG_URL, p, n, str(tmp_path), cap)) for p in range(8)
+    ]
+    for w in workers:
+        w.start()
+    if kill:
+        _wait("no sequencer started", lambda: listening(sock), sock)
+        pid = holder(sock)
+        assert pid
+        os.kill(pid, signal.SIGKILL)
+    for w in workers:
+        w.join(timeout=300)
+        assert w.exitcode == 0
+    lines = _acked(tmp_path)
+    acked = [line.split() for line in lines if not line.startswith("sequenced")]
+    with Ledger(PG_URL) as ledger:
+        for a in range(4):
+            account = f"lpp/hot{a}/2025"
+            assert sum(1 for _, acc in acked if acc == account) == cap
+            assert ledger.used(account) == cap
+        assert _recorded_keys(PG_URL) == {key for key, _ in acked}
+        report = verify(ledger)
+        assert report.ok and report.entries == 4 * cap, report.problems
+    return [line.split()[1:] for line in lines if line.startswith("sequenced")]
+
+
+def test_racing_processes_start_one_sequencer_and_never_overdraw(
+    tmp_path: Path, sock: Path
+) -> None:
+    """8 processes × 1,000 reservations on 4 accounts capped at 500 each, no sequencer at
+    first: one of them starts one, the others find it and send their requests through it, and
+    exactly 500 are acknowledged per account."""
+    sequenced = _race(tmp_path, sock, cap=500, n=1000)
+    assert sum(int(summoned) for _, summoned in sequenced) == 1, _log(sock)
+    through = sum(int(calls) for calls, _ in sequenced)
+    assert through > 0 and sum(int(calls) > 0 for calls, _ in sequenced) >= 2, _log(sock)
+    assert holder(sock), "the sequencer stopped before its idle time"
+    assert stop_serving(sock)
+    assert not sock.exists() and holder(sock) is None
+    log = _log(sock)
+    assert "sequencer for postgresql+psycopg://postgres:***@" in log, log
+    assert "stopped: " in log, log
+    assert "postgres:postgres@" not in log  # the password is never written
+
+
+def test_clients_carry_on_when_the_sequencer_they_started_is_killed(
+    tmp_path: Path, sock: Path
+) -> None:
+    """A sequencer the clients started, killed with SIGKILL while they race: they write by
+    themselves (the kill released its lock; one of them may start another), and still exactly
+    the cap is acknowledged per account, each recorded, and the chain verifies."""
+    _race(tmp_path, sock, cap=400, n=1000, kill=True)
+
+
+def test_many_clients_asking_at_once_start_one(sock: Path) -> None:
+    """Clients that ask at the same moment start one sequencer between them; an operator's
+    `aiexport ledger serve` on the same socket is then refused, naming its pid."""
+    assert PG_URL
+    clients = [SequencerClient(PG_URL) for _ in range(6)]
+    go = threading.Barrier(len(clients))
+    started: list[bool] = []
+
+    def ask(client: SequencerClient) -> None:
+        go.wait()
+        started.append(client.summon())
+
+    threads = [threading.Thread(target=ask, args=(c,)) for c in clients]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(started) == [False] * 5 + [True]
+    _wait("the sequencer did not start", lambda: listening(sock), sock)
+    pid = holder(sock)
+    assert pid and pid != os.getpid()
+    assert all(not c.summon() for c in clients)  # at most one per SUMMON_EVERY per client
+    with pytest.raises(InputError, match=f"already serves .*pid {pid}"):
+        Sequencer(Database(PG_URL), sock).serve()
+    assert listening(sock) and holder(sock) == pid  # the refusal left it alone
+    assert stop_serving(sock)
+    assert not stop_serving(sock)
+
+
+def test_a_started_sequencer_stops_when_idle(sock: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sequencer a client started serves, then stops by itself once no request has come for
+    its idle time, removing its socket and freeing its lock; the client then writes by itself."""
+    assert PG_URL
+    monkeypatch.setattr(_sequencer, "IDLE_EXIT", 1.5)
+    with Ledger(PG_URL) as ledger:
+        assert ledger.sequencer is not None and ledger.sequencer.summon()
+        _wait("the sequencer did not start", lambda: listening(sock), sock)
+        _look_again(ledger)
+        ledger.reserve([draw("lpp/a/2025", 1, 10)], key="k1", actor="t", hold=HOUR)
+        assert ledger.sequencer.calls == 1
+        _wait("the sequencer did not stop", lambda: holder(sock) is None, sock, seconds=30)
+        assert not sock.exists()
+        assert "stopped (1.5 s with no request): 1 requests in 1 calls" in _log(sock)
+        ledger.reserve([draw("lpp/a/2025", 1, 10)], key="k2", actor="t", hold=HOUR)
+        assert ledger.sequencer.calls == 1
+        assert ledger.used("lpp/a/2025") == 2
+        assert verify(ledger).ok
+
+
+def test_a_lone_writer_never_starts_one(sock: Path) -> None:
+    """One process writing alone always finds the write lock free: it starts no sequencer."""
+    assert PG_URL
+    with Ledger(PG_URL) as ledger:
+        for i in range(3 * SUMMON_AFTER):
+            ledger.reserve([draw("lpp/a/2025", 1, 100)], key=f"k{i}", actor="t", hold=HOUR)
+        assert ledger.sequencer is not None and ledger.sequencer.summoned == 0
+    assert holder(sock) is None and not sock.exists()
+
+
+def test_contention_starts_one_unless_turned_off(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls that find the lock taken start a sequencer once they outnumber those that find it
+    free by `SUMMON_AFTER`; with `AIEXPORT_LEDGER_AUTOSERVE=0`, never."""
+    assert PG_URL
+    monkeypatch.setenv(ENV_AUTOSERVE, "0")
+    off = SequencerClient(PG_URL)
+    for _ in range(3 * SUMMON_AFTER):
+        off.contended(True)
+    assert off.summoned == 0 and not off.summon()
+    assert holder(sock) is None and not lock_path(sock).exists()
+    monkeypatch.setenv(ENV_AUTOSERVE, "1")
+    on = SequencerClient(PG_URL)
+    for _ in range(SUMMON_AFTER - 1):
+        on.contended(True)
+        on.contended(False)  # a free lock cancels a taken one
+    assert on.summoned == 0
+    for _ in range(SUMMON_AFTER):
+        on.contended(True)
+    assert on.summoned == 1
+    _wait("the sequencer did not start", lambda: listening(sock), sock)
