@@ -6,7 +6,8 @@ moves. For N client processes (`--clients`, 8) making `--n` reservations in all,
 `bench/ledger.py` makes them, in three modes:
 
 - `floor`: the issue's floor, raw INSERTs of a reservation's rows (`_rows_floor_worker`);
-- `direct`: `Ledger.reserve` with no sequencer;
+- `direct`: `Ledger.reserve` with no sequencer (`AIEXPORT_LEDGER_AUTOSERVE=0`: none started by
+  the clients);
 - `sequencer`: `Ledger.reserve` through `aiexport ledger serve`;
 
 it prints reservations/s and the CPU time per reservation, user plus system, of the clients,
@@ -27,7 +28,6 @@ import argparse
 import os
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from aiexport.ledger import Ledger
@@ -37,6 +37,7 @@ from ledger import (
     _floor_setup,
     _fresh,
     _ledger_worker,
+    _no_autoserve,
     _rows_floor_worker,
     _sequencer,
     claim_scratch,
@@ -86,7 +87,7 @@ def run(mode: str, url: str, n: int, clients: int) -> str:
     else:
         Ledger(url).close()
     target = _rows_floor_worker if mode == "floor" else _ledger_worker
-    with _sequencer(url) if mode == "sequencer" else nullcontext() as seq:
+    with _sequencer(url) if mode == "sequencer" else _no_autoserve() as seq:
         procs, per = started(target, url, clients, n)
         server, sequencer = _postgres(), _cpu(seq.pid) if seq else 0
         mine = {p.pid: _cpu(p.pid) for p in procs if p.pid}

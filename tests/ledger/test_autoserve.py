@@ -5,7 +5,9 @@ idle; the clients never overdraw, whether it comes, serves or is killed."""
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -221,3 +223,91 @@ def test_contention_starts_one_unless_turned_off(
         on.contended(True)
     assert on.summoned == 1
     _wait("the sequencer did not start", lambda: listening(sock), sock)
+
+
+def test_a_large_client_starts_a_new_interpreter_instead(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client too large to fork (`FORK_MAX_RSS`) starts `aiexport ledger serve --idle-exit`
+    instead, handing it the lock the same way: it serves, and an operator's second one is
+    refused."""
+    assert PG_URL
+    monkeypatch.setattr(_sequencer, "FORK_MAX_RSS", 0)
+    with Ledger(PG_URL) as ledger:
+        assert ledger.sequencer is not None and ledger.sequencer.summon()
+        pid = ledger.sequencer._started[0]
+        _wait("the sequencer did not start", lambda: listening(sock), sock)
+        assert holder(sock) == pid
+        with pytest.raises(InputError, match=f"already serves .*pid {pid}"):
+            Sequencer(Database(PG_URL), sock).serve()
+        _look_again(ledger)
+        ledger.reserve([draw("lpp/a/2025", 1, 10)], key="k1", actor="t", hold=HOUR)
+        assert ledger.sequencer.calls == 1
+    assert stop_serving(sock)
+    assert "stopped: 1 requests in 1 calls" in _log(sock)
+
+
+def test_a_forked_sequencer_keeps_none_of_the_clients_descriptors(sock: Path) -> None:
+    """The sequencer forked from a client holds none of the client's descriptors: a pipe the
+    client closes reaches its reader's end of file, and a port the client listened on is free
+    again once the client closes it."""
+    assert PG_URL
+    read, write = os.pipe()
+    port = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    port.bind(("127.0.0.1", 0))
+    port.listen()
+    address = port.getsockname()
+    try:
+        client = SequencerClient(PG_URL)
+        assert client.summon()
+        _wait("the sequencer did not start", lambda: listening(sock), sock)
+        os.close(write)
+        port.close()
+        ready, _, _ = select.select([read], [], [], 10)
+        assert ready and os.read(read, 1) == b"", "the sequencer holds the pipe open"
+        again = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            again.bind(address)  # no SO_REUSEADDR: refused while any process holds it
+        finally:
+            again.close()
+    finally:
+        os.close(read)
+    assert holder(sock) == client._started[0]
+
+
+def test_threads_of_one_process_start_one_and_go_through_it(sock: Path) -> None:
+    """8 threads sharing one `Ledger`, whose draws the process combines by itself at first:
+    its batches of several start a sequencer, and the threads' requests then go through it
+    (most of them), capped as before: exactly the cap acknowledged, each recorded, `verify`
+    passes."""
+    assert PG_URL
+    cap, per = 1000, 300
+    acked: list[tuple[str, str]] = []
+    with Ledger(PG_URL) as ledger:
+        go = threading.Barrier(8)
+
+        def run(t: int) -> None:
+            go.wait()
+            for i in range(per):
+                key, account = f"t{t}-{i}", f"lpp/hot{(t + i) % 2}/2025"
+                try:
+                    ledger.reserve([draw(account, 1, cap)], key=key, actor=f"t{t}", hold=HOUR)
+                except QuotaExceeded:
+                    continue
+                acked.append((key, account))  # list.append: atomic under the GIL
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(8)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert ledger.sequencer is not None and ledger.sequencer.summoned == 1, _log(sock)
+        # Most of the accepted ones (a refusal of a cap known to be full is the client's own).
+        assert ledger.sequencer.calls >= cap, (ledger.sequencer.calls, _log(sock))
+        for a in range(2):
+            account = f"lpp/hot{a}/2025"
+            assert sum(1 for _, acc in acked if acc == account) == cap
+            assert ledger.used(account) == cap
+        report = verify(ledger)
+        assert report.ok and report.entries == 2 * cap, report.problems
+    assert _recorded_keys(PG_URL) == {key for key, _ in acked}

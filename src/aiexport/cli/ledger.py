@@ -243,6 +243,12 @@ def serve_cmd(
             "interrupted).",
         ),
     ] = None,
+    lock_fd: Annotated[
+        int | None,
+        typer.Option(
+            "--lock-fd", hidden=True, help="The socket's lock, taken by the client starting this."
+        ),
+    ] = None,
 ) -> None:
     """PostgreSQL: the sequencer. Client processes on this machine send it their one-draw
     reservations and commitments, and it records each batch of concurrent ones in one
@@ -258,7 +264,7 @@ def serve_cmd(
 
     url = db or default_db_url()
     # Refuses SQLite before opening anything.
-    seq = Sequencer(Database(url), socket_path, idle_exit=idle_exit)
+    seq = Sequencer(Database(url), socket_path, idle_exit=idle_exit, lock_fd=lock_fd)
     Ledger(url).close()  # brings the schema up to date
 
     def stop(signum: int, frame: object) -> None:

@@ -19,7 +19,12 @@ the sequencer (`_sequencer`, `aiexport ledger serve`) when one runs, else meet o
 database. A request of one draw (the common shape) has a combiner of its own, `OneCombiner`:
 its batch call is the sequencer's, `ledger_draw_set_queued`, which commits synchronously and
 costs less per request than `ledger_draw_batch_durable`; alone, such a request goes by itself
-through `ledger_draw_one`.
+through `ledger_draw_one`. Its batches of several tell the process's sequencer client that
+other threads write at the same time, as a lone call that finds the lock taken tells it of other
+processes: once they mostly do, it starts a sequencer (`SequencerClient.contended`), through
+which the threads' requests then go. That is faster than combining them here: the combining
+then runs in a process of its own, not taking turns with the threads for this one's interpreter
+(8 threads: 4,734 and 5,181 reservations per second through it, 3,078 and 3,272 combined here).
 """
 
 from __future__ import annotations
@@ -252,6 +257,8 @@ class OneCombiner(_TurnTaking):
                 now.append((s, fields))
         self.calls += 1
         self.requests += len(now)
+        if self.db.contention is not None:  # other threads writing at once: a sequencer helps
+            self.db.contention(len(now) > 1)
         try:
             answers = call_batch(self.db.call, [f for _, f in now])
             for (s, _), answer in zip(now, answers, strict=True):

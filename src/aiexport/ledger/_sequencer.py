@@ -78,6 +78,7 @@ import signal
 import socket
 import stat
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -116,6 +117,7 @@ SUMMON_AFTER = 8  # a client's contended calls in excess of its uncontended ones
 SUMMON_EVERY = 60.0  # seconds: a client starts a sequencer at most this often
 IDLE_EXIT = 30.0  # seconds without a request before a sequencer a client started stops
 START_SECONDS = 20.0  # how long a sequencer a client started has to listen, or be killed
+FORK_MAX_RSS = 512 << 20  # bytes: a larger client starts a new interpreter instead of a fork
 
 _RS = "\x1e"
 _LEN = struct.Struct("!I")
@@ -169,6 +171,7 @@ def claim(path: Path) -> int | None:
     except BaseException:
         os.close(fd)
         raise
+    os.ftruncate(fd, 0)  # the last holder's pid is no one's now: "starting" until the next
     return fd
 
 
@@ -340,6 +343,35 @@ def _fork_sequencer(db: Database, path: Path, lock: int) -> int:
     return int(said)
 
 
+def _rss() -> int:
+    """This process's resident memory, in bytes (0 if unknown)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _spawn_sequencer(url: str, path: Path, lock: int) -> int:
+    """Serve socket `path` of the ledger at `url` in a new interpreter, holding `lock`
+    (`aiexport ledger serve --idle-exit`); its pid. For a client too large to fork
+    (`FORK_MAX_RSS`): a forked sequencer keeps the memory of the client as it was at the fork,
+    page by page as the client changes it. Slower to start: most of a second importing."""
+    with open(path.with_name(path.name + ".log"), "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiexport", "ledger", "serve", "--socket", str(path),
+             "--idle-exit", f"{IDLE_EXIT:g}", "--lock-fd", str(lock)],
+            env={**os.environ, "AIEXPORT_DB": url},  # not in its argv, which ps shows
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            pass_fds=(lock,),
+            start_new_session=True,  # not stopped with the client's terminal
+        )  # fmt: skip
+    threading.Thread(target=proc.wait, name="aiexport-sequencer-reaper", daemon=True).start()
+    return proc.pid
+
+
 # The client's objects a forked sequencer holds on to, never to be finalised in it.
 _inherited: list[Any] = []
 
@@ -431,13 +463,14 @@ class SequencerClient:
             self._contention -= 1
 
     def summon(self) -> bool:
-        """Start a sequencer for this database (`_fork_sequencer`: a detached process, stopping
-        after `IDLE_EXIT` seconds with no request, its output appended to `<socket>.log`)
-        unless one serves or is starting (its lock is held), `AIEXPORT_LEDGER_AUTOSERVE` is 0,
-        or this process started one less than `SUMMON_EVERY` seconds ago. The lock is taken
-        here and handed to the new process, so that at most one starts however many clients ask
-        at once. Whether one was started; failures are logged, never raised: the caller writes
-        by itself meanwhile."""
+        """Start a sequencer for this database - a detached process, forked from this one
+        (`_fork_sequencer`; a new interpreter if this one is large, `_spawn_sequencer`),
+        stopping after `IDLE_EXIT` seconds with no request, its output appended to
+        `<socket>.log` - unless one serves or is starting (its lock is held),
+        `AIEXPORT_LEDGER_AUTOSERVE` is 0, or this process started one less than `SUMMON_EVERY`
+        seconds ago. The lock is taken here and handed to the new process, so that at most one
+        starts however many clients ask at once. Whether one was started; failures are logged,
+        never raised: the caller writes by itself meanwhile."""
         now = time.monotonic()
         if not autoserve() or now - self._summoned < SUMMON_EVERY:
             return False
@@ -452,7 +485,10 @@ class SequencerClient:
             return False
         try:
             self.db = self.db or Database(self.url)
-            pid = _fork_sequencer(self.db, self.path, lock)
+            if _rss() <= FORK_MAX_RSS:
+                pid = _fork_sequencer(self.db, self.path, lock)
+            else:
+                pid = _spawn_sequencer(self.url, self.path, lock)
         except Exception as exc:
             log.warning("no sequencer started for %s: %s", self.path, exc)
             return False
@@ -488,9 +524,10 @@ class SequencerClient:
             except OSError:
                 return None
         sock = None
+        seen = 0
         try:
             info = os.stat(self.path)
-            self._seen = info.st_ino
+            seen = info.st_ino
             if info.st_uid != os.getuid():  # someone else's: not to be trusted
                 raise OSError("not ours")
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -503,6 +540,7 @@ class SequencerClient:
         except OSError:
             if sock is not None:
                 sock.close()
+            self._seen = seen  # not this one again, unless it is replaced
             self._absent_until = time.monotonic() + ABSENT_SECONDS
             return None
         self._local.sock, self._local.pid, self._local.poller = sock, os.getpid(), poller
@@ -539,6 +577,8 @@ class SequencerClient:
         if self._alone >= ALONE_CALLS:  # no other writer: faster by itself for a while
             self._alone = 0
             self._drop()
+            with contextlib.suppress(OSError):
+                self._seen = os.stat(self.path).st_ino  # this sequencer: not before a second
             self._absent_until = time.monotonic() + ABSENT_SECONDS
         return tuple(f or None for f in fields[:7])
 
@@ -685,14 +725,24 @@ class Sequencer:
     def _listen(self) -> socket.socket:
         if listening(self.path):
             raise InputError(f"a sequencer already listens on {self.path}")
-        self.path.unlink(missing_ok=True)  # left by a sequencer that is gone
+        # Bound under another name, then renamed over the socket path (and over a socket left
+        # by a sequencer that is gone): the path names a listening socket from the moment it
+        # appears. A client that found it bound but not yet listening took it for a stale one
+        # and looked again only a second later (`SequencerClient._socket`).
+        bound = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        bound.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            listener.bind(str(self.path))
+            listener.bind(str(bound))
+            listener.listen(256)
+            os.replace(bound, self.path)
+        except BaseException:
+            listener.close()
+            bound.unlink(missing_ok=True)
+            raise
         finally:
             os.umask(old)
-        listener.listen(256)
         listener.setblocking(False)
         return listener
 
