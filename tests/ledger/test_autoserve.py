@@ -42,13 +42,15 @@ pytestmark = [
 @pytest.fixture
 def sock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty ledger whose clients start a sequencer when they meet, on a socket of the
-    test's own; whatever sequencer serves it at the end is stopped."""
+    test's own; whatever sequencer serves it at the end is stopped. They fork it whatever their
+    size (the test session grows past `FORK_MAX_RSS`; one test starts a new interpreter)."""
     assert PG_URL
     _reset_pg(PG_URL)
     Ledger(PG_URL).close()
     path = tmp_path / "seq.sock"
     monkeypatch.setenv(_sequencer.ENV_SOCKET, str(path))
     monkeypatch.setenv(ENV_AUTOSERVE, "1")
+    monkeypatch.setattr(_sequencer, "FORK_MAX_RSS", 1 << 62)
     yield path
     stop_serving(path)
 
