@@ -32,7 +32,8 @@ inside the timed run; it is stopped after each run. The N-client runs are also m
 turned off (`AIEXPORT_LEDGER_AUTOSERVE=0`: each client by itself), and, like the 1-writer runs,
 through a sequencer already serving (`aiexport ledger serve`, started around the run and stopped
 with SIGTERM), against the same floors; and N threads of one process sharing one `Ledger` (as a
-server's request threads would), against N threads inserting raw.
+server's request threads would), against N threads inserting raw: as they are (they start a
+sequencer too), and with that turned off (their draws combined in the process alone).
 
 Then the batch path: one transaction recording many orders' draws, against one `executemany` of
 the same number of entry rows.
@@ -291,13 +292,20 @@ def _threaded(url: str, threads: int, n: int, floor: bool) -> tuple[float, str]:
     ready.wait(timeout=120)
     start = time.perf_counter()
     calls0 = 0 if ledger is None else ledger.combiner.calls + ledger.one_combiner.calls
+    requests0 = 0 if ledger is None else ledger.combiner.requests + ledger.one_combiner.requests
     for th in pool:
         th.join()
     rate = per * threads / (time.perf_counter() - start)
     how = ""
     if ledger is not None:
         calls = ledger.combiner.calls + ledger.one_combiner.calls - calls0
-        how = f"{per * threads / calls:.1f} draws per call" if calls else "none combined"
+        requests = ledger.combiner.requests + ledger.one_combiner.requests - requests0
+        through = ledger.sequencer.calls if ledger.sequencer else 0
+        how = f"{through:,} of {per * threads:,} through a sequencer" if through else ""
+        if calls:
+            how += (", the others " if how else "") + (
+                f"combined in the process, {requests / calls:.1f} draws per call"
+            )
         ledger.close()
     return rate, how
 
@@ -482,7 +490,9 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
             )
     if not url.startswith("sqlite"):
         # Threads sharing one Ledger, as a server's request threads do (`_combine`).
-        rows_floors, ours, hows = [], [], []
+        # They start a sequencer (`SequencerClient.summon`), as processes do; then, that turned
+        # off, they combine their draws in the process.
+        rows_floors, ours, hows, alone, alone_hows = [], [], [], [], []
         for _ in range(trials):
             _fresh(url)
             _floor_setup(url)
@@ -491,10 +501,23 @@ def bench(name: str, url: str, n: int, clients: int, batch: int, trials: int = 3
             rate, how = _threaded(url, clients, n, floor=False)
             ours.append(rate)
             hows.append(how)
+            stop_serving(socket_path(Database(url).url))
+            _fresh(url)
+            with _no_autoserve():
+                rate, how = _threaded(url, clients, n, floor=False)
+            alone.append(rate)
+            alone_hows.append(how)
+        label = f"{clients} threads"
         print(
-            f"{name:<10} {f'{clients} threads':<11} reservations/s {statistics.median(ours):>9,.0f}"
+            f"{name:<10} {label:<11} reservations/s {statistics.median(ours):>9,.0f}"
             f"   raw INSERT floor/s: same rows {statistics.median(rows_floors):>7,.0f} "
-            f"{_ratios(ours, rows_floors)}   (one process, one Ledger; combined: {hows[-1]})",
+            f"{_ratios(ours, rows_floors)}   (one process, one Ledger; {hows[-1]})",
+            flush=True,
+        )
+        print(
+            f"{name:<10} {label:<11} reservations/s {statistics.median(alone):>9,.0f}"
+            f"   combined in the process only ({ENV_AUTOSERVE}=0): same rows "
+            f"{_ratios(alone, rows_floors)}   ({alone_hows[-1]})",
             flush=True,
         )
     if batch:

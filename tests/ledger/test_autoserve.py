@@ -31,7 +31,7 @@ from aiexport.ledger._sequencer import (
 
 from .conftest import PG_URL, _reset_pg, draw, fork_context
 from .test_concurrency import _acked, _recorded_keys
-from .test_sequencer import HOUR, _look_again
+from .test_sequencer import HOUR, _look_again, _seq_racer
 
 pytestmark = [
     pytest.mark.postgres,
@@ -67,23 +67,6 @@ def _wait(what: str, ready: object, sock: Path, seconds: float = 60) -> None:
         time.sleep(0.02)
 
 
-def _racer(url: str, proc: int, n: int, folder: str, cap: int) -> None:
-    ledger = Ledger(url)
-    fd = os.open(f"{folder}/ack-{proc}", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    for i in range(n):
-        key = f"a{proc}-{i}"
-        account = f"lpp/hot{(proc + i) % 4}/2025"
-        try:
-            ledger.reserve([draw(account, 1, cap)], key=key, actor=f"p{proc}", hold=HOUR)
-        except QuotaExceeded:
-            continue
-        os.write(fd, f"{key} {account}\n".encode())
-    assert ledger.sequencer is not None
-    os.write(fd, f"sequenced {ledger.sequencer.calls} {ledger.sequencer.summoned}\n".encode())
-    os.close(fd)
-    ledger.close()
-
-
 def _race(tmp_path: Path, sock: Path, cap: int, n: int, kill: bool = False) -> list[list[str]]:
     """8 processes × `n` reservations on 4 accounts capped at `cap`; `kill`: the sequencer they
     start is killed (SIGKILL) once it serves. Checks that exactly `cap` were acknowledged per
@@ -91,7 +74,7 @@ def _race(tmp_path: Path, sock: Path, cap: int, n: int, kill: bool = False) -> l
     assert PG_URL
     ctx = fork_context()
     workers = [
-        ctx.Process(target=_racer, args=(PG_URL, p, n, str(tmp_path), cap)) for p in range(8)
+        ctx.Process(target=_seq_racer, args=(PG_URL, p, n, str(tmp_path), cap)) for p in range(8)
     ]
     for w in workers:
         w.start()

@@ -314,6 +314,7 @@ def _fork_sequencer(db: Database, path: Path, lock: int) -> int:
     in a session of its own, so that the client's terminal does not stop it."""
     conninfo = make_url(db.url).set(drivername="postgresql").render_as_string(False)
     where = db.engine.url.render_as_string()  # the password hidden
+    path = path.absolute()  # it leaves the client's working directory
     read, write = os.pipe()
     with warnings.catch_warnings():  # Python 3.12 warns of a fork in a process with threads
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -384,12 +385,14 @@ def _serve_forked(db: Database, path: Path, lock: int, conninfo: str, where: str
     pipe of the client's kept open here would outlive the client: a port not free again, a
     reader waiting for an end of file), the garbage collector is kept from the client's objects
     (`gc.freeze`: a library's destructor run in a process without its threads can crash it),
-    its signal handlers and logging are replaced, and its connection is a new one, opened
-    without the client's pool. psycopg never closes a connection in a process other than the one
-    that opened it, so the client's stay open."""
+    its signal handlers and logging are replaced, it works in the root directory (the client's
+    may be removed), and its connection is a new one, opened without the client's pool. psycopg
+    never closes a connection in a process other than the one that opened it, so the client's
+    stay open."""
     import gc
 
     gc.freeze()
+    os.chdir("/")  # not holding the client's working directory
     if lock < 3:
         lock = fcntl.fcntl(lock, fcntl.F_DUPFD, 3)
     null = os.open(os.devnull, os.O_RDWR)
