@@ -296,3 +296,32 @@ def test_threads_of_one_process_start_one_and_go_through_it(sock: Path) -> None:
         report = verify(ledger)
         assert report.ok and report.entries == 2 * cap, report.problems
     assert _recorded_keys(PG_URL) == {key for key, _ in acked}
+
+
+def test_a_sequencer_that_never_listens_is_killed(
+    sock: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequencer a client started that is not listening `START_SECONDS` later (stuck, say,
+    on a lock a thread of the client held at the fork) is killed by that client at its next
+    call, and its lock is free again for another to start."""
+    assert PG_URL
+    monkeypatch.setattr(_sequencer, "START_SECONDS", 0.5)
+    monkeypatch.setattr(Sequencer, "serve", lambda self, ready=None: time.sleep(120))
+    client = SequencerClient(PG_URL)
+    assert client.summon()
+    pid = client._started[0]
+    _wait("no pid in the lock file", lambda: holder(sock) == pid, sock, seconds=10)
+    time.sleep(0.6)
+    assert not listening(sock)
+    client.contended(False)  # a call by itself: the client looks at what it started
+    _wait("the stuck sequencer was not killed", lambda: holder(sock) is None, sock, seconds=10)
+    _wait("the stuck sequencer still runs", lambda: _gone(pid), sock, seconds=10)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie too: whoever reaps orphans here may not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")

@@ -175,6 +175,12 @@ def claim(path: Path) -> int | None:
     return fd
 
 
+def _write_pid(lock: int) -> None:
+    """Write this process's pid into the lock file it holds (`holder` reads it)."""
+    os.ftruncate(lock, 0)
+    os.pwrite(lock, f"{os.getpid()}\n".encode(), 0)
+
+
 def holder(path: Path) -> int | None:
     """The pid of the process serving socket `path` (holding its lock), None when none is."""
     try:
@@ -392,6 +398,7 @@ def _serve_forked(db: Database, path: Path, lock: int, conninfo: str, where: str
     import gc
 
     gc.freeze()
+    _write_pid(lock)  # first: the client kills it by that pid should it never listen
     os.chdir("/")  # not holding the client's working directory
     if lock < 3:
         lock = fcntl.fcntl(lock, fcntl.F_DUPFD, 3)
@@ -717,8 +724,7 @@ class Sequencer:
                 fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
                 raise InputError(f"--lock-fd {self._lock}: not the lock of {self.path}") from exc
-        os.ftruncate(self._lock, 0)
-        os.pwrite(self._lock, f"{os.getpid()}\n".encode(), 0)
+        _write_pid(self._lock)
 
     def _release_lock(self) -> None:
         lock, self._lock = self._lock, None
