@@ -24,7 +24,8 @@ other threads write at the same time, as a lone call that finds the lock taken t
 processes: once they mostly do, it starts a sequencer (`SequencerClient.contended`), through
 which the threads' requests then go. That is faster than combining them here: the combining
 then runs in a process of its own, not taking turns with the threads for this one's interpreter
-(8 threads: 4,734 and 5,181 reservations per second through it, 3,078 and 3,272 combined here).
+(8 threads, `bench/ledger.py`, two runs: 60 % and 58 % of the floor so, 46 % and 42 % combined
+here alone).
 """
 
 from __future__ import annotations

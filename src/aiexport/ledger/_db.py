@@ -139,8 +139,10 @@ class Database:
         # Every `_Writing` of this process and of a parent: a parent's connection is never closed
         # by a child, only kept from the garbage collector (which would return it to the pool).
         self._all_writing: list[_Writing] = []
-        # PostgreSQL: told, after each `ledger_draw_one` call, whether it found the write lock
-        # taken (`_pgdraw.draw_one`; the ledger's sequencer client listens).
+        # PostgreSQL: told, after each call this process makes by itself, whether another
+        # writer was there at the same moment - the write lock taken (`_pgdraw.draw_one`,
+        # `draw_named`), other threads' requests in the batch (`_combine.OneCombiner`); the
+        # ledger's sequencer client listens (`SequencerClient.contended`).
         self.contention: Callable[[bool], None] | None = None
 
     @property
