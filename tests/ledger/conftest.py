@@ -18,6 +18,7 @@ from sqlalchemy import create_engine
 
 from aiexport.ledger import Ledger
 from aiexport.ledger import _tables as tables
+from aiexport.ledger._sequencer import ENV_SOCKET
 from aiexport.rules.determination import Draw
 
 from ..conftest import BACKENDS, PG_URL
@@ -51,6 +52,17 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     assert PG_URL
     _reset_pg(PG_URL)
     return PG_URL
+
+
+@pytest.fixture
+def sock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """PostgreSQL: an empty ledger, and the socket path its clients look for a sequencer at
+    (`_sequencer`), one of the test's own."""
+    assert PG_URL
+    _reset_pg(PG_URL)
+    path = tmp_path / "seq.sock"
+    monkeypatch.setenv(ENV_SOCKET, str(path))
+    return path
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,12 +26,13 @@ from aiexport.ledger._sequencer import (
     holder,
     listening,
     lock_path,
+    log_path,
     stop_serving,
 )
 
-from .conftest import PG_URL, _reset_pg, draw, fork_context
-from .test_concurrency import _acked, _recorded_keys
-from .test_sequencer import HOUR, _look_again, _seq_racer
+from .conftest import PG_URL, draw
+from .test_concurrency import _recorded_keys
+from .test_sequencer import HOUR, _look_again, race
 
 pytestmark = [
     pytest.mark.postgres,
@@ -40,23 +41,20 @@ pytestmark = [
 
 
 @pytest.fixture
-def sock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def sock(sock: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty ledger whose clients start a sequencer when they meet, on a socket of the
     test's own; whatever sequencer serves it at the end is stopped. They fork it whatever their
     size (the test session grows past `FORK_MAX_RSS`; one test starts a new interpreter)."""
     assert PG_URL
-    _reset_pg(PG_URL)
     Ledger(PG_URL).close()
-    path = tmp_path / "seq.sock"
-    monkeypatch.setenv(_sequencer.ENV_SOCKET, str(path))
     monkeypatch.setenv(ENV_AUTOSERVE, "1")
     monkeypatch.setattr(_sequencer, "FORK_MAX_RSS", 1 << 62)
-    yield path
-    stop_serving(path)
+    yield sock
+    stop_serving(sock)
 
 
 def _log(sock: Path) -> str:
-    log = sock.with_name(sock.name + ".log")
+    log = log_path(sock)
     return log.read_text() if log.exists() else ""
 
 
@@ -67,36 +65,16 @@ def _wait(what: str, ready: object, sock: Path, seconds: float = 60) -> None:
         time.sleep(0.02)
 
 
-def _race(tmp_path: Path, sock: Path, cap: int, n: int, kill: bool = False) -> list[list[str]]:
-    """8 processes × `n` reservations on 4 accounts capped at `cap`; `kill`: the sequencer they
-    start is killed (SIGKILL) once it serves. Checks that exactly `cap` were acknowledged per
-    account, each recorded, and `verify` passes; returns the processes' `sequenced` lines."""
-    assert PG_URL
-    ctx = fork_context()
-    workers = [
-        ctx.Process(target=_seq_racer, args=(PG_URL, p, n, str(tmp_path), cap)) for p in range(8)
-    ]
-    for w in workers:
-        w.start()
-    if kill:
+def _kill_once_serving(sock: Path) -> Callable[[], None]:
+    """Kill (SIGKILL) the sequencer of `sock` once it listens."""
+
+    def kill() -> None:
         _wait("no sequencer started", lambda: listening(sock), sock)
         pid = holder(sock)
         assert pid
         os.kill(pid, signal.SIGKILL)
-    for w in workers:
-        w.join(timeout=300)
-        assert w.exitcode == 0
-    lines = _acked(tmp_path)
-    acked = [line.split() for line in lines if not line.startswith("sequenced")]
-    with Ledger(PG_URL) as ledger:
-        for a in range(4):
-            account = f"lpp/hot{a}/2025"
-            assert sum(1 for _, acc in acked if acc == account) == cap
-            assert ledger.used(account) == cap
-        assert _recorded_keys(PG_URL) == {key for key, _ in acked}
-        report = verify(ledger)
-        assert report.ok and report.entries == 4 * cap, report.problems
-    return [line.split()[1:] for line in lines if line.startswith("sequenced")]
+
+    return kill
 
 
 def test_racing_processes_start_one_sequencer_and_never_overdraw(
@@ -105,7 +83,7 @@ def test_racing_processes_start_one_sequencer_and_never_overdraw(
     """8 processes × 1,000 reservations on 4 accounts capped at 500 each, no sequencer at
     first: one of them starts one, the others find it and send their requests through it, and
     exactly 500 are acknowledged per account."""
-    sequenced = _race(tmp_path, sock, cap=500, n=1000)
+    sequenced = race(tmp_path, cap=500, n=1000)
     assert sum(int(summoned) for _, summoned in sequenced) == 1, _log(sock)
     through = sum(int(calls) for calls, _ in sequenced)
     assert through > 0 and sum(int(calls) > 0 for calls, _ in sequenced) >= 2, _log(sock)
@@ -124,7 +102,7 @@ def test_clients_carry_on_when_the_sequencer_they_started_is_killed(
     """A sequencer the clients started, killed with SIGKILL while they race: they write by
     themselves (the kill released its lock; one of them may start another), and still exactly
     the cap is acknowledged per account, each recorded, and the chain verifies."""
-    _race(tmp_path, sock, cap=400, n=1000, kill=True)
+    race(tmp_path, cap=400, n=1000, meanwhile=_kill_once_serving(sock))
 
 
 def test_many_clients_asking_at_once_start_one(sock: Path) -> None:
@@ -325,3 +303,35 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def test_calls_say_whether_they_found_the_write_lock_taken(sock: Path) -> None:
+    """A call a client makes by itself tells it whether another writer held the write lock:
+    a name's first use (`ledger_draw_set_queued`'s `queued`) and a draw on names it knows
+    (`ledger_draw_one`'s `durable`), each once with the lock free and once with it taken."""
+    assert PG_URL
+    from sqlalchemy import create_engine, text
+
+    from aiexport.ledger._sql import WRITE_LOCK_KEY
+
+    engine = create_engine(PG_URL)
+    told: list[bool] = []
+    with Ledger(PG_URL) as ledger, engine.connect() as other:
+        ledger.db.contention = told.append
+
+        def reserve(key: str, account: str, taken: bool) -> None:
+            if taken:
+                other.execute(text(f"SELECT pg_advisory_lock({WRITE_LOCK_KEY})"))
+                threading.Timer(
+                    0.3,
+                    lambda: other.execute(text(f"SELECT pg_advisory_unlock({WRITE_LOCK_KEY})")),
+                ).start()
+            ledger.reserve([draw(account, 1, 10)], key=key, actor="t", hold=HOUR)
+
+        reserve("k1", "lpp/a/2025", taken=False)  # names new to the process
+        reserve("k2", "lpp/b/2025", taken=True)  # a new account: its first use again
+        reserve("k3", "lpp/a/2025", taken=False)  # every name known
+        reserve("k4", "lpp/b/2025", taken=True)
+        assert told == [False, True, False, True]
+        assert ledger.used("lpp/a/2025") == 2 and verify(ledger).ok
+    engine.dispose()

@@ -281,8 +281,7 @@ def serve_cmd(
         )
     finally:
         seq.db.dispose()
-    why = f" ({idle_exit:g} s with no request)" if seq.idled else ""
-    err.print(f"stopped{why}: {seq.requests:,} requests in {seq.calls:,} calls", soft_wrap=True)
+    err.print(seq.summary(), soft_wrap=True)
 
 
 @ledger_app.command("export")

@@ -152,6 +152,11 @@ def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def log_path(path: Path) -> Path:
+    """The file a sequencer that a client started for socket `path` writes its output to."""
+    return path.with_name(path.name + ".log")
+
+
 def private_folder(path: Path) -> Path:
     """The folder of socket `path`, created if need be; InputError unless it is this user's
     alone (no one else may place a socket or a lock there)."""
@@ -369,7 +374,7 @@ def _spawn_sequencer(url: str, path: Path, lock: int) -> int:
     (`aiexport ledger serve --idle-exit`); its pid. For a client too large to fork
     (`FORK_MAX_RSS`): a forked sequencer keeps the memory of the client as it was at the fork,
     page by page as the client changes it. Slower to start: most of a second importing."""
-    with open(path.with_name(path.name + ".log"), "ab") as out:
+    with open(log_path(path), "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aiexport", "ledger", "serve", "--socket", str(path),
              "--idle-exit", f"{IDLE_EXIT:g}", "--lock-fd", str(lock)],
@@ -408,7 +413,7 @@ def _serve_forked(db: Database, path: Path, lock: int, conninfo: str, where: str
     if lock < 3:
         lock = fcntl.fcntl(lock, fcntl.F_DUPFD, 3)
     null = os.open(os.devnull, os.O_RDWR)
-    out = os.open(path.with_name(path.name + ".log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    out = os.open(log_path(path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
@@ -432,8 +437,7 @@ def _serve_forked(db: Database, path: Path, lock: int, conninfo: str, where: str
             signal.signal(signum, lambda *_: seq.stop.set())
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         seq.serve(ready=lambda: print(f"sequencer for {where} on {path}, pid {os.getpid()}"))
-        why = f" ({IDLE_EXIT:g} s with no request)" if seq.idled else ""
-        print(f"stopped{why}: {seq.requests:,} requests in {seq.calls:,} calls")
+        print(seq.summary())
         return 0
     except BaseException:
         log.exception("sequencer for %s on %s failed", where, path)
@@ -499,8 +503,8 @@ class SequencerClient:
         if lock is None:  # one serves, or is starting
             return False
         try:
-            self.db = self.db or Database(self.url)
             if _rss() <= FORK_MAX_RSS:
+                self.db = self.db or Database(self.url)
                 pid = _fork_sequencer(self.db, self.path, lock)
             else:
                 pid = _spawn_sequencer(self.url, self.path, lock)
@@ -809,6 +813,11 @@ class Sequencer:
             except FileNotFoundError:
                 pass
             self._release_lock()  # the socket gone first: a successor binds a fresh one
+
+    def summary(self) -> str:
+        """What it did, once stopped: the line its log ends with."""
+        why = f" ({self.idle_exit:g} s with no request)" if self.idled else ""
+        return f"stopped{why}: {self.requests:,} requests in {self.calls:,} calls"
 
     def _idle(self) -> bool:
         """Whether `idle_exit` seconds have passed since the last request, with none waiting,
